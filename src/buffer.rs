@@ -1,0 +1,446 @@
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use crossbeam_channel::{Sender, TrySendError};
+use parking_lot::RwLock;
+
+use crate::builder::check_capacity;
+use crate::ring::Ring;
+use crate::{Builder, Entry, Replay, Stats, Subscription};
+
+/// The in-memory log: a bounded ring of recent entries that also hands every new entry to its
+/// subscribers.
+///
+/// `LogBuffer` is a cheap handle (an `Arc` inside): clone it into every thread and writer that
+/// needs it. It implements [`std::io::Write`] (for `LogBuffer` and `&LogBuffer`), where each
+/// `write` call and each `write_fmt` (so each `writeln!`) is one entry, and with the `tracing`
+/// feature it is a `tracing_subscriber` writer where each event is one entry.
+///
+/// The ring keeps at most [`capacity`](LogBuffer::capacity) bytes. When an entry does not fit, the
+/// oldest entries are evicted whole until at most half the capacity remains (less if the new entry
+/// needs more room), so what is retained always starts at an entry boundary. An entry longer than
+/// the capacity keeps its first `capacity` bytes; the rest is cut and counted in [`Stats`].
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+/// use memtail::LogBuffer;
+///
+/// let mut buf = LogBuffer::with_capacity(64 * 1024);
+/// let live = buf.events();
+///
+/// writeln!(buf, "listening on {}", 8080)?;
+/// writeln!(buf, "ready")?;
+///
+/// assert_eq!(&buf.snapshot()[..], b"listening on 8080\nready\n");
+/// assert_eq!(&live.recv()?[..], b"listening on 8080\n");
+/// assert_eq!(buf.since(1).entries().len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct LogBuffer {
+    shared: Arc<Shared>,
+}
+
+/// What every handle to one buffer shares. Subscriptions hold it weakly, to unsubscribe.
+pub(crate) struct Shared {
+    state: RwLock<State>,
+    capacity: usize,
+    subscriber_capacity: usize,
+}
+
+struct State {
+    ring: Ring,
+    subscribers: Vec<Slot>,
+    next_subscriber_id: u64,
+    subscriber_drops: u64,
+}
+
+/// The buffer's side of one subscription.
+struct Slot {
+    id: u64,
+    tx: Sender<Entry>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl LogBuffer {
+    /// The ring's capacity in bytes for [`LogBuffer::new`]: 16 KiB.
+    pub const DEFAULT_CAPACITY: usize = Builder::DEFAULT_CAPACITY;
+
+    /// A buffer of [`LogBuffer::DEFAULT_CAPACITY`] bytes whose subscriptions hold
+    /// [`Builder::DEFAULT_SUBSCRIBER_CAPACITY`] entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// assert_eq!(buf.capacity(), 16 * 1024);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn new() -> LogBuffer {
+        Builder::new().build()
+    }
+
+    /// A buffer that retains at most `bytes` bytes. Memory is allocated as entries arrive.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0, or larger than `isize::MAX` (no allocation can be that large).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::with_capacity(300);
+    /// assert_eq!(buf.capacity(), 300);
+    /// ```
+    ///
+    /// ```should_panic
+    /// let _ = memtail::LogBuffer::with_capacity(0);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(bytes: usize) -> LogBuffer {
+        check_capacity(bytes);
+        Builder::new().capacity(bytes).build()
+    }
+
+    /// A [`Builder`] to set the capacity and the subscriptions' channel size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::builder().subscriber_capacity(4096).build();
+    /// assert_eq!(buf.subscriber_capacity(), 4096);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn from_parts(capacity: usize, subscriber_capacity: usize) -> LogBuffer {
+        LogBuffer {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State {
+                    ring: Ring::new(capacity),
+                    subscribers: Vec::new(),
+                    next_subscriber_id: 0,
+                    subscriber_drops: 0,
+                }),
+                capacity,
+                subscriber_capacity,
+            }),
+        }
+    }
+
+    /// The most bytes the ring retains.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// How many entries each new subscription's channel holds.
+    pub fn subscriber_capacity(&self) -> usize {
+        self.shared.subscriber_capacity
+    }
+
+    /// How many bytes the ring retains now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"12345");
+    /// assert_eq!(buf.len(), 5);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.state.read().ring.bytes().len()
+    }
+
+    /// Whether the ring retains nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends one entry and returns its sequence number, or `None` for an empty `entry`, which
+    /// makes no entry. This is what every `write` does.
+    ///
+    /// An entry longer than the capacity keeps its first [`capacity`](LogBuffer::capacity) bytes;
+    /// the cut is counted in [`Stats::entries_cut`] and [`Stats::bytes_cut`]. The writer never
+    /// waits for a subscriber.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// assert_eq!(buf.append(b"first\n"), Some(0));
+    /// assert_eq!(buf.append(b""), None);
+    /// assert_eq!(buf.append(b"second\n"), Some(1));
+    /// ```
+    pub fn append(&self, entry: &[u8]) -> Option<u64> {
+        let mut guard = self.shared.state.write();
+        let state = &mut *guard;
+        let appended = state.ring.append(entry)?;
+        if !state.subscribers.is_empty() {
+            fan_out(
+                &mut state.subscribers,
+                &mut state.subscriber_drops,
+                appended.seq,
+                &state.ring.bytes()[appended.range],
+            );
+        }
+        Some(appended.seq)
+    }
+
+    /// The retained bytes, oldest first. They always start at an entry boundary: never half a line,
+    /// half a UTF-8 character or half an escape sequence (unless an entry was itself cut to fit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::with_capacity(10);
+    /// buf.append(b"one\n");
+    /// buf.append(b"two\n");
+    /// buf.append(b"three\n"); // does not fit: "one\n" is evicted
+    /// assert_eq!(buf.snapshot(), "two\nthree\n");
+    /// ```
+    pub fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(self.shared.state.read().ring.bytes())
+    }
+
+    /// The retained entries, oldest first.
+    ///
+    /// The entries share one copy of the retained bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"a");
+    /// buf.append(b"b");
+    /// let entries = buf.entries();
+    /// assert_eq!(entries.len(), 2);
+    /// assert_eq!((entries[1].seq(), &entries[1][..]), (1, &b"b"[..]));
+    /// ```
+    pub fn entries(&self) -> Vec<Entry> {
+        collect_entries(&self.shared.state.read().ring, 0)
+    }
+
+    /// The retained entries with sequence number `seq` or later, and how many entries from `seq` on
+    /// were evicted before this call could see them.
+    ///
+    /// Asking for a sequence number that has not been written yet gives no entries and misses
+    /// nothing. To read everything exactly once, pass the [`Replay::next_seq`] of the previous
+    /// call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// for line in ["a", "b", "c"] {
+    ///     buf.append(line.as_bytes());
+    /// }
+    /// let replay = buf.since(1);
+    /// assert_eq!(replay.entries().len(), 2);
+    /// assert_eq!(replay.missed(), 0);
+    /// assert_eq!(replay.next_seq(), 3);
+    /// assert!(buf.since(99).entries().is_empty());
+    /// ```
+    pub fn since(&self, seq: u64) -> Replay {
+        replay(&self.shared.state.read().ring, seq)
+    }
+
+    /// A subscription to every entry written from now on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"before");
+    /// let sub = buf.events();
+    /// buf.append(b"after");
+    /// assert_eq!(&sub.recv().unwrap()[..], b"after");
+    /// ```
+    pub fn events(&self) -> Subscription {
+        let mut state = self.shared.state.write();
+        self.subscribe(&mut state)
+    }
+
+    /// The retained entries and a subscription to everything after them, taken under one lock:
+    /// the backlog followed by the live entries has no gap and no duplicate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"old");
+    /// let (backlog, live) = buf.tail();
+    /// buf.append(b"new");
+    /// assert_eq!(backlog[0].seq(), 0);
+    /// assert_eq!(live.recv().unwrap().seq(), 1);
+    /// ```
+    pub fn tail(&self) -> (Vec<Entry>, Subscription) {
+        let (replay, sub) = self.tail_since(0);
+        (replay.into_entries(), sub)
+    }
+
+    /// [`since(seq)`](LogBuffer::since) and a subscription to everything after it, taken under one
+    /// lock: how a reader that already has the entries before `seq` resumes without a gap or a
+    /// duplicate (an SSE client's `Last-Event-ID`, for example).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// for line in ["a", "b", "c"] {
+    ///     buf.append(line.as_bytes());
+    /// }
+    /// // The reader has seen entries 0 and 1.
+    /// let (replay, live) = buf.tail_since(2);
+    /// buf.append(b"d");
+    /// assert_eq!(replay.entries()[0].seq(), 2);
+    /// assert_eq!(live.recv().unwrap().seq(), 3);
+    /// ```
+    pub fn tail_since(&self, seq: u64) -> (Replay, Subscription) {
+        let mut state = self.shared.state.write();
+        let replay = replay(&state.ring, seq);
+        (replay, self.subscribe(&mut state))
+    }
+
+    /// The buffer's counters, read together.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::builder().capacity(10).subscriber_capacity(1).build();
+    /// let sub = buf.events();
+    /// for line in ["aaa", "bbb", "ccc", "ddd"] {
+    ///     buf.append(line.as_bytes());
+    /// }
+    /// let stats = buf.stats();
+    /// assert_eq!(stats.entries_written, 4);
+    /// assert_eq!(stats.entries_evicted, 2);
+    /// assert_eq!(stats.subscribers, 1);
+    /// assert_eq!(stats.subscriber_drops, 3);
+    /// assert_eq!(sub.dropped(), 3);
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let state = self.shared.state.read();
+        let counters = state.ring.counters();
+        Stats {
+            entries_written: counters.entries_written,
+            bytes_written: counters.bytes_written,
+            entries_evicted: counters.entries_evicted,
+            bytes_evicted: counters.bytes_evicted,
+            entries_cut: counters.entries_cut,
+            bytes_cut: counters.bytes_cut,
+            retained_entries: state.ring.entry_count() as u64,
+            retained_bytes: state.ring.bytes().len() as u64,
+            subscribers: state.subscribers.len() as u64,
+            subscriber_drops: state.subscriber_drops,
+        }
+    }
+
+    fn subscribe(&self, state: &mut State) -> Subscription {
+        let (tx, rx) = crossbeam_channel::bounded(self.shared.subscriber_capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let id = state.next_subscriber_id;
+        state.next_subscriber_id += 1;
+        state.subscribers.push(Slot {
+            id,
+            tx,
+            dropped: Arc::clone(&dropped),
+        });
+        Subscription::new(rx, dropped, id, Arc::downgrade(&self.shared))
+    }
+}
+
+impl Shared {
+    pub(crate) fn unsubscribe(&self, id: u64) {
+        self.state.write().subscribers.retain(|slot| slot.id != id);
+    }
+}
+
+/// Hands one stored entry to every subscriber, copying it into `Bytes` once, and only if at least
+/// one subscriber has room for it.
+fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, seq: u64, stored: &[u8]) {
+    let mut payload: Option<Bytes> = None;
+    subscribers.retain(|slot| {
+        if slot.tx.is_full() {
+            slot.dropped.fetch_add(1, Ordering::Release);
+            *drops += 1;
+            return true;
+        }
+        let bytes = payload
+            .get_or_insert_with(|| Bytes::copy_from_slice(stored))
+            .clone();
+        match slot.tx.try_send(Entry::new(seq, bytes)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                slot.dropped.fetch_add(1, Ordering::Release);
+                *drops += 1;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    });
+}
+
+/// The retained entries from `from` on, sharing one copy of their bytes.
+fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
+    let mut ranges = ring.ranges_from(from).peekable();
+    let Some(offset) = ranges.peek().map(|(_, range)| range.start) else {
+        return Vec::new();
+    };
+    let bytes = Bytes::copy_from_slice(&ring.bytes()[offset..]);
+    let mut entries = Vec::with_capacity(ring.entry_count());
+    entries.extend(ranges.map(|(seq, range)| {
+        Entry::new(seq, bytes.slice(range.start - offset..range.end - offset))
+    }));
+    entries
+}
+
+fn replay(ring: &Ring, seq: u64) -> Replay {
+    let first = ring.first_seq();
+    Replay::new(
+        collect_entries(ring, seq),
+        first.saturating_sub(seq),
+        ring.next_seq(),
+    )
+}
+
+impl Default for LogBuffer {
+    fn default() -> LogBuffer {
+        LogBuffer::new()
+    }
+}
+
+impl fmt::Debug for LogBuffer {
+    /// A summary: capacity, bytes retained, next sequence number. Never the contents.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.read();
+        f.debug_struct("LogBuffer")
+            .field("capacity", &self.shared.capacity)
+            .field("len", &state.ring.bytes().len())
+            .field("next_seq", &state.ring.next_seq())
+            .finish()
+    }
+}
+
+/// The process-wide buffer, with the default capacity, created on first use.
+///
+/// Handy when a library and its host want one shared log without passing a handle around. It lives
+/// as long as the process, so its subscriptions never see a disconnection.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+///
+/// writeln!(memtail::global(), "from anywhere")?;
+/// assert!(memtail::global().snapshot().ends_with(b"from anywhere\n"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn global() -> &'static LogBuffer {
+    static GLOBAL: OnceLock<LogBuffer> = OnceLock::new();
+    GLOBAL.get_or_init(LogBuffer::new)
+}

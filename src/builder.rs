@@ -1,0 +1,114 @@
+use std::fmt;
+
+use crate::LogBuffer;
+
+/// Configures a [`LogBuffer`] before it is built.
+///
+/// # Default values
+///
+/// | setting | default | constant |
+/// |---|---|---|
+/// | [`capacity`](Builder::capacity) | 16 KiB | [`Builder::DEFAULT_CAPACITY`] (= [`LogBuffer::DEFAULT_CAPACITY`]) |
+/// | [`subscriber_capacity`](Builder::subscriber_capacity) | 64 entries | [`Builder::DEFAULT_SUBSCRIBER_CAPACITY`] |
+///
+/// # Examples
+///
+/// ```
+/// let buf = memtail::LogBuffer::builder()
+///     .capacity(1 << 20)
+///     .subscriber_capacity(1024)
+///     .build();
+/// assert_eq!(buf.capacity(), 1 << 20);
+/// assert_eq!(buf.events().capacity(), 1024);
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct Builder {
+    capacity: usize,
+    subscriber_capacity: usize,
+}
+
+impl Builder {
+    /// The ring's capacity in bytes when none is set: 16 KiB.
+    pub const DEFAULT_CAPACITY: usize = 16 * 1024;
+
+    /// How many entries each subscription's channel holds when no other size is set.
+    pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 64;
+
+    /// A builder with the default values.
+    pub fn new() -> Builder {
+        Builder {
+            capacity: Builder::DEFAULT_CAPACITY,
+            subscriber_capacity: Builder::DEFAULT_SUBSCRIBER_CAPACITY,
+        }
+    }
+
+    /// The most bytes the ring retains. Any size from 1 byte up is honoured exactly; memory for it
+    /// is allocated as entries arrive, never more than `bytes`.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0, or larger than `isize::MAX` (no allocation can be that large).
+    ///
+    /// ```should_panic
+    /// let _ = memtail::LogBuffer::builder().capacity(0);
+    /// ```
+    #[track_caller]
+    pub fn capacity(mut self, bytes: usize) -> Builder {
+        check_capacity(bytes);
+        self.capacity = bytes;
+        self
+    }
+
+    /// How many entries each subscription's channel holds. When a subscriber falls this far
+    /// behind, further entries are dropped for it (and counted) until it catches up.
+    ///
+    /// A subscription holds at most this many entries, each at most the ring's capacity, so its
+    /// memory is bounded by `entries × capacity` bytes.
+    ///
+    /// # Panics
+    ///
+    /// If `entries` is 0: a subscription that can hold nothing would drop everything.
+    ///
+    /// ```should_panic
+    /// let _ = memtail::LogBuffer::builder().subscriber_capacity(0);
+    /// ```
+    #[track_caller]
+    pub fn subscriber_capacity(mut self, entries: usize) -> Builder {
+        assert!(
+            entries > 0,
+            "memtail: a subscriber capacity must be at least 1 entry"
+        );
+        self.subscriber_capacity = entries;
+        self
+    }
+
+    /// Builds the buffer.
+    pub fn build(self) -> LogBuffer {
+        LogBuffer::from_parts(self.capacity, self.subscriber_capacity)
+    }
+}
+
+#[track_caller]
+pub(crate) fn check_capacity(bytes: usize) {
+    assert!(bytes > 0, "memtail: a capacity must be at least 1 byte");
+    assert!(
+        bytes <= isize::MAX as usize,
+        "memtail: a capacity of {bytes} bytes cannot be addressed (the largest is isize::MAX)"
+    );
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("capacity", &self.capacity)
+            .field("subscriber_capacity", &self.subscriber_capacity)
+            .finish()
+    }
+}

@@ -1,0 +1,131 @@
+use std::fmt;
+use std::ops::Deref;
+
+use bytes::Bytes;
+
+/// One log entry: its sequence number and its bytes.
+///
+/// An entry is the bytes of one `write` call, one `write_fmt` (so one `writeln!`), or one
+/// `tracing` event. Cloning an entry is cheap: the bytes are reference counted, never copied.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+///
+/// let mut buf = memtail::LogBuffer::new();
+/// writeln!(buf, "hello {}", "world")?;
+///
+/// let entries = buf.entries();
+/// assert_eq!(entries[0].seq(), 0);
+/// assert_eq!(&entries[0][..], b"hello world\n");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Entry {
+    seq: u64,
+    bytes: Bytes,
+}
+
+impl Entry {
+    pub(crate) fn new(seq: u64, bytes: Bytes) -> Entry {
+        Entry { seq, bytes }
+    }
+
+    /// The entry's sequence number: 0 for the first entry a buffer takes, then one more for each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"first");
+    /// buf.append(b"second");
+    /// let seqs: Vec<u64> = buf.entries().iter().map(|e| e.seq()).collect();
+    /// assert_eq!(seqs, [0, 1]);
+    /// ```
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The entry's bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"ready");
+    /// assert_eq!(buf.entries()[0].bytes(), &b"ready"[..]);
+    /// ```
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Takes the entry's bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"ready");
+    /// let bytes: bytes::Bytes = buf.entries().remove(0).into_bytes();
+    /// assert_eq!(bytes, "ready");
+    /// ```
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+}
+
+impl Deref for Entry {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl AsRef<[u8]> for Entry {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// How many bytes of an entry `Debug` shows.
+const PREVIEW: usize = 40;
+
+impl fmt::Debug for Entry {
+    /// Shows the sequence number, the length and the first bytes, escaped.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = &self.bytes[..self.bytes.len().min(PREVIEW)];
+        let more = if self.bytes.len() > PREVIEW {
+            "…"
+        } else {
+            ""
+        };
+        f.debug_struct("Entry")
+            .field("seq", &self.seq)
+            .field("len", &self.bytes.len())
+            .field(
+                "preview",
+                &format_args!("\"{}{more}\"", shown.escape_ascii()),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_is_short_and_escaped() {
+        let entry = Entry::new(
+            7,
+            Bytes::from(format!("\x1b[31mred\x1b[0m\n{}", "x".repeat(100))),
+        );
+        let shown = format!("{entry:?}");
+        assert!(shown.starts_with("Entry { seq: 7, len: 113, preview: \"\\x1b[31mred"));
+        assert!(shown.ends_with("…\" }"));
+        assert!(!shown.contains('\x1b'));
+        assert!(shown.len() < 100);
+    }
+}

@@ -1,0 +1,86 @@
+//! Recent logs in memory, live: a bounded byte ring that keeps whole entries, counts every byte it
+//! drops, and hands each new entry to its followers.
+//!
+//! Write into a [`LogBuffer`] with `writeln!` or through `tracing`; read what it retains with
+//! [`snapshot`](LogBuffer::snapshot), [`entries`](LogBuffer::entries) or
+//! [`since`](LogBuffer::since); follow it live with [`events`](LogBuffer::events) or
+//! [`tail`](LogBuffer::tail).
+//!
+//! ```
+//! use std::io::Write;
+//! use memtail::LogBuffer;
+//!
+//! let mut buf = LogBuffer::with_capacity(64 * 1024);
+//! let (backlog, live) = buf.tail();
+//! assert!(backlog.is_empty());
+//!
+//! writeln!(buf, "GET /health 200")?;
+//! writeln!(buf, "GET /users 500")?;
+//!
+//! // Followers receive every entry, in order, with its sequence number.
+//! let first = live.recv()?;
+//! assert_eq!((first.seq(), &first[..]), (0, &b"GET /health 200\n"[..]));
+//!
+//! // The ring keeps the recent bytes; `since` replays from a sequence number.
+//! assert_eq!(buf.snapshot(), "GET /health 200\nGET /users 500\n");
+//! assert_eq!(&buf.since(1).entries()[0][..], b"GET /users 500\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **Entries.** An entry is the bytes of one `write` call, one `write_fmt` (so one `writeln!`),
+//!   or one `tracing` event. Empty writes make no entry. Every entry gets a sequence number, one
+//!   more than the previous entry's, starting at 0 and never reused.
+//! - **Bounded ring.** The ring never retains more than its capacity. When an entry does not fit,
+//!   the oldest entries are evicted whole until at most half the capacity remains (less if the new
+//!   entry needs more room), so eviction runs at most once per half a capacity of bytes written and
+//!   every read starts at an entry boundary. An entry longer than the capacity keeps its first
+//!   `capacity` bytes.
+//! - **Bounded followers.** Each [`Subscription`] has its own bounded channel (64 entries by
+//!   default). A writer never waits for a subscriber: when a subscriber's channel is full, that
+//!   entry is dropped for that subscriber alone. Subscribers receive entries in sequence order.
+//!   An entry is copied into [`bytes::Bytes`] once, only if some subscriber has room for it, and
+//!   each subscriber gets a reference-counted clone.
+//! - **Memory.** The ring holds at most `capacity` bytes plus an index of 8 bytes per retained
+//!   entry. Each subscription holds at most `subscriber_capacity` entries of at most `capacity`
+//!   bytes each. A flood of writes with stalled readers keeps memory flat.
+//! - **Loss is never silent.** [`Stats`] counts entries and bytes written, evicted and cut, and
+//!   entries dropped for subscribers; [`Subscription::dropped`] counts one subscriber's losses, and
+//!   [`Replay::missed`] tells a reader how many entries were evicted before it read them. For every
+//!   subscription, once drained with no write under way: received + dropped = entries written since
+//!   it subscribed.
+//! - **No gap at the seam.** [`LogBuffer::tail`] and [`LogBuffer::tail_since`] take the backlog and
+//!   the subscription under one lock: no entry is missing or repeated between the two.
+//!
+//! # Feature flags
+//!
+//! No feature is on by default.
+//!
+//! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
+//!   entry. See the [`tracing`](crate::tracing) module.
+//!
+//! # Supported Rust versions
+//!
+//! memtail declares a minimum supported Rust version of 1.74 (`rust-version` in `Cargo.toml`).
+//! CI builds and tests with the current stable toolchain only.
+#![forbid(unsafe_code)]
+
+mod buffer;
+mod builder;
+mod entry;
+mod replay;
+mod ring;
+mod stats;
+mod subscription;
+#[cfg(feature = "tracing")]
+pub mod tracing;
+mod write;
+
+pub use crate::buffer::{global, LogBuffer};
+pub use crate::builder::Builder;
+pub use crate::entry::Entry;
+pub use crate::replay::Replay;
+pub use crate::stats::Stats;
+pub use crate::subscription::Subscription;
+pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};

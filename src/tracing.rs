@@ -1,0 +1,86 @@
+//! [`LogBuffer`] as a `tracing_subscriber` writer (feature `tracing`).
+//!
+//! `LogBuffer` implements [`MakeWriter`], so it plugs into `tracing_subscriber::fmt()` and
+//! composes with [`MakeWriterExt`](tracing_subscriber::fmt::writer::MakeWriterExt)
+//! (`std::io::stderr.and(buf.clone())`, `buf.clone().with_max_level(Level::INFO)`).
+//!
+//! Each event becomes exactly one entry: the [`EventWriter`] made for an event gathers whatever
+//! the formatter writes, in however many pieces, and appends it as one entry when the event is
+//! done (when the writer is dropped).
+//!
+//! # Examples
+//!
+//! ```
+//! use tracing_subscriber::fmt::writer::MakeWriterExt;
+//!
+//! let buf = memtail::LogBuffer::new();
+//! let subscriber = tracing_subscriber::fmt()
+//!     .with_writer(std::io::sink.and(buf.clone()))
+//!     .with_ansi(false)
+//!     .without_time()
+//!     .finish();
+//!
+//! tracing::subscriber::with_default(subscriber, || {
+//!     tracing::info!(port = 8080, "listening");
+//! });
+//! let entries = buf.entries();
+//! assert_eq!(entries.len(), 1);
+//! assert!(entries[0].ends_with(b"listening port=8080\n"));
+//! ```
+
+use std::fmt;
+use std::io;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::write::{give_back_scratch, take_scratch};
+use crate::LogBuffer;
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> EventWriter<'a> {
+        EventWriter {
+            buffer: self,
+            pending: take_scratch(),
+        }
+    }
+}
+
+/// The writer [`LogBuffer`] makes for one `tracing` event: it gathers the event's bytes and
+/// appends them as one entry when dropped.
+///
+/// Formatting into it does not allocate once the thread has formatted an event of that size.
+#[must_use = "the entry is appended when the writer is dropped"]
+pub struct EventWriter<'a> {
+    buffer: &'a LogBuffer,
+    pending: Vec<u8>,
+}
+
+impl io::Write for EventWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    /// Does nothing: the entry is appended whole when the writer is dropped, so that a formatter
+    /// that flushes halfway still makes one entry.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventWriter<'_> {
+    fn drop(&mut self) {
+        self.buffer.append(&self.pending);
+        give_back_scratch(std::mem::take(&mut self.pending));
+    }
+}
+
+impl fmt::Debug for EventWriter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventWriter")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
