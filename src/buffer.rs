@@ -285,7 +285,8 @@ impl LogBuffer {
 
     /// [`since(seq)`](LogBuffer::since) and a subscription to everything after it, taken under one
     /// lock: how a reader that already has the entries before `seq` resumes without a gap or a
-    /// duplicate (an SSE client's `Last-Event-ID`, for example).
+    /// duplicate (an SSE client's `Last-Event-ID`, for example). The subscription receives every
+    /// entry from [`Replay::next_seq`] on, even when `seq` was still in the future.
     ///
     /// # Examples
     ///
