@@ -1,1 +1,221 @@
+//! What a writer pays per entry, against the peers memtail competes with, each group read in one run.
+//!
+//! `cargo bench --features tracing --bench write` (add `-- <filter>` for one group). The groups:
+//! - `write_100B/*`: one 100-byte line through `io::Write`, with 0, 1 stalled, 8 stalled and 1
+//!   drained subscriber; the floor is a `parking_lot::Mutex<Vec<u8>>` cleared past 16 KiB.
+//! - `tracing_full_path`: `tracing::info!` with a ~60-byte message through `tracing_subscriber::fmt()`
+//!   (no ANSI) into `io::sink`, into memtail, and into tracing-appender's `non_blocking`.
+//! - `two_writers`: two threads writing 100-byte lines at once; throughput in lines per second.
 
+use std::hint::black_box;
+use std::io::{self, Write};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use memtail::LogBuffer;
+use parking_lot::Mutex;
+
+const LINE: &[u8; 100] = b"2026-11-22T10:00:00Z INFO request{id=42} GET /api/items status=200 took=1.3ms peer=10.0.0.7:5173 ok\n";
+
+/// The floor: the least any locked in-memory log can do per line.
+struct Floor(Mutex<Vec<u8>>);
+
+impl Floor {
+    fn new() -> Floor {
+        Floor(Mutex::new(Vec::with_capacity(32 * 1024)))
+    }
+
+    fn write(&self, line: &[u8]) {
+        let mut buf = self.0.lock();
+        if buf.len() > 16 * 1024 {
+            buf.clear();
+        }
+        buf.extend_from_slice(line);
+    }
+}
+
+fn memtail_write(buf: &LogBuffer) {
+    (&*buf).write_all(black_box(LINE)).unwrap();
+}
+
+fn bench_floor<M: criterion::measurement::Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    let floor = Floor::new();
+    group.bench_function("mutex_vec_floor", |b| {
+        b.iter(|| floor.write(black_box(LINE)))
+    });
+}
+
+fn bench_non_blocking<M: criterion::measurement::Measurement>(group: &mut BenchmarkGroup<'_, M>) {
+    let (mut writer, guard) = tracing_appender::non_blocking(io::sink());
+    group.bench_function("tracing_appender_non_blocking", |b| {
+        b.iter(|| writer.write_all(black_box(LINE)).unwrap())
+    });
+    drop(guard);
+}
+
+fn bench_broadcast<M: criterion::measurement::Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
+    receivers: usize,
+) {
+    let (tx, rx) = tokio::sync::broadcast::channel::<Bytes>(64);
+    let held: Vec<_> = (1..receivers).map(|_| tx.subscribe()).chain([rx]).collect();
+    group.bench_function(format!("tokio_broadcast_{receivers}_rx"), |b| {
+        b.iter(|| tx.send(Bytes::copy_from_slice(black_box(LINE))).unwrap())
+    });
+    drop(held);
+}
+
+fn write_100b(c: &mut Criterion) {
+    {
+        let mut group = c.benchmark_group("write_100B/0_subscribers");
+        group.throughput(Throughput::Bytes(LINE.len() as u64));
+        let buf = LogBuffer::new();
+        group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
+        bench_floor(&mut group);
+        // The same floor behind the kind of lock memtail uses, to show the lock is not the gap.
+        let rwlock = parking_lot::RwLock::new(Vec::<u8>::with_capacity(32 * 1024));
+        group.bench_function("rwlock_vec_floor", |b| {
+            b.iter(|| {
+                let mut buf = rwlock.write();
+                if buf.len() > 16 * 1024 {
+                    buf.clear();
+                }
+                buf.extend_from_slice(black_box(LINE));
+            })
+        });
+        bench_non_blocking(&mut group);
+        group.finish();
+    }
+    for stalled in [1usize, 8] {
+        let mut group = c.benchmark_group(format!("write_100B/{stalled}_stalled"));
+        group.throughput(Throughput::Bytes(LINE.len() as u64));
+        let buf = LogBuffer::new();
+        let subs: Vec<_> = (0..stalled).map(|_| buf.events()).collect();
+        group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
+        // Stalled means full: past the first 64 entries, every write is a counted drop.
+        let written = buf.stats().entries_written;
+        assert!(subs
+            .iter()
+            .all(|s| s.dropped() == written.saturating_sub(64)));
+        bench_floor(&mut group);
+        bench_broadcast(&mut group, stalled);
+        group.finish();
+    }
+    {
+        let mut group = c.benchmark_group("write_100B/1_drained");
+        group.throughput(Throughput::Bytes(LINE.len() as u64));
+        // A channel large enough that the reader thread keeps up and drops (almost) nothing.
+        let buf = LogBuffer::builder().subscriber_capacity(1 << 16).build();
+        let sub = buf.events();
+        let reader = thread::spawn(move || {
+            let mut received = 0u64;
+            for entry in sub.iter() {
+                black_box(entry);
+                received += 1;
+            }
+            (received, sub.dropped())
+        });
+        group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
+        let written = buf.stats().entries_written;
+        drop(buf);
+        let (received, dropped) = reader.join().unwrap();
+        eprintln!(
+            "write_100B/1_drained/memtail: {written} entries written, {received} received, \
+             {dropped} dropped ({:.3}%)",
+            dropped as f64 * 100.0 / written.max(1) as f64
+        );
+        bench_floor(&mut group);
+        bench_non_blocking(&mut group);
+        group.finish();
+    }
+}
+
+fn tracing_full_path(c: &mut Criterion) {
+    use tracing_subscriber::fmt::MakeWriter;
+
+    fn bench_into<W>(c: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, w: W)
+    where
+        W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+    {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(w)
+            .with_ansi(false)
+            .finish();
+        let dispatch = tracing::Dispatch::new(subscriber);
+        tracing::dispatcher::with_default(&dispatch, || {
+            c.bench_function(name, |b| {
+                b.iter(|| {
+                    tracing::info!(
+                        user = black_box(42),
+                        "handled request GET /api/items in 1.3 ms, all good"
+                    )
+                })
+            });
+        });
+    }
+
+    let mut group = c.benchmark_group("tracing_full_path");
+    bench_into(&mut group, "io_sink", io::sink);
+    bench_into(&mut group, "memtail", LogBuffer::new());
+    let (non_blocking, guard) = tracing_appender::non_blocking(io::sink());
+    bench_into(&mut group, "tracing_appender_non_blocking", non_blocking);
+    drop(guard);
+    group.finish();
+}
+
+/// Two threads writing `iters` lines between them; returns the wall time.
+fn two_threads(iters: u64, write: impl Fn() + Send + Sync + 'static) -> Duration {
+    let write = Arc::new(write);
+    let start = Arc::new(Barrier::new(3));
+    let handles: Vec<_> = (0..2)
+        .map(|t| {
+            let write = Arc::clone(&write);
+            let start = Arc::clone(&start);
+            let share = iters / 2 + (iters % 2) * (t == 0) as u64;
+            thread::spawn(move || {
+                start.wait();
+                for _ in 0..share {
+                    write();
+                }
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    began.elapsed()
+}
+
+fn two_writers(c: &mut Criterion) {
+    let mut group = c.benchmark_group("two_writers");
+    group.throughput(Throughput::Elements(1));
+    let buf = LogBuffer::new();
+    group.bench_function("memtail", |b| {
+        b.iter_custom(|iters| {
+            let buf = buf.clone();
+            two_threads(iters, move || memtail_write(&buf))
+        })
+    });
+    let floor = Arc::new(Floor::new());
+    group.bench_function("mutex_vec_floor", |b| {
+        b.iter_custom(|iters| {
+            let floor = Arc::clone(&floor);
+            two_threads(iters, move || floor.write(black_box(LINE)))
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! { name = benches; config = config(); targets = write_100b, tracing_full_path, two_writers }
+criterion_main!(benches);

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
@@ -153,7 +153,7 @@ impl LogBuffer {
     /// assert_eq!(buf.len(), 5);
     /// ```
     pub fn len(&self) -> usize {
-        self.shared.state.read().ring.bytes().len()
+        self.shared.state.read().ring.len()
     }
 
     /// Whether the ring retains nothing.
@@ -176,19 +176,20 @@ impl LogBuffer {
     /// assert_eq!(buf.append(b""), None);
     /// assert_eq!(buf.append(b"second\n"), Some(1));
     /// ```
+    #[inline]
     pub fn append(&self, entry: &[u8]) -> Option<u64> {
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
-        let appended = state.ring.append(entry)?;
+        let (seq, range) = state.ring.append(entry)?;
         if !state.subscribers.is_empty() {
             fan_out(
                 &mut state.subscribers,
                 &mut state.subscriber_drops,
-                appended.seq,
-                &state.ring.bytes()[appended.range],
+                seq,
+                state.ring.slices(range),
             );
         }
-        Some(appended.seq)
+        Some(seq)
     }
 
     /// The retained bytes, oldest first. They always start at an entry boundary: never half a line,
@@ -204,7 +205,8 @@ impl LogBuffer {
     /// assert_eq!(buf.snapshot(), "two\nthree\n");
     /// ```
     pub fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(self.shared.state.read().ring.bytes())
+        let state = self.shared.state.read();
+        copy_out(&state.ring, 0..state.ring.len())
     }
 
     /// The retained entries, oldest first.
@@ -328,14 +330,14 @@ impl LogBuffer {
         let state = self.shared.state.read();
         let counters = state.ring.counters();
         Stats {
-            entries_written: counters.entries_written,
-            bytes_written: counters.bytes_written,
+            entries_written: state.ring.next_seq(),
+            bytes_written: state.ring.bytes_written(),
             entries_evicted: counters.entries_evicted,
             bytes_evicted: counters.bytes_evicted,
             entries_cut: counters.entries_cut,
             bytes_cut: counters.bytes_cut,
             retained_entries: state.ring.entry_count() as u64,
-            retained_bytes: state.ring.bytes().len() as u64,
+            retained_bytes: state.ring.len() as u64,
             subscribers: state.subscribers.len() as u64,
             subscriber_drops: state.subscriber_drops,
         }
@@ -362,28 +364,44 @@ impl Shared {
 }
 
 /// Hands one stored entry to every subscriber, copying it into `Bytes` once, and only if at least
-/// one subscriber has room for it.
-fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, seq: u64, stored: &[u8]) {
+/// one subscriber has room for it. The last subscriber gets that copy itself, the others clones.
+fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, seq: u64, stored: (&[u8], &[u8])) {
     let mut payload: Option<Bytes> = None;
+    let last = subscribers.len() - 1;
+    let mut index = 0;
     subscribers.retain(|slot| {
+        let is_last = index == last;
+        index += 1;
+        // Only this writer sends, and only under the lock, so a channel found not full stays so
+        // until `try_send`; a full one costs no copy at all.
         if slot.tx.is_full() {
-            slot.dropped.fetch_add(1, Ordering::Release);
-            *drops += 1;
+            slot.count_drop(drops);
             return true;
         }
-        let bytes = payload
-            .get_or_insert_with(|| Bytes::copy_from_slice(stored))
-            .clone();
+        let bytes = if is_last {
+            payload.take().unwrap_or_else(|| join(stored))
+        } else {
+            payload.get_or_insert_with(|| join(stored)).clone()
+        };
         match slot.tx.try_send(Entry::new(seq, bytes)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
-                slot.dropped.fetch_add(1, Ordering::Release);
-                *drops += 1;
+                slot.count_drop(drops);
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
     });
+}
+
+impl Slot {
+    fn count_drop(&self, drops: &mut u64) {
+        // A load and a store rather than `fetch_add`: only writers holding the lock change the
+        // counter, and a locked read-modify-write per stalled subscriber per entry is measurable.
+        let dropped = self.dropped.load(Ordering::Relaxed) + 1;
+        self.dropped.store(dropped, Ordering::Release);
+        *drops += 1;
+    }
 }
 
 /// The retained entries from `from` on, sharing one copy of their bytes.
@@ -392,12 +410,27 @@ fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
     let Some(offset) = ranges.peek().map(|(_, range)| range.start) else {
         return Vec::new();
     };
-    let bytes = Bytes::copy_from_slice(&ring.bytes()[offset..]);
+    let bytes = copy_out(ring, offset..ring.len());
     let mut entries = Vec::with_capacity(ring.entry_count());
     entries.extend(ranges.map(|(seq, range)| {
         Entry::new(seq, bytes.slice(range.start - offset..range.end - offset))
     }));
     entries
+}
+
+/// One copy of a logical range of the ring.
+fn copy_out(ring: &Ring, range: std::ops::Range<usize>) -> Bytes {
+    join(ring.slices(range))
+}
+
+fn join((a, b): (&[u8], &[u8])) -> Bytes {
+    if b.is_empty() {
+        return Bytes::copy_from_slice(a);
+    }
+    let mut joined = BytesMut::with_capacity(a.len() + b.len());
+    joined.extend_from_slice(a);
+    joined.extend_from_slice(b);
+    joined.freeze()
 }
 
 fn replay(ring: &Ring, seq: u64) -> Replay {
@@ -421,7 +454,7 @@ impl fmt::Debug for LogBuffer {
         let state = self.shared.state.read();
         f.debug_struct("LogBuffer")
             .field("capacity", &self.shared.capacity)
-            .field("len", &state.ring.bytes().len())
+            .field("len", &state.ring.len())
             .field("next_seq", &state.ring.next_seq())
             .finish()
     }

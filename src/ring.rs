@@ -4,24 +4,28 @@
 
 // Implementation notes.
 //
-// The retained bytes live contiguously at the front of `data`, oldest first, so every read is one
-// slice and a snapshot is one copy. When an entry does not fit, whole entries are evicted from the
-// front until at most half the capacity remains (or less, if the new entry needs more room), and the
-// survivors are moved to the front with one `copy_within`. Because that leaves at least half the
-// capacity free, the move happens at most once per `capacity / 2` bytes written: amortised, well
-// under one byte moved per byte written, in exchange for reads that never wrap.
+// `data` is a circular byte buffer: the retained bytes start at `head` and run for `len` bytes,
+// wrapping at the end of `data`. Readers see a *logical* view in which offset 0 is the oldest
+// retained byte; `slices` turns a logical range into at most two physical slices.
 //
-// The index records the absolute stream position at which each retained entry starts; `base` is the
-// absolute position of `data[0]`. Positions only grow, so compaction changes `base` and nothing else.
+// When an entry does not fit, whole entries are evicted from the front (just `head` moves) until at
+// most half the capacity remains, or less when the new entry needs more room. Since eviction leaves
+// at least half the capacity free, it runs at most once per `capacity / 2` bytes written, and no
+// byte is ever moved by it: the cost of a write is one copy of the entry.
+//
+// `data` grows by doubling as entries arrive, up to the capacity, so a large ring that is barely
+// used costs little. While it is smaller than the capacity, the retained bytes never wrap: growing
+// copies them to the front of the new allocation.
+//
+// The index keeps each retained entry's length, oldest first; an entry's logical start is the sum of
+// the lengths before it.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
-/// Counters kept by the ring. Everything is counted at the moment it happens, under the writer's lock.
+/// Counters kept by the ring, counted at the moment things happen, under the writer's lock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RingCounters {
-    pub(crate) entries_written: u64,
-    pub(crate) bytes_written: u64,
     pub(crate) entries_evicted: u64,
     pub(crate) bytes_evicted: u64,
     pub(crate) entries_cut: u64,
@@ -31,22 +35,17 @@ pub(crate) struct RingCounters {
 /// A bounded byte ring that keeps whole entries.
 pub(crate) struct Ring {
     capacity: usize,
-    /// The retained bytes, oldest first; never longer than `capacity`.
+    /// Physical storage; grows up to `capacity`.
     data: Vec<u8>,
-    /// Absolute stream position of the first byte of each retained entry, oldest first.
-    starts: VecDeque<u64>,
-    /// Absolute stream position of `data[0]`.
-    base: u64,
+    /// Physical offset of the oldest retained byte.
+    head: usize,
+    /// Retained bytes; never more than `capacity`.
+    len: usize,
+    /// Length of each retained entry, oldest first.
+    lengths: VecDeque<usize>,
     /// The sequence number the next entry gets.
     next_seq: u64,
     counters: RingCounters,
-}
-
-/// Where an appended entry landed.
-pub(crate) struct Appended {
-    pub(crate) seq: u64,
-    /// The stored bytes of the entry, as a range of [`Ring::bytes`].
-    pub(crate) range: Range<usize>,
 }
 
 /// The smallest allocation the ring grows to on its first write (or its capacity, if smaller).
@@ -59,29 +58,30 @@ impl Ring {
         Ring {
             capacity,
             data: Vec::new(),
-            starts: VecDeque::new(),
-            base: 0,
+            head: 0,
+            len: 0,
+            lengths: VecDeque::new(),
             next_seq: 0,
             counters: RingCounters::default(),
         }
     }
 
-    /// The retained bytes, oldest first, starting at an entry boundary.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.data
+    /// How many bytes are retained.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// How many entries are retained.
     pub(crate) fn entry_count(&self) -> usize {
-        self.starts.len()
+        self.lengths.len()
     }
 
     /// The sequence number of the oldest retained entry (equal to `next_seq` when empty).
     pub(crate) fn first_seq(&self) -> u64 {
-        self.next_seq - self.starts.len() as u64
+        self.next_seq - self.lengths.len() as u64
     }
 
-    /// The sequence number the next entry will get.
+    /// The sequence number the next entry will get; also how many entries were ever written.
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
     }
@@ -90,11 +90,53 @@ impl Ring {
         self.counters
     }
 
-    /// Appends one entry, evicting the oldest entries whole if it does not fit.
+    /// Bytes stored since the ring was made: those evicted plus those retained.
+    pub(crate) fn bytes_written(&self) -> u64 {
+        self.counters.bytes_evicted + self.len as u64
+    }
+
+    /// Appends one entry, evicting the oldest entries whole if it does not fit, and returns its
+    /// sequence number and logical range.
     ///
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
-    pub(crate) fn append(&mut self, entry: &[u8]) -> Option<Appended> {
+    #[inline]
+    pub(crate) fn append(&mut self, entry: &[u8]) -> Option<(u64, Range<usize>)> {
+        let n = entry.len();
+        let tail = self.tail();
+        // The common case in one test: the entry fits without evicting, growing or wrapping.
+        if n == 0 || self.len + n > self.capacity || n > self.data.len() - tail {
+            return self.append_slow(entry);
+        }
+        self.data[tail..tail + n].copy_from_slice(entry);
+        Some(self.commit(n))
+    }
+
+    /// Physical offset where the next byte goes.
+    #[inline]
+    fn tail(&self) -> usize {
+        let tail = self.head + self.len;
+        if tail >= self.data.len() {
+            tail - self.data.len()
+        } else {
+            tail
+        }
+    }
+
+    /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
+    #[inline]
+    fn commit(&mut self, n: usize) -> (u64, Range<usize>) {
+        let start = self.len;
+        self.len += n;
+        self.lengths.push_back(n);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        (seq, start..self.len)
+    }
+
+    /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
+    #[cold]
+    fn append_slow(&mut self, entry: &[u8]) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -105,71 +147,100 @@ impl Ring {
         } else {
             entry
         };
-        if self.data.len() + entry.len() > self.capacity {
-            self.evict_for(entry.len());
+        let n = entry.len();
+        if self.len + n > self.capacity {
+            self.evict_for(n);
         }
-        self.reserve(entry.len());
-
-        let offset = self.data.len();
-        self.starts.push_back(self.base + offset as u64);
-        self.data.extend_from_slice(entry);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.counters.entries_written += 1;
-        self.counters.bytes_written += entry.len() as u64;
-        Some(Appended {
-            seq,
-            range: offset..self.data.len(),
-        })
+        if self.data.len() < self.capacity && self.head + self.len + n > self.data.len() {
+            self.grow(self.len + n);
+        }
+        let tail = self.tail();
+        let room = self.data.len() - tail;
+        if n <= room {
+            self.data[tail..tail + n].copy_from_slice(entry);
+        } else {
+            self.data[tail..].copy_from_slice(&entry[..room]);
+            self.data[..n - room].copy_from_slice(&entry[room..]);
+        }
+        Some(self.commit(n))
     }
 
     /// Evicts the oldest entries until at most half the capacity remains and `incoming` more bytes
-    /// fit, then moves the survivors to the front.
+    /// fit.
     fn evict_for(&mut self, incoming: usize) {
         let keep_at_most = (self.capacity / 2).min(self.capacity - incoming);
-        let mut cut = 0;
-        while self.data.len() - cut > keep_at_most {
-            if self.starts.pop_front().is_none() {
+        let Some(must_evict) = self.len.checked_sub(keep_at_most) else {
+            return;
+        };
+        let (front, back) = self.lengths.as_slices();
+        let mut evicted = 0;
+        let mut entries = 0;
+        for &len in front.iter().chain(back) {
+            if evicted >= must_evict {
                 break;
             }
-            self.counters.entries_evicted += 1;
-            cut = match self.starts.front() {
-                Some(&start) => (start - self.base) as usize,
-                None => self.data.len(),
-            };
+            evicted += len;
+            entries += 1;
         }
-        self.counters.bytes_evicted += cut as u64;
-        self.data.copy_within(cut.., 0);
-        self.data.truncate(self.data.len() - cut);
-        self.base += cut as u64;
+        self.lengths.drain(..entries);
+        self.counters.entries_evicted += entries as u64;
+        self.counters.bytes_evicted += evicted as u64;
+        self.len -= evicted;
+        self.head += evicted;
+        if self.head >= self.data.len() {
+            self.head -= self.data.len();
+        }
+        if self.len == 0 {
+            self.head = 0;
+        }
     }
 
-    /// Makes room for `additional` bytes without ever allocating more than the capacity.
-    fn reserve(&mut self, additional: usize) {
-        let needed = self.data.len() + additional;
-        if needed <= self.data.capacity() {
-            return;
-        }
-        let target = (self.data.capacity() * 2)
+    /// Grows the storage so that `needed` bytes fit without wrapping, never beyond the capacity,
+    /// moving the retained bytes to its front.
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        let size = (self.data.len() * 2)
             .max(MIN_ALLOCATION)
             .max(needed)
             .min(self.capacity);
-        self.data.reserve_exact(target - self.data.len());
+        let mut data = vec![0; size];
+        let (a, b) = self.slices(0..self.len);
+        data[..a.len()].copy_from_slice(a);
+        data[a.len()..self.len].copy_from_slice(b);
+        self.data = data;
+        self.head = 0;
     }
 
-    /// The sequence numbers and byte ranges (into [`Ring::bytes`]) of the retained entries whose
-    /// sequence number is `from` or later, oldest first.
+    /// The bytes of a logical range (0 is the oldest retained byte), as at most two slices.
+    pub(crate) fn slices(&self, range: Range<usize>) -> (&[u8], &[u8]) {
+        debug_assert!(range.start <= range.end && range.end <= self.len);
+        if range.is_empty() {
+            return (&[], &[]);
+        }
+        let mut start = self.head + range.start;
+        if start >= self.data.len() {
+            start -= self.data.len();
+        }
+        let len = range.end - range.start;
+        if start + len <= self.data.len() {
+            (&self.data[start..start + len], &[])
+        } else {
+            let first = self.data.len() - start;
+            (&self.data[start..], &self.data[..len - first])
+        }
+    }
+
+    /// The sequence numbers and logical ranges of the retained entries whose sequence number is
+    /// `from` or later, oldest first.
     pub(crate) fn ranges_from(&self, from: u64) -> impl Iterator<Item = (u64, Range<usize>)> + '_ {
         let first = self.first_seq();
-        let skip = from.saturating_sub(first).min(self.starts.len() as u64) as usize;
-        let end = self.base + self.data.len() as u64;
-        (skip..self.starts.len()).map(move |i| {
-            let start = self.starts[i];
-            let stop = self.starts.get(i + 1).copied().unwrap_or(end);
-            (
-                first + i as u64,
-                (start - self.base) as usize..(stop - self.base) as usize,
-            )
+        let mut start = 0;
+        let mut seq = first;
+        self.lengths.iter().filter_map(move |&len| {
+            let item = (seq, start..start + len);
+            start += len;
+            seq += 1;
+            (item.0 >= from).then_some(item)
         })
     }
 }
@@ -180,8 +251,16 @@ mod tests {
 
     fn entries(ring: &Ring) -> Vec<(u64, Vec<u8>)> {
         ring.ranges_from(0)
-            .map(|(seq, r)| (seq, ring.bytes()[r].to_vec()))
+            .map(|(seq, range)| (seq, concat(ring.slices(range))))
             .collect()
+    }
+
+    fn concat((a, b): (&[u8], &[u8])) -> Vec<u8> {
+        [a, b].concat()
+    }
+
+    fn retained(ring: &Ring) -> Vec<u8> {
+        concat(ring.slices(0..ring.len()))
     }
 
     #[test]
@@ -190,11 +269,11 @@ mod tests {
         for chunk in [&b"aaa"[..], b"bbb", b"ccc"] {
             ring.append(chunk);
         }
-        assert_eq!(ring.bytes(), b"aaabbbccc");
+        assert_eq!(retained(&ring), b"aaabbbccc");
         // 9 + 2 > 10: evict until at most 5 remain, i.e. drop "aaa" and "bbb".
-        let appended = ring.append(b"dd").expect("non-empty entry");
-        assert_eq!(appended.seq, 3);
-        assert_eq!(ring.bytes(), b"cccdd");
+        let (seq, range) = ring.append(b"dd").expect("non-empty entry");
+        assert_eq!((seq, range), (3, 3..5));
+        assert_eq!(retained(&ring), b"cccdd");
         assert_eq!(ring.first_seq(), 2);
         assert_eq!(ring.counters().entries_evicted, 2);
         assert_eq!(ring.counters().bytes_evicted, 6);
@@ -205,13 +284,29 @@ mod tests {
     }
 
     #[test]
+    fn entries_wrap_around_the_end() {
+        let mut ring = Ring::new(10);
+        for chunk in [&b"aaaa"[..], b"bbbb", b"cccc", b"dddd"] {
+            ring.append(chunk);
+        }
+        // "cccc" evicted "aaaa" and wrapped around the physical end; "dddd" evicted "bbbb".
+        assert_eq!(retained(&ring), b"ccccdddd");
+        assert_eq!(ring.slices(0..4), (&b"cc"[..], &b"cc"[..]));
+        assert_eq!(ring.slices(4..8), (&b"dddd"[..], &b""[..]));
+        assert_eq!(
+            entries(&ring),
+            vec![(2, b"cccc".to_vec()), (3, b"dddd".to_vec())]
+        );
+    }
+
+    #[test]
     fn large_entry_evicts_more_than_half() {
         let mut ring = Ring::new(10);
         ring.append(b"aa");
         ring.append(b"bb");
         ring.append(b"cc");
         ring.append(b"12345678");
-        assert_eq!(ring.bytes(), b"cc12345678".as_slice());
+        assert_eq!(retained(&ring), b"cc12345678");
     }
 
     #[test]
@@ -219,20 +314,23 @@ mod tests {
         let mut ring = Ring::new(4);
         ring.append(b"xy");
         ring.append(b"abcdefg");
-        assert_eq!(ring.bytes(), b"abcd");
+        assert_eq!(retained(&ring), b"abcd");
         assert_eq!(ring.counters().entries_cut, 1);
         assert_eq!(ring.counters().bytes_cut, 3);
-        assert_eq!(ring.counters().bytes_written, 6);
+        assert_eq!(ring.bytes_written(), 6);
     }
 
     #[test]
-    fn storage_never_exceeds_capacity() {
-        let mut ring = Ring::new(5000);
+    fn storage_grows_on_demand_and_never_exceeds_capacity() {
+        let mut ring = Ring::new(100_000);
+        ring.append(b"small");
+        assert_eq!(ring.data.len(), MIN_ALLOCATION);
         for i in 0..10_000usize {
             ring.append(&vec![b'x'; 1 + i % 700]);
-            assert!(ring.bytes().len() <= 5000);
-            assert!(ring.data.capacity() <= 5000);
+            assert!(ring.len() <= 100_000);
+            assert!(ring.data.capacity() <= 100_000);
         }
+        assert_eq!(ring.data.len(), 100_000);
     }
 
     #[test]

@@ -10,6 +10,7 @@ impl Write for &LogBuffer {
     /// Appends `buf` as one entry and reports all of it as written, even when it was cut to the
     /// capacity (the cut is counted in [`Stats`](crate::Stats)): reporting less would make
     /// `write_all` store the rest as a second entry. An empty `buf` makes no entry.
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.append(buf);
         Ok(buf.len())
