@@ -58,7 +58,7 @@
 //! No feature is on by default.
 //!
 //! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
-//!   entry. See the [`tracing`](crate::tracing) module.
+//!   entry. See the `memtail::tracing` module.
 //!
 //! # Supported Rust versions
 //!
@@ -84,3 +84,8 @@ pub use crate::replay::Replay;
 pub use crate::stats::Stats;
 pub use crate::subscription::Subscription;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
+
+// The README's examples run as doctests (they need the `tracing` feature).
+#[cfg(all(doctest, feature = "tracing"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
