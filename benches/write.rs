@@ -49,10 +49,22 @@ fn bench_floor<M: criterion::measurement::Measurement>(group: &mut BenchmarkGrou
 }
 
 fn bench_non_blocking<M: criterion::measurement::Measurement>(group: &mut BenchmarkGroup<'_, M>) {
-    let (mut writer, guard) = tracing_appender::non_blocking(io::sink());
+    let (writer, guard) = tracing_appender::non_blocking(io::sink());
+    let lost = writer.error_counter();
+    let mut written = 0u64;
     group.bench_function("tracing_appender_non_blocking", |b| {
-        b.iter(|| writer.write_all(black_box(LINE)).unwrap())
+        let mut writer = writer.clone();
+        b.iter(|| {
+            written += 1;
+            writer.write_all(black_box(LINE)).unwrap()
+        })
     });
+    // non_blocking is lossy by default: report what it dropped, as for memtail's subscribers.
+    let dropped = lost.dropped_lines() as u64;
+    eprintln!(
+        "tracing_appender_non_blocking: {written} lines written, {dropped} dropped ({:.3}%)",
+        dropped as f64 * 100.0 / written.max(1) as f64
+    );
     drop(guard);
 }
 
