@@ -202,9 +202,20 @@ fn run(capacity: usize, ops: Vec<Op>) {
     for op in ops {
         match op {
             Op::Write(size) => {
+                let before = (buf.len(), buf.stats().entries_evicted);
                 let offered = model.write(size);
                 let written = (&buf).write(&offered).expect("writing never fails");
                 assert_eq!(written, size, "write reports every offered byte");
+                let stored = size.min(capacity);
+                if buf.stats().entries_evicted > before.1 {
+                    // Evicted only because the entry did not fit, and down to half the capacity
+                    // (or less, when the entry needs more room).
+                    assert!(before.0 + stored > capacity);
+                    assert!(buf.len() - stored <= capacity / 2);
+                    assert!(buf.len() - stored <= capacity - stored);
+                } else {
+                    assert_eq!(buf.len(), before.0 + stored);
+                }
             }
             Op::Snapshot => {
                 assert_eq!(&buf.snapshot()[..], &model.retained_concat()[..]);
