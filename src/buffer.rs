@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 
 use crate::builder::check_capacity;
 use crate::ring::Ring;
-use crate::{Builder, Entry, Replay, Stats, Subscription};
+use crate::{Builder, Entry, Level, Replay, Stats, Subscription};
 
 /// The in-memory log: a bounded ring of recent entries that also hands every new entry to its
 /// subscribers.
@@ -88,7 +88,8 @@ impl LogBuffer {
     ///
     /// # Panics
     ///
-    /// If `bytes` is 0, or larger than `isize::MAX` (no allocation can be that large).
+    /// If `bytes` is 0, or larger than 2^56 - 1 (64 PiB; `isize::MAX` on 32-bit targets): no
+    /// process can address that much.
     ///
     /// # Examples
     ///
@@ -178,14 +179,20 @@ impl LogBuffer {
     /// ```
     #[inline]
     pub fn append(&self, entry: &[u8]) -> Option<u64> {
+        self.append_with_level(entry, None)
+    }
+
+    /// [`append`](LogBuffer::append) for an entry that came from a `tracing` event of `level`.
+    #[inline]
+    pub(crate) fn append_with_level(&self, entry: &[u8], level: Option<Level>) -> Option<u64> {
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
-        let (seq, range) = state.ring.append(entry)?;
+        let (seq, range) = state.ring.append(entry, Level::encode(level))?;
         if !state.subscribers.is_empty() {
             fan_out(
                 &mut state.subscribers,
                 &mut state.subscriber_drops,
-                seq,
+                Entry::new(seq, Bytes::new(), level),
                 state.ring.slices(range),
             );
         }
@@ -365,7 +372,8 @@ impl Shared {
 
 /// Hands one stored entry to every subscriber, copying it into `Bytes` once, and only if at least
 /// one subscriber has room for it. The last subscriber gets that copy itself, the others clones.
-fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, seq: u64, stored: (&[u8], &[u8])) {
+/// `head` carries the entry's sequence number and level.
+fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, head: Entry, stored: (&[u8], &[u8])) {
     let mut payload: Option<Bytes> = None;
     let last = subscribers.len() - 1;
     let mut index = 0;
@@ -383,7 +391,7 @@ fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, seq: u64, stored: (&[u8
         } else {
             payload.get_or_insert_with(|| join(stored)).clone()
         };
-        match slot.tx.try_send(Entry::new(seq, bytes)) {
+        match slot.tx.try_send(head.with_bytes(bytes)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 slot.count_drop(drops);
@@ -407,13 +415,14 @@ impl Slot {
 /// The retained entries from `from` on, sharing one copy of their bytes.
 fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
     let mut ranges = ring.ranges_from(from).peekable();
-    let Some(offset) = ranges.peek().map(|(_, range)| range.start) else {
+    let Some(offset) = ranges.peek().map(|(_, range, _)| range.start) else {
         return Vec::new();
     };
     let bytes = copy_out(ring, offset..ring.len());
     let mut entries = Vec::with_capacity(ring.entry_count());
-    entries.extend(ranges.map(|(seq, range)| {
-        Entry::new(seq, bytes.slice(range.start - offset..range.end - offset))
+    entries.extend(ranges.map(|(seq, range, meta)| {
+        let bytes = bytes.slice(range.start - offset..range.end - offset);
+        Entry::new(seq, bytes, Level::decode(meta))
     }));
     entries
 }

@@ -1,5 +1,6 @@
 use std::fmt;
 
+use crate::ring::MAX_CAPACITY;
 use crate::LogBuffer;
 
 /// Configures a [`LogBuffer`] before it is built.
@@ -48,7 +49,8 @@ impl Builder {
     ///
     /// # Panics
     ///
-    /// If `bytes` is 0, or larger than `isize::MAX` (no allocation can be that large).
+    /// If `bytes` is 0, or larger than 2^56 - 1 (64 PiB; `isize::MAX` on 32-bit targets): no
+    /// process can address that much.
     ///
     /// ```should_panic
     /// let _ = memtail::LogBuffer::builder().capacity(0);
@@ -93,8 +95,8 @@ impl Builder {
 pub(crate) fn check_capacity(bytes: usize) {
     assert!(bytes > 0, "memtail: a capacity must be at least 1 byte");
     assert!(
-        bytes <= isize::MAX as usize,
-        "memtail: a capacity of {bytes} bytes cannot be addressed (the largest is isize::MAX)"
+        bytes <= MAX_CAPACITY,
+        "memtail: a capacity of {bytes} bytes cannot be addressed (the largest is {MAX_CAPACITY})"
     );
 }
 

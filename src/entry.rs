@@ -3,6 +3,8 @@ use std::ops::Deref;
 
 use bytes::Bytes;
 
+use crate::Level;
+
 /// One log entry: its sequence number and its bytes.
 ///
 /// An entry is the bytes of one `write` call, one `write_fmt` (so one `writeln!`), or one
@@ -25,11 +27,18 @@ use bytes::Bytes;
 pub struct Entry {
     seq: u64,
     bytes: Bytes,
+    level: Option<Level>,
 }
 
 impl Entry {
-    pub(crate) fn new(seq: u64, bytes: Bytes) -> Entry {
-        Entry { seq, bytes }
+    pub(crate) fn new(seq: u64, bytes: Bytes, level: Option<Level>) -> Entry {
+        Entry { seq, bytes, level }
+    }
+
+    /// The same entry (sequence number and level) with other bytes: how a publisher's
+    /// `transform` reshapes entries.
+    pub(crate) fn with_bytes(&self, bytes: Bytes) -> Entry {
+        Entry::new(self.seq, bytes, self.level)
     }
 
     /// The entry's sequence number: 0 for the first entry a buffer takes, then one more for each.
@@ -58,6 +67,20 @@ impl Entry {
     /// ```
     pub fn bytes(&self) -> &Bytes {
         &self.bytes
+    }
+
+    /// The level of the `tracing` event this entry came from (feature `tracing`), or `None` for an
+    /// entry written through `std::io::Write`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"plain write\n");
+    /// assert_eq!(buf.entries()[0].level(), None);
+    /// ```
+    pub fn level(&self) -> Option<Level> {
+        self.level
     }
 
     /// Takes the entry's bytes.
@@ -101,9 +124,12 @@ impl fmt::Debug for Entry {
         } else {
             ""
         };
-        f.debug_struct("Entry")
-            .field("seq", &self.seq)
-            .field("len", &self.bytes.len())
+        let mut f = f.debug_struct("Entry");
+        f.field("seq", &self.seq);
+        if let Some(level) = self.level {
+            f.field("level", &level);
+        }
+        f.field("len", &self.bytes.len())
             .field(
                 "preview",
                 &format_args!("\"{}{more}\"", shown.escape_ascii()),
@@ -121,6 +147,7 @@ mod tests {
         let entry = Entry::new(
             7,
             Bytes::from(format!("\x1b[31mred\x1b[0m\n{}", "x".repeat(100))),
+            None,
         );
         let shown = format!("{entry:?}");
         assert!(shown.starts_with("Entry { seq: 7, len: 113, preview: \"\\x1b[31mred"));

@@ -69,6 +69,7 @@
 mod buffer;
 mod builder;
 mod entry;
+mod level;
 mod replay;
 mod ring;
 mod stats;
@@ -80,6 +81,7 @@ mod write;
 pub use crate::buffer::{global, LogBuffer};
 pub use crate::builder::Builder;
 pub use crate::entry::Entry;
+pub use crate::level::Level;
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
 pub use crate::subscription::Subscription;

@@ -17,11 +17,30 @@
 // used costs little. While it is smaller than the capacity, the retained bytes never wrap: growing
 // copies them to the front of the new allocation.
 //
-// The index keeps each retained entry's length, oldest first; an entry's logical start is the sum of
-// the lengths before it.
+// The index keeps one word per retained entry, oldest first: its length in the low 56 bits and a
+// metadata byte (the entry's level) in the high 8. An entry's logical start is the sum of the lengths
+// before it.
 
 use std::collections::VecDeque;
 use std::ops::Range;
+
+const LEN_BITS: u32 = 56;
+const LEN_MASK: u64 = (1 << LEN_BITS) - 1;
+
+/// The largest capacity the index can describe: 2^56 - 1 bytes (64 PiB, beyond any address space a
+/// process gets), or `isize::MAX` where that is smaller.
+pub(crate) const MAX_CAPACITY: usize = {
+    let index_limit = LEN_MASK;
+    let address_limit = isize::MAX as u64;
+    (if index_limit < address_limit {
+        index_limit
+    } else {
+        address_limit
+    }) as usize
+};
+
+/// One retained entry as the ring returns it: sequence number, logical byte range, metadata byte.
+pub(crate) type Span = (u64, Range<usize>, u8);
 
 /// Counters kept by the ring, counted at the moment things happen, under the writer's lock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,8 +60,8 @@ pub(crate) struct Ring {
     head: usize,
     /// Retained bytes; never more than `capacity`.
     len: usize,
-    /// Length of each retained entry, oldest first.
-    lengths: VecDeque<usize>,
+    /// Length and metadata of each retained entry, oldest first.
+    index: VecDeque<u64>,
     /// The sequence number the next entry gets.
     next_seq: u64,
     counters: RingCounters,
@@ -60,7 +79,7 @@ impl Ring {
             data: Vec::new(),
             head: 0,
             len: 0,
-            lengths: VecDeque::new(),
+            index: VecDeque::new(),
             next_seq: 0,
             counters: RingCounters::default(),
         }
@@ -73,12 +92,12 @@ impl Ring {
 
     /// How many entries are retained.
     pub(crate) fn entry_count(&self) -> usize {
-        self.lengths.len()
+        self.index.len()
     }
 
     /// The sequence number of the oldest retained entry (equal to `next_seq` when empty).
     pub(crate) fn first_seq(&self) -> u64 {
-        self.next_seq - self.lengths.len() as u64
+        self.next_seq - self.index.len() as u64
     }
 
     /// The sequence number the next entry will get; also how many entries were ever written.
@@ -101,15 +120,25 @@ impl Ring {
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
     #[inline]
-    pub(crate) fn append(&mut self, entry: &[u8]) -> Option<(u64, Range<usize>)> {
+    pub(crate) fn append(&mut self, entry: &[u8], meta: u8) -> Option<(u64, Range<usize>)> {
         let n = entry.len();
-        let tail = self.tail();
-        // The common case in one test: the entry fits without evicting, growing or wrapping.
-        if n == 0 || self.len + n > self.capacity || n > self.data.len() - tail {
-            return self.append_slow(entry);
+        // The free bytes right after the retained ones, without wrapping: up to the physical end,
+        // or, once the retained bytes reach it, from the front up to `head`. The retained bytes are
+        // `head..end` modulo the storage length, so nothing retained is overwritten, whether the
+        // storage is full-sized or still growing.
+        let end = self.head + self.len;
+        let (tail, room) = if end < self.data.len() {
+            (end, self.data.len() - end)
+        } else {
+            let tail = end - self.data.len();
+            (tail, self.head - tail)
+        };
+        // The common case in one test: the entry fits there without evicting, growing or wrapping.
+        if n == 0 || n > room {
+            return self.append_slow(entry, meta);
         }
         self.data[tail..tail + n].copy_from_slice(entry);
-        Some(self.commit(n))
+        Some(self.commit(n, meta))
     }
 
     /// Physical offset where the next byte goes.
@@ -125,10 +154,10 @@ impl Ring {
 
     /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
     #[inline]
-    fn commit(&mut self, n: usize) -> (u64, Range<usize>) {
+    fn commit(&mut self, n: usize, meta: u8) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
-        self.lengths.push_back(n);
+        self.index.push_back(n as u64 | u64::from(meta) << LEN_BITS);
         let seq = self.next_seq;
         self.next_seq += 1;
         (seq, start..self.len)
@@ -136,7 +165,7 @@ impl Ring {
 
     /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
     #[cold]
-    fn append_slow(&mut self, entry: &[u8]) -> Option<(u64, Range<usize>)> {
+    fn append_slow(&mut self, entry: &[u8], meta: u8) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -162,7 +191,7 @@ impl Ring {
             self.data[tail..].copy_from_slice(&entry[..room]);
             self.data[..n - room].copy_from_slice(&entry[room..]);
         }
-        Some(self.commit(n))
+        Some(self.commit(n, meta))
     }
 
     /// Evicts the oldest entries until at most half the capacity remains and `incoming` more bytes
@@ -172,17 +201,17 @@ impl Ring {
         let Some(must_evict) = self.len.checked_sub(keep_at_most) else {
             return;
         };
-        let (front, back) = self.lengths.as_slices();
+        let (front, back) = self.index.as_slices();
         let mut evicted = 0;
         let mut entries = 0;
-        for &len in front.iter().chain(back) {
+        for &word in front.iter().chain(back) {
             if evicted >= must_evict {
                 break;
             }
-            evicted += len;
+            evicted += (word & LEN_MASK) as usize;
             entries += 1;
         }
-        self.lengths.drain(..entries);
+        self.index.drain(..entries);
         self.counters.entries_evicted += entries as u64;
         self.counters.bytes_evicted += evicted as u64;
         self.len -= evicted;
@@ -230,14 +259,14 @@ impl Ring {
         }
     }
 
-    /// The sequence numbers and logical ranges of the retained entries whose sequence number is
-    /// `from` or later, oldest first.
-    pub(crate) fn ranges_from(&self, from: u64) -> impl Iterator<Item = (u64, Range<usize>)> + '_ {
-        let first = self.first_seq();
+    /// The sequence numbers, logical ranges and metadata of the retained entries whose sequence
+    /// number is `from` or later, oldest first.
+    pub(crate) fn ranges_from(&self, from: u64) -> impl Iterator<Item = Span> + '_ {
         let mut start = 0;
-        let mut seq = first;
-        self.lengths.iter().filter_map(move |&len| {
-            let item = (seq, start..start + len);
+        let mut seq = self.first_seq();
+        self.index.iter().filter_map(move |&word| {
+            let len = (word & LEN_MASK) as usize;
+            let item = (seq, start..start + len, (word >> LEN_BITS) as u8);
             start += len;
             seq += 1;
             (item.0 >= from).then_some(item)
@@ -251,7 +280,7 @@ mod tests {
 
     fn entries(ring: &Ring) -> Vec<(u64, Vec<u8>)> {
         ring.ranges_from(0)
-            .map(|(seq, range)| (seq, concat(ring.slices(range))))
+            .map(|(seq, range, _)| (seq, concat(ring.slices(range))))
             .collect()
     }
 
@@ -267,11 +296,11 @@ mod tests {
     fn evicts_whole_entries_down_to_half() {
         let mut ring = Ring::new(10);
         for chunk in [&b"aaa"[..], b"bbb", b"ccc"] {
-            ring.append(chunk);
+            ring.append(chunk, 0);
         }
         assert_eq!(retained(&ring), b"aaabbbccc");
         // 9 + 2 > 10: evict until at most 5 remain, i.e. drop "aaa" and "bbb".
-        let (seq, range) = ring.append(b"dd").expect("non-empty entry");
+        let (seq, range) = ring.append(b"dd", 0).expect("non-empty entry");
         assert_eq!((seq, range), (3, 3..5));
         assert_eq!(retained(&ring), b"cccdd");
         assert_eq!(ring.first_seq(), 2);
@@ -287,7 +316,7 @@ mod tests {
     fn entries_wrap_around_the_end() {
         let mut ring = Ring::new(10);
         for chunk in [&b"aaaa"[..], b"bbbb", b"cccc", b"dddd"] {
-            ring.append(chunk);
+            ring.append(chunk, 0);
         }
         // "cccc" evicted "aaaa" and wrapped around the physical end; "dddd" evicted "bbbb".
         assert_eq!(retained(&ring), b"ccccdddd");
@@ -302,18 +331,18 @@ mod tests {
     #[test]
     fn large_entry_evicts_more_than_half() {
         let mut ring = Ring::new(10);
-        ring.append(b"aa");
-        ring.append(b"bb");
-        ring.append(b"cc");
-        ring.append(b"12345678");
+        ring.append(b"aa", 0);
+        ring.append(b"bb", 0);
+        ring.append(b"cc", 0);
+        ring.append(b"12345678", 0);
         assert_eq!(retained(&ring), b"cc12345678");
     }
 
     #[test]
     fn oversized_entry_keeps_its_head() {
         let mut ring = Ring::new(4);
-        ring.append(b"xy");
-        ring.append(b"abcdefg");
+        ring.append(b"xy", 0);
+        ring.append(b"abcdefg", 0);
         assert_eq!(retained(&ring), b"abcd");
         assert_eq!(ring.counters().entries_cut, 1);
         assert_eq!(ring.counters().bytes_cut, 3);
@@ -323,10 +352,10 @@ mod tests {
     #[test]
     fn storage_grows_on_demand_and_never_exceeds_capacity() {
         let mut ring = Ring::new(100_000);
-        ring.append(b"small");
+        ring.append(b"small", 0);
         assert_eq!(ring.data.len(), MIN_ALLOCATION);
         for i in 0..10_000usize {
-            ring.append(&vec![b'x'; 1 + i % 700]);
+            ring.append(&vec![b'x'; 1 + i % 700], 0);
             assert!(ring.len() <= 100_000);
             assert!(ring.data.capacity() <= 100_000);
         }
@@ -334,9 +363,23 @@ mod tests {
     }
 
     #[test]
+    fn metadata_travels_with_its_entry() {
+        let mut ring = Ring::new(10);
+        ring.append(b"aaaa", 3);
+        ring.append(b"bbbb", 0);
+        ring.append(b"cccc", 5); // evicts "aaaa"
+        let metas: Vec<(u64, u8)> = ring
+            .ranges_from(0)
+            .map(|(seq, _, meta)| (seq, meta))
+            .collect();
+        assert_eq!(metas, [(1, 0), (2, 5)]);
+        assert_eq!(ring.counters().bytes_evicted, 4);
+    }
+
+    #[test]
     fn empty_entry_is_not_stored() {
         let mut ring = Ring::new(8);
-        assert!(ring.append(b"").is_none());
+        assert!(ring.append(b"", 0).is_none());
         assert_eq!(ring.next_seq(), 0);
         assert_eq!(ring.entry_count(), 0);
     }

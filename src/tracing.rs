@@ -31,10 +31,11 @@
 use std::fmt;
 use std::io;
 
+use tracing_core::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::write::{give_back_scratch, take_scratch};
-use crate::LogBuffer;
+use crate::{Level, LogBuffer};
 
 impl<'a> MakeWriter<'a> for LogBuffer {
     type Writer = EventWriter<'a>;
@@ -43,6 +44,18 @@ impl<'a> MakeWriter<'a> for LogBuffer {
         EventWriter {
             buffer: self,
             pending: take_scratch(),
+            level: None,
+        }
+    }
+
+    /// Like `make_writer`, and the entry remembers the event's level ([`Entry::level`]).
+    ///
+    /// [`Entry::level`]: crate::Entry::level
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> EventWriter<'a> {
+        EventWriter {
+            buffer: self,
+            pending: take_scratch(),
+            level: Some(meta.level().into()),
         }
     }
 }
@@ -55,6 +68,7 @@ impl<'a> MakeWriter<'a> for LogBuffer {
 pub struct EventWriter<'a> {
     buffer: &'a LogBuffer,
     pending: Vec<u8>,
+    level: Option<Level>,
 }
 
 impl io::Write for EventWriter<'_> {
@@ -72,7 +86,7 @@ impl io::Write for EventWriter<'_> {
 
 impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
-        self.buffer.append(&self.pending);
+        self.buffer.append_with_level(&self.pending, self.level);
         give_back_scratch(std::mem::take(&mut self.pending));
     }
 }
@@ -81,6 +95,7 @@ impl fmt::Debug for EventWriter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EventWriter")
             .field("pending", &self.pending.len())
+            .field("level", &self.level)
             .finish_non_exhaustive()
     }
 }

@@ -181,8 +181,22 @@ fn sizes(capacity: usize) -> impl Strategy<Value = usize> {
 }
 
 fn ops(capacity: usize) -> impl Strategy<Value = Vec<Op>> {
+    ops_with(sizes(capacity), 120)
+}
+
+/// Mostly small entries into a ring larger than its first allocation (4 KiB), so that the storage
+/// grows while entries accumulate, and later wraps.
+fn growing_ops(capacity: usize) -> impl Strategy<Value = Vec<Op>> {
+    let sizes = prop_oneof![
+        20 => 1..300usize,
+        1 => sizes(capacity),
+    ];
+    ops_with(sizes, 400)
+}
+
+fn ops_with(sizes: impl Strategy<Value = usize>, max_ops: usize) -> impl Strategy<Value = Vec<Op>> {
     let op = prop_oneof![
-        12 => sizes(capacity).prop_map(Op::Write),
+        12 => sizes.prop_map(Op::Write),
         2 => Just(Op::Snapshot),
         2 => (-3i64..20).prop_map(Op::Since),
         2 => Just(Op::Subscribe),
@@ -190,7 +204,7 @@ fn ops(capacity: usize) -> impl Strategy<Value = Vec<Op>> {
         1 => any::<usize>().prop_map(Op::Cancel),
         3 => (any::<usize>(), 0usize..6).prop_map(|(i, n)| Op::Receive(i, n)),
     ];
-    proptest::collection::vec(op, 1..120)
+    proptest::collection::vec(op, 1..max_ops)
 }
 
 fn run(capacity: usize, ops: Vec<Op>) {
@@ -304,6 +318,18 @@ proptest! {
     #[test]
     fn matches_the_reference_model_at_tiny_capacities(
         (capacity, ops) in (1usize..8).prop_flat_map(|c| (Just(c), ops(c)))
+    ) {
+        run(capacity, ops);
+    }
+}
+
+proptest! {
+    // Longer runs over larger rings: fewer cases keep the suite quick in debug builds.
+    #![proptest_config(ProptestConfig { cases: 120, ..ProptestConfig::default() })]
+
+    #[test]
+    fn matches_the_reference_model_while_storage_grows(
+        (capacity, ops) in (4097usize..20_000).prop_flat_map(|c| (Just(c), growing_ops(c)))
     ) {
         run(capacity, ops);
     }

@@ -151,3 +151,34 @@ fn an_event_written_in_several_writes_is_one_entry() {
     assert_eq!(&entries[0][..], b"INFO: tracing\n");
     assert_eq!(&entries[1][..], b"ERROR: tracing\n");
 }
+
+#[test]
+fn entries_remember_their_event_level() {
+    let buf = LogBuffer::new();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::sink.and(buf.clone().with_max_level(Level::TRACE)))
+        .with_max_level(Level::TRACE)
+        .finish();
+    let live = buf.events();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::trace!("t");
+        tracing::debug!("d");
+        tracing::info!("i");
+        tracing::warn!("w");
+        tracing::error!("e");
+    });
+    buf.append(b"plain write\n");
+    let levels: Vec<_> = buf.entries().iter().map(|e| e.level()).collect();
+    use memtail::Level as L;
+    let expected = [
+        Some(L::Trace),
+        Some(L::Debug),
+        Some(L::Info),
+        Some(L::Warn),
+        Some(L::Error),
+        None,
+    ];
+    assert_eq!(levels, expected);
+    let live: Vec<_> = live.try_iter().map(|e| e.level()).collect();
+    assert_eq!(live, expected, "subscribers see the same levels");
+}
