@@ -270,8 +270,31 @@ impl LogBuffer {
     /// assert_eq!(&sub.recv().unwrap()[..], b"after");
     /// ```
     pub fn events(&self) -> Subscription {
+        self.events_with_capacity(self.shared.subscriber_capacity)
+    }
+
+    /// [`events`](LogBuffer::events) with a channel of `entries` instead of the buffer's
+    /// subscriber capacity: for a follower that drains in bursts.
+    ///
+    /// # Panics
+    ///
+    /// If `entries` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// let sub = buf.events_with_capacity(10_000);
+    /// assert_eq!(sub.capacity(), 10_000);
+    /// ```
+    #[track_caller]
+    pub fn events_with_capacity(&self, entries: usize) -> Subscription {
+        assert!(
+            entries > 0,
+            "memtail: a subscriber capacity must be at least 1 entry"
+        );
         let mut state = self.shared.state.write();
-        self.subscribe(&mut state)
+        self.subscribe(&mut state, entries)
     }
 
     /// The retained entries and a subscription to everything after them, taken under one lock:
@@ -313,7 +336,8 @@ impl LogBuffer {
     pub fn tail_since(&self, seq: u64) -> (Replay, Subscription) {
         let mut state = self.shared.state.write();
         let replay = replay(&state.ring, seq);
-        (replay, self.subscribe(&mut state))
+        let capacity = self.shared.subscriber_capacity;
+        (replay, self.subscribe(&mut state, capacity))
     }
 
     /// The buffer's counters, read together.
@@ -350,8 +374,8 @@ impl LogBuffer {
         }
     }
 
-    fn subscribe(&self, state: &mut State) -> Subscription {
-        let (tx, rx) = crossbeam_channel::bounded(self.shared.subscriber_capacity);
+    fn subscribe(&self, state: &mut State, capacity: usize) -> Subscription {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let id = state.next_subscriber_id;
         state.next_subscriber_id += 1;

@@ -70,6 +70,8 @@ mod buffer;
 mod builder;
 mod entry;
 mod level;
+#[cfg(feature = "publish")]
+pub mod publish;
 mod replay;
 mod ring;
 mod stats;

@@ -1,0 +1,318 @@
+//! The publisher's thread: takes entries from its subscription into a bounded queue, publishes
+//! them in batches, retries failures with backoff, and stops on request.
+
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use parking_lot::Mutex;
+
+use super::{Publisher, PublisherStats};
+use crate::{Entry, Subscription};
+
+pub(super) type Transform = Box<dyn FnMut(&Entry) -> Option<Bytes> + Send>;
+
+/// The numeric settings of a publisher; see `PublisherBuilder` for their meaning.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Settings {
+    pub(super) interval: Duration,
+    pub(super) queue: usize,
+    pub(super) max_batch: usize,
+    pub(super) backoff_min: Duration,
+    pub(super) backoff_max: Duration,
+    pub(super) max_attempts: u32,
+}
+
+pub(super) struct Dispatcher {
+    publisher: Box<dyn Publisher>,
+    subscription: Option<Subscription>,
+    settings: Settings,
+    transform: Option<Transform>,
+    shared: Arc<Mutex<PublisherStats>>,
+    control: Receiver<Instant>,
+    queue: VecDeque<Entry>,
+    /// Failed attempts of the entry now at the head of the queue.
+    attempts: u32,
+    stats: PublisherStats,
+    jitter: Jitter,
+}
+
+/// What a publishing round ended with.
+enum Round {
+    /// The queue is empty.
+    Drained,
+    /// A failure: try again after this delay.
+    Failed(Duration),
+}
+
+impl Dispatcher {
+    pub(super) fn new(
+        publisher: Box<dyn Publisher>,
+        subscription: Subscription,
+        settings: Settings,
+        transform: Option<Transform>,
+        shared: Arc<Mutex<PublisherStats>>,
+        control: Receiver<Instant>,
+    ) -> Dispatcher {
+        Dispatcher {
+            publisher,
+            subscription: Some(subscription),
+            settings,
+            transform,
+            shared,
+            control,
+            queue: VecDeque::new(),
+            attempts: 0,
+            stats: PublisherStats::default(),
+            jitter: Jitter::new(),
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let start = Instant::now();
+        let mut next_take = start + self.settings.interval;
+        let mut next_attempt = next_take;
+        let deadline = loop {
+            let wake = next_take.min(next_attempt);
+            match self
+                .control
+                .recv_timeout(wake.saturating_duration_since(Instant::now()))
+            {
+                Ok(deadline) => break deadline,
+                // The handle is gone without asking to stop (it always asks): stop now.
+                Err(RecvTimeoutError::Disconnected) => break Instant::now(),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if now >= next_take {
+                self.take();
+                next_take = now + self.settings.interval;
+            }
+            if now >= next_attempt {
+                next_attempt = match self.round() {
+                    Round::Drained => next_take,
+                    Round::Failed(delay) => now + delay,
+                };
+            }
+            self.publish_stats();
+        };
+        self.stop(deadline, next_attempt);
+    }
+
+    /// Takes what the buffer sent since last time, then unsubscribes; publishes until the queue
+    /// is empty or `deadline`; counts the rest; flushes.
+    fn stop(&mut self, deadline: Instant, mut next_attempt: Instant) {
+        self.take();
+        if let Some(subscription) = self.subscription.take() {
+            self.stats.dropped_upstream = subscription.dropped();
+        }
+        // A retry that was due later than the stop request may run now; backoff still applies to
+        // the failures that happen from here on.
+        next_attempt = next_attempt.min(Instant::now());
+        while !self.queue.is_empty() && next_attempt <= deadline {
+            let now = Instant::now();
+            if now < next_attempt {
+                std::thread::sleep(next_attempt - now);
+            }
+            next_attempt = match self.round() {
+                Round::Drained => break,
+                Round::Failed(delay) => Instant::now() + delay,
+            };
+            self.publish_stats();
+        }
+        self.stats.dropped_at_stop += self.queue.len() as u64;
+        self.queue.clear();
+        self.flush();
+        self.stats.stopped = true;
+        self.publish_stats();
+    }
+
+    /// Moves the entries the subscription holds into the queue, transforming them and dropping the
+    /// oldest queued ones past the bound.
+    fn take(&mut self) {
+        let Some(subscription) = &self.subscription else {
+            return;
+        };
+        for entry in subscription.try_iter() {
+            self.stats.received += 1;
+            let entry = match &mut self.transform {
+                None => entry,
+                Some(transform) => {
+                    match panic::catch_unwind(AssertUnwindSafe(|| transform(&entry))) {
+                        Ok(Some(bytes)) => entry.with_bytes(bytes),
+                        Ok(None) => {
+                            self.stats.filtered += 1;
+                            continue;
+                        }
+                        Err(_) => {
+                            // A transform that panics loses that entry, visibly.
+                            self.stats.filtered += 1;
+                            self.stats.last_error = Some("transform panicked".into());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if self.queue.len() == self.settings.queue {
+                self.queue.pop_front();
+                self.stats.dropped_queue_full += 1;
+                // The head changed: the new one has not failed yet.
+                self.attempts = 0;
+            }
+            self.queue.push_back(entry);
+        }
+        self.stats.dropped_upstream = subscription.dropped();
+    }
+
+    /// Publishes batches until the queue is empty or an attempt fails, then flushes.
+    fn round(&mut self) -> Round {
+        if self.queue.is_empty() {
+            return Round::Drained;
+        }
+        let outcome = loop {
+            if self.queue.is_empty() {
+                break Round::Drained;
+            }
+            let len = self.queue.len().min(self.settings.max_batch);
+            let batch = &self.queue.make_contiguous()[..len];
+            let publisher = &mut self.publisher;
+            let result = panic::catch_unwind(AssertUnwindSafe(|| publisher.publish(batch)));
+            let (delivered, failure) = match result {
+                Ok(Ok(0)) => (
+                    0,
+                    Some("the publisher delivered none of the batch".to_owned()),
+                ),
+                Ok(Ok(delivered)) => (delivered.min(len), None),
+                Ok(Err(error)) => (error.delivered().min(len), Some(error.to_string())),
+                Err(_) => (0, Some("the publisher panicked".to_owned())),
+            };
+            self.queue.drain(..delivered);
+            self.stats.delivered += delivered as u64;
+            if delivered > 0 {
+                self.attempts = 0;
+            }
+            let Some(failure) = failure else {
+                continue;
+            };
+            self.stats.failed_attempts += 1;
+            self.stats.last_error = Some(failure);
+            self.attempts += 1;
+            if self.attempts >= self.settings.max_attempts {
+                // Give up on the entry at the head, so that it cannot block the others.
+                self.queue.pop_front();
+                self.stats.dropped_after_attempts += 1;
+                self.attempts = 0;
+                continue;
+            }
+            break Round::Failed(self.jitter.apply(backoff(&self.settings, self.attempts)));
+        };
+        self.flush();
+        outcome
+    }
+
+    fn flush(&mut self) {
+        let publisher = &mut self.publisher;
+        match panic::catch_unwind(AssertUnwindSafe(|| publisher.flush())) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.stats.last_error = Some(format!("flush failed: {error}")),
+            Err(_) => self.stats.last_error = Some("the publisher panicked in flush".into()),
+        }
+    }
+
+    fn publish_stats(&mut self) {
+        self.stats.queued = self.queue.len() as u64;
+        self.shared.lock().clone_from(&self.stats);
+    }
+}
+
+/// The delay before the next try after `attempts` failed attempts of one entry (1 or more):
+/// `min · 2^(attempts - 1)`, at most `max`, before jitter.
+pub(super) fn backoff(settings: &Settings, attempts: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.saturating_sub(1));
+    settings
+        .backoff_min
+        .saturating_mul(factor)
+        .min(settings.backoff_max)
+}
+
+/// "Equal jitter": a delay `d` becomes a random delay between `d / 2` and `d`, so that publishers
+/// that failed together do not retry together.
+struct Jitter {
+    state: u64,
+}
+
+impl Jitter {
+    fn new() -> Jitter {
+        // Seeded from the standard library's per-process random hash keys: no extra dependency.
+        let seed = RandomState::new().build_hasher().finish();
+        Jitter { state: seed | 1 }
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        self.state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn apply(&mut self, delay: Duration) -> Duration {
+        let half = delay / 2;
+        let spread = (delay - half).as_nanos() as u64;
+        half + Duration::from_nanos(if spread == 0 {
+            0
+        } else {
+            self.next() % (spread + 1)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(min_ms: u64, max_ms: u64) -> Settings {
+        Settings {
+            interval: Duration::from_millis(200),
+            queue: 10,
+            max_batch: 10,
+            backoff_min: Duration::from_millis(min_ms),
+            backoff_max: Duration::from_millis(max_ms),
+            max_attempts: 10,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let s = settings(100, 30_000);
+        let delays: Vec<u64> = (1..=11)
+            .map(|a| backoff(&s, a).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]
+        );
+        assert_eq!(backoff(&s, u32::MAX), Duration::from_millis(30_000));
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all_of_the_delay() {
+        let mut jitter = Jitter::new();
+        let delay = Duration::from_millis(100);
+        let mut seen_low = false;
+        let mut seen_high = false;
+        for _ in 0..10_000 {
+            let jittered = jitter.apply(delay);
+            assert!(jittered >= delay / 2 && jittered <= delay, "{jittered:?}");
+            seen_low |= jittered < delay * 3 / 5;
+            seen_high |= jittered > delay * 9 / 10;
+        }
+        assert!(seen_low && seen_high, "jitter spreads over the range");
+        assert_eq!(jitter.apply(Duration::ZERO), Duration::ZERO);
+    }
+}

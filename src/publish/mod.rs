@@ -1,0 +1,194 @@
+//! Ship the log elsewhere in batches: μ/log's publishers, with bounded queues, acknowledgements and
+//! retries (feature `publish`, on by default; no extra dependency).
+//!
+//! A log call only appends to the ring. Each publisher follows the buffer through its own
+//! subscription, so a writer pays for a publisher what it pays for one subscriber; the publisher's
+//! thread (`memtail-publish-<name>`) takes the new entries every
+//! [`interval`](PublisherBuilder::interval) into its own bounded queue and offers them to
+//! [`Publisher::publish`] in batches. The publisher acknowledges how many entries from the start of
+//! the batch it delivered; the rest stay at the head of the queue and are offered again after a
+//! backoff. Formatting (the [`transform`](PublisherBuilder::transform)) happens on that thread too,
+//! off the caller's path.
+//!
+//! What μ/log's users ran into is handled: a failing entry is retried with exponential backoff and
+//! jitter, and dropped (and counted) after [`max_attempts`](PublisherBuilder::max_attempts) so one
+//! poison entry cannot block the rest; and [`PublisherHandle::stop`] publishes what is queued,
+//! flushes and waits for the thread, within a timeout.
+//!
+//! # Accounting
+//!
+//! Every entry written while a publisher runs is counted exactly once in its [`PublisherStats`]:
+//! `delivered`, `queued` (still waiting), `filtered` (the transform returned `None`), or one of the
+//! drop counters: `dropped_upstream` (a burst larger than the publisher's channel within one
+//! interval: the newest entries of the burst), `dropped_queue_full` (the queue was full because
+//! publishing failed: the oldest entries), `dropped_after_attempts` (an entry failed `max_attempts`
+//! times) and `dropped_at_stop` (still queued when `stop`'s timeout ran out).
+//!
+//! # Memory
+//!
+//! A publisher holds at most `2 × queue` entries: its channel and its queue, each bounded by
+//! [`queue`](PublisherBuilder::queue). Each entry is at most the buffer's capacity.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use memtail::publish::WriterPublisher;
+//!
+//! let buf = memtail::LogBuffer::new();
+//! let publisher = buf
+//!     .publisher(WriterPublisher::new(Vec::new()))
+//!     .name("example")
+//!     .interval(Duration::from_millis(50))
+//!     .start();
+//!
+//! buf.append(b"shipped\n");
+//! let stats = publisher.stop(Duration::from_secs(5));
+//! assert_eq!(stats.delivered, 1);
+//! assert_eq!(stats.dropped(), 0);
+//! ```
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+use crate::Entry;
+
+mod builder;
+mod dispatcher;
+mod syslog;
+mod writer;
+
+pub use self::builder::{
+    PublisherBuilder, PublisherHandle, PublisherStats, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN,
+    DEFAULT_INTERVAL, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BATCH, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT,
+};
+pub use self::syslog::{Facility, Severity, SyslogPublisher};
+pub use self::writer::{FilePublisher, WriterPublisher};
+
+/// Delivers batches of entries somewhere: a file, a socket, a log service.
+///
+/// Called on the publisher's own thread, never concurrently. [`publish`](Publisher::publish) returns
+/// how many entries from the start of the batch were delivered; the rest are offered again in a
+/// later call (after a backoff, if the call failed). A panic in `publish` counts as a failed
+/// attempt that delivered nothing.
+///
+/// # Examples
+///
+/// A publisher that keeps everything in memory (a test double):
+///
+/// ```
+/// use memtail::publish::{PublishError, Publisher};
+/// use memtail::Entry;
+///
+/// struct Collect(Vec<Vec<u8>>);
+///
+/// impl Publisher for Collect {
+///     fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+///         self.0.extend(batch.iter().map(|entry| entry.to_vec()));
+///         Ok(batch.len())
+///     }
+/// }
+/// ```
+pub trait Publisher: Send + 'static {
+    /// Delivers what it can of `batch` (never empty), oldest first, and returns how many entries
+    /// from its start were delivered.
+    ///
+    /// # Errors
+    ///
+    /// A [`PublishError`] when delivery failed; [`PublishError::with_delivered`] says how many
+    /// entries got through before the failure.
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError>;
+
+    /// Makes what was delivered durable or visible; called after each round of batches and at
+    /// stop. Does nothing by default.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error, recorded as the publisher's last error.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<P: Publisher + ?Sized> Publisher for Box<P> {
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        (**self).publish(batch)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+}
+
+/// Why a [`Publisher`] could not deliver a whole batch, and how much of it got through first.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use memtail::publish::PublishError;
+///
+/// let error = PublishError::from(io::Error::from(io::ErrorKind::ConnectionRefused)).with_delivered(3);
+/// assert_eq!(error.delivered(), 3);
+/// assert_eq!(error.to_string(), "connection refused (after 3 entries were delivered)");
+/// ```
+#[derive(Debug)]
+pub struct PublishError {
+    delivered: usize,
+    error: io::Error,
+}
+
+impl PublishError {
+    /// An error that delivered nothing of the batch.
+    pub fn new(error: impl Into<io::Error>) -> PublishError {
+        PublishError {
+            delivered: 0,
+            error: error.into(),
+        }
+    }
+
+    /// An error for a message, as `io::Error::other` makes it.
+    pub fn msg(message: impl Into<String>) -> PublishError {
+        PublishError::new(io::Error::other(message.into()))
+    }
+
+    /// Says that the first `delivered` entries of the batch got through before the failure.
+    #[must_use]
+    pub fn with_delivered(mut self, delivered: usize) -> PublishError {
+        self.delivered = delivered;
+        self
+    }
+
+    /// How many entries from the start of the batch were delivered before the failure.
+    pub fn delivered(&self) -> usize {
+        self.delivered
+    }
+
+    /// The underlying I/O error.
+    pub fn io_error(&self) -> &io::Error {
+        &self.error
+    }
+}
+
+impl From<io::Error> for PublishError {
+    fn from(error: io::Error) -> PublishError {
+        PublishError::new(error)
+    }
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.error, f)?;
+        if self.delivered > 0 {
+            write!(f, " (after {} entries were delivered)", self.delivered)?;
+        }
+        Ok(())
+    }
+}
+
+impl Error for PublishError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.error.source()
+    }
+}

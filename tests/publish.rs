@@ -1,0 +1,458 @@
+//! Publishers: retries with backoff, poison entries, queue overflow, stop, and the built-in file,
+//! writer and Unix-socket publishers. Waits are bounded polls on counters, never bare sleeps.
+#![cfg(feature = "publish")]
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memtail::publish::{PublishError, Publisher, PublisherHandle, PublisherStats};
+use memtail::{Entry, LogBuffer};
+use parking_lot::Mutex;
+
+/// Polls `check` until it holds, failing the test after a generous deadline.
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+fn wait_for_stats(handle: &PublisherHandle, what: &str, check: impl Fn(&PublisherStats) -> bool) {
+    wait_for(what, || check(&handle.stats()));
+}
+
+/// A publisher driven by a script: records every call, fails while `down` or when a batch holds a
+/// poison entry, and otherwise delivers.
+#[derive(Clone, Default)]
+struct Scripted {
+    calls: Arc<Mutex<Vec<Vec<u64>>>>,
+    delivered: Arc<Mutex<Vec<u64>>>,
+    fail_first: Arc<Mutex<u32>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Publisher for Scripted {
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        self.calls
+            .lock()
+            .push(batch.iter().map(Entry::seq).collect());
+        {
+            let mut fail_first = self.fail_first.lock();
+            if *fail_first > 0 {
+                *fail_first -= 1;
+                return Err(PublishError::msg("scripted failure"));
+            }
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(PublishError::msg("down"));
+        }
+        if let Some(poison) = batch.iter().position(|e| &e[..] == b"poison") {
+            self.delivered
+                .lock()
+                .extend(batch[..poison].iter().map(Entry::seq));
+            return Err(PublishError::msg("cannot ship poison").with_delivered(poison));
+        }
+        self.delivered.lock().extend(batch.iter().map(Entry::seq));
+        Ok(batch.len())
+    }
+}
+
+fn fast(buf: &LogBuffer, publisher: Scripted) -> memtail::publish::PublisherBuilder<Scripted> {
+    buf.publisher(publisher)
+        .interval(Duration::from_millis(1))
+        .backoff(Duration::from_millis(1), Duration::from_millis(4))
+}
+
+fn assert_accounted(stats: &PublisherStats, written: u64) {
+    assert_eq!(stats.written(), written, "{stats:?}");
+    assert_eq!(
+        stats.received,
+        stats.delivered
+            + stats.queued
+            + stats.filtered
+            + stats.dropped_queue_full
+            + stats.dropped_after_attempts
+            + stats.dropped_at_stop,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn failures_are_retried_until_everything_is_delivered_once_in_order() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    *script.fail_first.lock() = 3;
+    let handle = fast(&buf, script.clone()).max_attempts(10).start();
+    for i in 0..50 {
+        buf.append(format!("line {i}\n").as_bytes());
+    }
+    wait_for_stats(&handle, "all 50 delivered", |s| s.delivered == 50);
+    let stats = handle.stop(Duration::from_secs(10));
+
+    assert_eq!(*script.delivered.lock(), (0..50).collect::<Vec<u64>>());
+    assert_eq!(stats.failed_attempts, 3);
+    assert_eq!(stats.last_error.as_deref(), Some("scripted failure"));
+    assert_eq!(stats.dropped(), 0);
+    assert_accounted(&stats, 50);
+    // Every failed attempt offered the same head again: the retries, then the success.
+    let calls = script.calls.lock();
+    assert!(calls.len() >= 4);
+    let heads: Vec<u64> = calls.iter().take(4).map(|batch| batch[0]).collect();
+    assert_eq!(heads, [0, 0, 0, 0]);
+}
+
+#[test]
+fn a_poison_entry_is_dropped_after_max_attempts_and_the_rest_get_through() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    let handle = fast(&buf, script.clone()).max_attempts(3).start();
+    for i in 0..10 {
+        let line = if i == 4 {
+            "poison".to_owned()
+        } else {
+            format!("ok {i}")
+        };
+        buf.append(line.as_bytes());
+    }
+    wait_for_stats(&handle, "the rest delivered", |s| {
+        s.delivered == 9 && s.dropped_after_attempts == 1
+    });
+    let stats = handle.stop(Duration::from_secs(10));
+
+    let expected: Vec<u64> = (0..10).filter(|&i| i != 4).collect();
+    assert_eq!(*script.delivered.lock(), expected);
+    assert_eq!(stats.dropped_after_attempts, 1);
+    assert_eq!(stats.failed_attempts, 3);
+    assert_eq!(stats.last_error.as_deref(), Some("cannot ship poison"));
+    assert_accounted(&stats, 10);
+}
+
+#[test]
+fn a_full_queue_drops_its_oldest_entries_and_counts_them() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    script.down.store(true, Ordering::SeqCst);
+    let handle = fast(&buf, script.clone())
+        .queue(10)
+        .max_attempts(u32::MAX)
+        .start();
+    // Five bursts of ten, each taken into the queue before the next: the queue keeps the newest.
+    for burst in 0..5u64 {
+        for i in 0..10 {
+            buf.append(format!("burst {burst} line {i}").as_bytes());
+        }
+        wait_for_stats(&handle, "the burst taken", |s| {
+            s.received == (burst + 1) * 10
+        });
+    }
+    let down = handle.stats();
+    assert_eq!(down.dropped_queue_full, 40);
+    assert_eq!(down.queued, 10);
+    assert_eq!(down.delivered, 0);
+    assert!(down.failed_attempts > 0);
+
+    script.down.store(false, Ordering::SeqCst);
+    wait_for_stats(&handle, "the queue delivered", |s| s.delivered == 10);
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(*script.delivered.lock(), (40..50).collect::<Vec<u64>>());
+    assert_eq!(stats.delivered + stats.dropped(), 50);
+    assert_accounted(&stats, 50);
+}
+
+#[test]
+fn a_burst_beyond_the_channel_is_counted_upstream() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    // A long interval: the whole burst arrives before the publisher takes anything.
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .queue(10)
+        .start();
+    for i in 0..25 {
+        buf.append(format!("{i}").as_bytes());
+    }
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(stats.dropped_upstream, 15);
+    assert_eq!(stats.delivered, 10);
+    assert_eq!(*script.delivered.lock(), (0..10).collect::<Vec<u64>>());
+    assert_accounted(&stats, 25);
+}
+
+#[test]
+fn stop_delivers_everything_queued_when_the_publisher_works() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .max_batch(7)
+        .start();
+    for i in 0..100 {
+        buf.append(format!("{i}").as_bytes());
+    }
+    let stats = handle.stop(Duration::from_secs(10));
+    assert!(stats.stopped);
+    assert_eq!(stats.delivered, 100);
+    assert_eq!(*script.delivered.lock(), (0..100).collect::<Vec<u64>>());
+    assert!(script.calls.lock().iter().all(|batch| batch.len() <= 7));
+    assert_accounted(&stats, 100);
+}
+
+#[test]
+fn stop_gives_up_at_its_timeout_when_the_publisher_fails() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    script.down.store(true, Ordering::SeqCst);
+    let handle = fast(&buf, script.clone()).max_attempts(u32::MAX).start();
+    for i in 0..20 {
+        buf.append(format!("{i}").as_bytes());
+    }
+    let stats = handle.stop(Duration::from_millis(300));
+    // Returned: the thread gave up and counted what was left.
+    assert!(stats.stopped, "{stats:?}");
+    assert_eq!(stats.delivered, 0);
+    assert_eq!(stats.dropped_at_stop, 20);
+    assert!(stats.failed_attempts > 0);
+    assert_accounted(&stats, 20);
+}
+
+/// Blocks in `publish` until released.
+struct Stuck(crossbeam_channel::Receiver<()>);
+
+impl Publisher for Stuck {
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        let _ = self.0.recv();
+        Ok(batch.len())
+    }
+}
+
+#[test]
+fn stop_returns_even_when_a_publish_call_hangs() {
+    let buf = LogBuffer::new();
+    let (release, gate) = crossbeam_channel::bounded(1);
+    let handle = buf
+        .publisher(Stuck(gate))
+        .interval(Duration::from_millis(1))
+        .start();
+    buf.append(b"stuck");
+    let stats = handle.stop(Duration::from_millis(100));
+    assert!(!stats.stopped, "the publish call is still running");
+    release.send(()).unwrap();
+}
+
+#[test]
+fn a_panicking_publisher_counts_as_failed_attempts() {
+    struct Panics;
+    impl Publisher for Panics {
+        fn publish(&mut self, _: &[Entry]) -> Result<usize, PublishError> {
+            panic!("publisher bug");
+        }
+    }
+    let buf = LogBuffer::new();
+    let handle = buf
+        .publisher(Panics)
+        .interval(Duration::from_millis(1))
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+        .max_attempts(2)
+        .start();
+    buf.append(b"x");
+    wait_for_stats(&handle, "the entry given up", |s| {
+        s.dropped_after_attempts == 1
+    });
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(stats.failed_attempts, 2);
+    assert_eq!(stats.last_error.as_deref(), Some("the publisher panicked"));
+    assert_accounted(&stats, 1);
+}
+
+#[test]
+fn transform_reshapes_and_filters_entries() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let collected = Arc::clone(&seen);
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .transform(move |entry: &Entry| {
+            if entry.starts_with(b"debug") {
+                return None;
+            }
+            let json = format!("{{\"seq\":{}}}\n", entry.seq());
+            collected.lock().push(json.clone());
+            Some(json)
+        })
+        .start();
+    for line in ["info a", "debug b", "info c"] {
+        buf.append(line.as_bytes());
+    }
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(stats.filtered, 1);
+    assert_eq!(stats.delivered, 2);
+    assert_eq!(*script.delivered.lock(), [0, 2]);
+    assert_eq!(*seen.lock(), ["{\"seq\":0}\n", "{\"seq\":2}\n"]);
+    assert_accounted(&stats, 3);
+}
+
+#[test]
+fn dropping_the_handle_publishes_what_is_queued() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .start();
+    buf.append(b"last words");
+    drop(handle);
+    assert_eq!(*script.delivered.lock(), [0]);
+}
+
+#[test]
+fn the_publisher_thread_is_named() {
+    let buf = LogBuffer::new();
+    let names = Arc::new(Mutex::new(Vec::new()));
+    struct Name(Arc<Mutex<Vec<String>>>);
+    impl Publisher for Name {
+        fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+            let name = std::thread::current().name().unwrap_or("").to_owned();
+            self.0.lock().push(name);
+            Ok(batch.len())
+        }
+    }
+    let handle = buf
+        .publisher(Name(Arc::clone(&names)))
+        .name("audit")
+        .start();
+    buf.append(b"x");
+    handle.stop(Duration::from_secs(10));
+    assert_eq!(*names.lock(), ["memtail-publish-audit"]);
+}
+
+mod builtin {
+    use super::*;
+    use memtail::publish::{FilePublisher, SyslogPublisher, WriterPublisher};
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("memtail-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn file_publisher_follows_rotation_by_rename() {
+        let dir = temp_dir("file-rotation");
+        let path = dir.join("app.log");
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(FilePublisher::new(&path).unwrap().fsync(true))
+            .interval(Duration::from_millis(1))
+            .start();
+        buf.append(b"before 1\n");
+        buf.append(b"before 2\n");
+        wait_for_stats(&handle, "first lines", |s| s.delivered == 2);
+
+        std::fs::rename(&path, dir.join("app.log.1")).unwrap();
+        buf.append(b"after 1\n");
+        let stats = handle.stop(Duration::from_secs(10));
+        assert_eq!(stats.delivered, 3);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("app.log.1")).unwrap(),
+            "before 1\nbefore 2\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "after 1\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_publisher_recreates_a_deleted_file() {
+        let dir = temp_dir("file-deleted");
+        let path = dir.join("app.log");
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(FilePublisher::new(&path).unwrap())
+            .interval(Duration::from_millis(1))
+            .start();
+        buf.append(b"one\n");
+        wait_for_stats(&handle, "first line", |s| s.delivered == 1);
+        std::fs::remove_file(&path).unwrap();
+        buf.append(b"two\n");
+        handle.stop(Duration::from_secs(10));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn file_publisher_names_a_path_it_cannot_open() {
+        let error = FilePublisher::new("/nonexistent-memtail-dir/app.log").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("/nonexistent-memtail-dir/app.log"),
+            "{error}"
+        );
+    }
+
+    /// A writer whose bytes the test can read afterwards.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writer_publisher_writes_entries_as_they_are() {
+        let out = Shared::default();
+        let buf = LogBuffer::new();
+        let handle = buf.publish(WriterPublisher::new(out.clone()));
+        buf.append(b"a\n");
+        buf.append(b"b\n");
+        let stats = handle.stop(Duration::from_secs(10));
+        assert_eq!(stats.delivered, 2);
+        assert_eq!(&out.0.lock()[..], b"a\nb\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn syslog_over_a_unix_datagram_socket() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = temp_dir("syslog-unix");
+        let path = dir.join("log.sock");
+        let daemon = UnixDatagram::bind(&path).unwrap();
+        let buf = LogBuffer::new();
+        let syslog = SyslogPublisher::unix(&path)
+            .unwrap()
+            .hostname("host")
+            .app_name("app")
+            .procid("7");
+        let handle = buf.publish(syslog);
+        buf.append(b"first\n");
+        buf.append(b"second\twith tab\n");
+        let stats = handle.stop(Duration::from_secs(10));
+        assert_eq!(stats.delivered, 2);
+        let mut datagram = [0u8; 256];
+        let mut received = Vec::new();
+        for _ in 0..2 {
+            let n = daemon.recv(&mut datagram).unwrap();
+            received.push(String::from_utf8(datagram[..n].to_vec()).unwrap());
+        }
+        assert_eq!(
+            received,
+            [
+                "<14>1 - host app 7 - - first",
+                "<14>1 - host app 7 - - second\twith tab"
+            ]
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
