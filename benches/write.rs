@@ -5,6 +5,8 @@
 //!   drained subscriber; the floor is a `parking_lot::Mutex<Vec<u8>>` cleared past 16 KiB.
 //! - `tracing_full_path`: `tracing::info!` with a ~60-byte message through `tracing_subscriber::fmt()`
 //!   (no ANSI) into `io::sink`, into memtail, and into tracing-appender's `non_blocking`.
+//! - `write_100B/1_publisher`: the same line with one publisher (to `io::sink`) attached, beside one
+//!   drained subscriber.
 //! - `two_writers`: two threads writing 100-byte lines at once; throughput in lines per second.
 
 use std::hint::black_box;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use memtail::publish::WriterPublisher;
 use memtail::LogBuffer;
 use parking_lot::Mutex;
 
@@ -61,6 +64,9 @@ fn bench_non_blocking<M: criterion::measurement::Measurement>(group: &mut Benchm
     });
     // non_blocking is lossy by default: report what it dropped, as for memtail's subscribers.
     let dropped = lost.dropped_lines() as u64;
+    if written == 0 {
+        return; // filtered out of this run
+    }
     eprintln!(
         "tracing_appender_non_blocking: {written} lines written, {dropped} dropped ({:.3}%)",
         dropped as f64 * 100.0 / written.max(1) as f64
@@ -119,30 +125,80 @@ fn write_100b(c: &mut Criterion) {
     {
         let mut group = c.benchmark_group("write_100B/1_drained");
         group.throughput(Throughput::Bytes(LINE.len() as u64));
-        // A channel large enough that the reader thread keeps up and drops (almost) nothing.
-        let buf = LogBuffer::builder().subscriber_capacity(1 << 16).build();
-        let sub = buf.events();
-        let reader = thread::spawn(move || {
-            let mut received = 0u64;
-            for entry in sub.iter() {
-                black_box(entry);
-                received += 1;
-            }
-            (received, sub.dropped())
-        });
-        group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
-        let written = buf.stats().entries_written;
-        drop(buf);
-        let (received, dropped) = reader.join().unwrap();
-        eprintln!(
-            "write_100B/1_drained/memtail: {written} entries written, {received} received, \
-             {dropped} dropped ({:.3}%)",
-            dropped as f64 * 100.0 / written.max(1) as f64
-        );
+        bench_drained(&mut group, "memtail");
         bench_floor(&mut group);
         bench_non_blocking(&mut group);
         group.finish();
     }
+    {
+        // What a publisher costs the writer, beside the core's one drained subscriber.
+        let mut group = c.benchmark_group("write_100B/1_publisher");
+        group.throughput(Throughput::Bytes(LINE.len() as u64));
+        bench_publisher(&mut group, "memtail_publisher_defaults", None);
+        bench_publisher(
+            &mut group,
+            "memtail_publisher_10ms_queue_100k",
+            Some((Duration::from_millis(10), 100_000)),
+        );
+        bench_drained(&mut group, "memtail_1_drained_subscriber");
+        group.finish();
+    }
+}
+
+/// memtail with one subscriber that another thread drains.
+fn bench_drained<M: criterion::measurement::Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
+    name: &str,
+) {
+    // A channel large enough that the reader thread keeps up and drops (almost) nothing.
+    let buf = LogBuffer::builder().subscriber_capacity(1 << 16).build();
+    let sub = buf.events();
+    let reader = thread::spawn(move || {
+        let mut received = 0u64;
+        for entry in sub.iter() {
+            black_box(entry);
+            received += 1;
+        }
+        (received, sub.dropped())
+    });
+    group.bench_function(name, |b| b.iter(|| memtail_write(&buf)));
+    let written = buf.stats().entries_written;
+    drop(buf);
+    let (received, dropped) = reader.join().unwrap();
+    if written == 0 {
+        return; // filtered out of this run
+    }
+    eprintln!(
+        "{name}: {written} entries written, {received} received, {dropped} dropped ({:.3}%)",
+        dropped as f64 * 100.0 / written.max(1) as f64
+    );
+}
+
+/// memtail with one publisher writing to `io::sink`, with the default settings or the given
+/// interval and queue.
+fn bench_publisher<M: criterion::measurement::Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
+    name: &str,
+    settings: Option<(Duration, usize)>,
+) {
+    let buf = LogBuffer::new();
+    let mut builder = buf.publisher(WriterPublisher::new(io::sink()));
+    if let Some((interval, queue)) = settings {
+        builder = builder.interval(interval).queue(queue);
+    }
+    let handle = builder.start();
+    group.bench_function(name, |b| b.iter(|| memtail_write(&buf)));
+    let stats = handle.stop(Duration::from_secs(10));
+    if stats.written() == 0 {
+        return; // filtered out of this run
+    }
+    eprintln!(
+        "{name}: {} entries written, {} delivered, {} dropped ({:.3}%)",
+        stats.written(),
+        stats.delivered,
+        stats.dropped(),
+        stats.dropped() as f64 * 100.0 / stats.written().max(1) as f64
+    );
 }
 
 fn tracing_full_path(c: &mut Criterion) {

@@ -55,10 +55,10 @@
 //!
 //! # Feature flags
 //!
-//! No feature is on by default.
-//!
+//! - `publish` (on by default, no dependency): publishers that ship the log elsewhere in batches,
+//!   with bounded queues, acknowledgements and retries. See the `memtail::publish` module.
 //! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
-//!   entry. See the `memtail::tracing` module.
+//!   entry, and [`Entry::level`] is the event's level. See the `memtail::tracing` module.
 //!
 //! # Supported Rust versions
 //!
@@ -89,7 +89,7 @@ pub use crate::stats::Stats;
 pub use crate::subscription::Subscription;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 
-// The README's examples run as doctests (they need the `tracing` feature).
-#[cfg(all(doctest, feature = "tracing"))]
+// The README's examples run as doctests (they need the `tracing` and `publish` features).
+#[cfg(all(doctest, feature = "tracing", feature = "publish"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
