@@ -302,7 +302,8 @@ impl PublisherHandle {
 
     /// Stops the publisher: takes the entries written so far, publishes everything queued (retrying
     /// failures with backoff) until the queue is empty or `timeout` has passed, counts what is left
-    /// as `dropped_at_stop`, flushes, waits for the thread and returns the final counters.
+    /// as `dropped_at_stop`, flushes, waits for the thread and returns the final counters. Entries
+    /// written by other threads while `stop` runs may or may not be taken.
     ///
     /// Returns once the thread has finished, or at the latest 50 ms after `timeout` has passed
     /// (the grace lets the thread count what is left and flush). If a [`Publisher::publish`] call
