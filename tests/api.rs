@@ -35,6 +35,16 @@ fn zero_subscriber_capacity_panics_clearly() {
     let _ = LogBuffer::builder().subscriber_capacity(0);
 }
 
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn the_largest_capacity_is_two_to_the_56_minus_one() {
+    let buf = LogBuffer::with_capacity((1 << 56) - 1);
+    buf.append(b"fits");
+    assert_eq!(buf.snapshot(), "fits");
+    let too_large = std::panic::catch_unwind(|| LogBuffer::with_capacity(1 << 56));
+    assert!(too_large.is_err());
+}
+
 #[test]
 fn a_huge_capacity_costs_nothing_until_used() {
     // 1 TiB: accepted, and only what is written is allocated (a failure here would abort).

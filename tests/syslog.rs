@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memtail::publish::{PublisherHandle, PublisherStats, SyslogPublisher};
+use memtail::publish::{PublisherBuilder, PublisherHandle, PublisherStats, SyslogPublisher};
 use memtail::LogBuffer;
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
@@ -195,18 +195,18 @@ fn sample_entries() -> Vec<String> {
     entries
 }
 
-fn publisher(handle_buf: &LogBuffer, syslog: SyslogPublisher) -> PublisherHandle {
-    handle_buf
-        .publisher(
-            syslog
-                .hostname("testhost")
-                .app_name("memtail-test")
-                .procid("42"),
-        )
-        .interval(Duration::from_millis(5))
-        .backoff(Duration::from_millis(5), Duration::from_millis(50))
-        .max_attempts(u32::MAX)
-        .start()
+/// A publisher to the daemon with the test's header fields, a short interval and quick retries
+/// that never give up on an entry.
+fn publisher(buf: &LogBuffer, syslog: SyslogPublisher) -> PublisherBuilder<SyslogPublisher> {
+    buf.publisher(
+        syslog
+            .hostname("testhost")
+            .app_name("memtail-test")
+            .procid("42"),
+    )
+    .interval(Duration::from_millis(5))
+    .backoff(Duration::from_millis(5), Duration::from_millis(50))
+    .max_attempts(u32::MAX)
 }
 
 fn check_delivery(daemon: &Rsyslog, file: &str, handle: PublisherHandle, sent: &[String]) {
@@ -230,25 +230,24 @@ fn rsyslog_stores_every_message_intact_over_tcp_and_udp() {
     let daemon = Rsyslog::start(&binary, "intact");
     let sent = sample_entries();
 
-    let buf = LogBuffer::new();
-    let tcp = publisher(
-        &buf,
-        SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port)).unwrap(),
-    );
-    for entry in &sent {
-        buf.append(format!("{entry}\n").as_bytes());
+    let transports = [
+        (
+            SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port)).unwrap(),
+            "tcp.log",
+        ),
+        (
+            SyslogPublisher::udp(("127.0.0.1", daemon.udp_port)).unwrap(),
+            "udp.log",
+        ),
+    ];
+    for (syslog, file) in transports {
+        let buf = LogBuffer::new();
+        let handle = publisher(&buf, syslog).start();
+        for entry in &sent {
+            buf.append(format!("{entry}\n").as_bytes());
+        }
+        check_delivery(&daemon, file, handle, &sent);
     }
-    check_delivery(&daemon, "tcp.log", tcp, &sent);
-
-    let buf = LogBuffer::new();
-    let udp = publisher(
-        &buf,
-        SyslogPublisher::udp(("127.0.0.1", daemon.udp_port)).unwrap(),
-    );
-    for entry in &sent {
-        buf.append(format!("{entry}\n").as_bytes());
-    }
-    check_delivery(&daemon, "udp.log", udp, &sent);
 }
 
 #[test]
@@ -256,19 +255,8 @@ fn tcp_publishing_survives_a_daemon_restart_with_exact_accounting() {
     let Some(binary) = rsyslogd() else { return };
     let mut daemon = Rsyslog::start(&binary, "restart");
     let buf = LogBuffer::new();
-    let handle = buf
-        .publisher(
-            SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port))
-                .unwrap()
-                .hostname("testhost")
-                .app_name("memtail-test")
-                .procid("42"),
-        )
-        .interval(Duration::from_millis(5))
-        .backoff(Duration::from_millis(5), Duration::from_millis(50))
-        .max_attempts(u32::MAX)
-        .queue(10)
-        .start();
+    let syslog = SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port)).unwrap();
+    let handle = publisher(&buf, syslog).queue(10).start();
     let stats = |handle: &PublisherHandle| -> PublisherStats { handle.stats() };
 
     // Phase 1: the daemon is up.
