@@ -104,6 +104,36 @@ fn failures_are_retried_until_everything_is_delivered_once_in_order() {
 }
 
 #[test]
+fn no_retry_comes_before_its_backoff() {
+    let buf = LogBuffer::new();
+    let script = Scripted::default();
+    *script.fail_first.lock() = 1;
+    // Takes entries every millisecond, but retries a failure only after half an hour or more.
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_millis(1))
+        .backoff(Duration::from_secs(3600), Duration::from_secs(3600))
+        .start();
+    buf.append(b"first");
+    wait_for_stats(&handle, "the first attempt to fail", |s| {
+        s.failed_attempts == 1
+    });
+    // Later ticks take new entries, so the publisher's loop has run on since the failure...
+    for i in 0..3u64 {
+        buf.append(b"more");
+        wait_for_stats(&handle, "a later tick", |s| s.received == 2 + i);
+    }
+    // ...without trying again: the backoff holds.
+    assert_eq!(script.calls.lock().len(), 1);
+    assert_eq!(handle.stats().queued, 4);
+    // `stop` does not wait out a backoff: it tries at once, and this time it works.
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(script.calls.lock().len(), 2);
+    assert_eq!(stats.delivered, 4);
+    assert_accounted(&stats, 4);
+}
+
+#[test]
 fn a_poison_entry_is_dropped_after_max_attempts_and_the_rest_get_through() {
     let buf = LogBuffer::new();
     let script = Scripted::default();
