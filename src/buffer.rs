@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
-use crate::builder::check_capacity;
+use crate::builder::check_subscriber_capacity;
 use crate::ring::Ring;
 use crate::{Builder, Entry, Level, Replay, Stats, Subscription};
 
@@ -103,7 +103,7 @@ impl LogBuffer {
     /// ```
     #[track_caller]
     pub fn with_capacity(bytes: usize) -> LogBuffer {
-        check_capacity(bytes);
+        // `Builder::capacity` checks `bytes`, and reports the caller's location.
         Builder::new().capacity(bytes).build()
     }
 
@@ -289,10 +289,7 @@ impl LogBuffer {
     /// ```
     #[track_caller]
     pub fn events_with_capacity(&self, entries: usize) -> Subscription {
-        assert!(
-            entries > 0,
-            "memtail: a subscriber capacity must be at least 1 entry"
-        );
+        check_subscriber_capacity(entries);
         let mut state = self.shared.state.write();
         self.subscribe(&mut state, entries)
     }

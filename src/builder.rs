@@ -77,10 +77,7 @@ impl Builder {
     /// ```
     #[track_caller]
     pub fn subscriber_capacity(mut self, entries: usize) -> Builder {
-        assert!(
-            entries > 0,
-            "memtail: a subscriber capacity must be at least 1 entry"
-        );
+        check_subscriber_capacity(entries);
         self.subscriber_capacity = entries;
         self
     }
@@ -97,6 +94,14 @@ pub(crate) fn check_capacity(bytes: usize) {
     assert!(
         bytes <= MAX_CAPACITY,
         "memtail: a capacity of {bytes} bytes cannot be addressed (the largest is {MAX_CAPACITY})"
+    );
+}
+
+#[track_caller]
+pub(crate) fn check_subscriber_capacity(entries: usize) {
+    assert!(
+        entries > 0,
+        "memtail: a subscriber capacity must be at least 1 entry"
     );
 }
 
