@@ -1,6 +1,8 @@
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
@@ -55,6 +57,8 @@ pub(crate) struct Shared {
 struct State {
     ring: Ring,
     subscribers: Vec<Slot>,
+    /// How many of `subscribers` are async (have a `waker`).
+    async_subscribers: usize,
     next_subscriber_id: u64,
     subscriber_drops: u64,
 }
@@ -64,6 +68,32 @@ struct Slot {
     id: u64,
     tx: Sender<Entry>,
     dropped: Arc<AtomicU64>,
+    /// For an async subscription: where its task leaves a waker before it waits. Declared after
+    /// `tx`, so that it is dropped (and wakes the task) after the channel is closed.
+    waker: Option<WakeOnDrop>,
+}
+
+/// An async subscription's waker slot, as the buffer holds it: when the slot goes (the buffer is
+/// gone), the waiting task is woken to see the disconnection.
+struct WakeOnDrop(Arc<WakerSlot>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        let waker = self.0.lock().take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+/// The waker an idle async subscription left. A writer takes it after sending, so a follower that
+/// keeps up costs one wake per wait, not one per entry.
+pub(crate) type WakerSlot = parking_lot::Mutex<Option<Waker>>;
+
+thread_local! {
+    /// Wakers taken under the lock, woken after it is released; kept per thread so that their
+    /// storage is reused.
+    static WAKES: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
 }
 
 impl LogBuffer {
@@ -125,6 +155,7 @@ impl LogBuffer {
                 state: RwLock::new(State {
                     ring: Ring::new(capacity),
                     subscribers: Vec::new(),
+                    async_subscribers: 0,
                     next_subscriber_id: 0,
                     subscriber_drops: 0,
                 }),
@@ -188,14 +219,23 @@ impl LogBuffer {
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
         let (seq, range) = state.ring.append(entry, Level::encode(level))?;
-        if !state.subscribers.is_empty() {
-            fan_out(
-                &mut state.subscribers,
-                &mut state.subscriber_drops,
-                Entry::new(seq, Bytes::new(), level),
-                state.ring.slices(range),
-            );
+        if state.subscribers.is_empty() {
+            return Some(seq);
         }
+        let head = Entry::new(seq, Bytes::new(), level);
+        if state.async_subscribers == 0 {
+            fan_out(state, head, range, &mut Vec::new());
+            return Some(seq);
+        }
+        // Waking a task can take a while (its executor may have to unpark a thread): do it after
+        // releasing the lock, so that other writers do not wait for it.
+        let mut wakes = WAKES.take();
+        fan_out(state, head, range, &mut wakes);
+        drop(guard);
+        for waker in wakes.drain(..) {
+            waker.wake();
+        }
+        WAKES.set(wakes);
         Some(seq)
     }
 
@@ -291,7 +331,7 @@ impl LogBuffer {
     pub fn events_with_capacity(&self, entries: usize) -> Subscription {
         check_subscriber_capacity(entries);
         let mut state = self.shared.state.write();
-        self.subscribe(&mut state, entries)
+        self.subscribe(&mut state, entries, None)
     }
 
     /// The retained entries and a subscription to everything after them, taken under one lock:
@@ -334,7 +374,21 @@ impl LogBuffer {
         let mut state = self.shared.state.write();
         let replay = replay(&state.ring, seq);
         let capacity = self.shared.subscriber_capacity;
-        (replay, self.subscribe(&mut state, capacity))
+        (replay, self.subscribe(&mut state, capacity, None))
+    }
+
+    /// [`tail_since`](LogBuffer::tail_since) for a subscription whose task leaves `waker` before
+    /// it waits, with a channel of `capacity` entries (already checked).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn tail_since_waking(
+        &self,
+        seq: u64,
+        capacity: usize,
+        waker: Arc<WakerSlot>,
+    ) -> (Replay, Subscription) {
+        let mut state = self.shared.state.write();
+        let replay = replay(&state.ring, seq);
+        (replay, self.subscribe(&mut state, capacity, Some(waker)))
     }
 
     /// The buffer's counters, read together.
@@ -368,18 +422,30 @@ impl LogBuffer {
             retained_bytes: state.ring.len() as u64,
             subscribers: state.subscribers.len() as u64,
             subscriber_drops: state.subscriber_drops,
+            subscriber_queued: state
+                .subscribers
+                .iter()
+                .map(|slot| slot.tx.len() as u64)
+                .sum(),
         }
     }
 
-    fn subscribe(&self, state: &mut State, capacity: usize) -> Subscription {
+    fn subscribe(
+        &self,
+        state: &mut State,
+        capacity: usize,
+        waker: Option<Arc<WakerSlot>>,
+    ) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let id = state.next_subscriber_id;
         state.next_subscriber_id += 1;
+        state.async_subscribers += usize::from(waker.is_some());
         state.subscribers.push(Slot {
             id,
             tx,
             dropped: Arc::clone(&dropped),
+            waker: waker.map(WakeOnDrop),
         });
         Subscription::new(rx, dropped, id, Arc::downgrade(&self.shared))
     }
@@ -387,14 +453,28 @@ impl LogBuffer {
 
 impl Shared {
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.state.write().subscribers.retain(|slot| slot.id != id);
+        let mut state = self.state.write();
+        let state = &mut *state;
+        let async_subscribers = &mut state.async_subscribers;
+        state.subscribers.retain(|slot| {
+            let keep = slot.id != id;
+            if !keep && slot.waker.is_some() {
+                *async_subscribers -= 1;
+            }
+            keep
+        });
     }
 }
 
-/// Hands one stored entry to every subscriber, copying it into `Bytes` once, and only if at least
-/// one subscriber has room for it. The last subscriber gets that copy itself, the others clones.
-/// `head` carries the entry's sequence number and level.
-fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, head: Entry, stored: (&[u8], &[u8])) {
+/// Hands the entry just stored at `range` to every subscriber, copying it into `Bytes` once, and
+/// only if at least one subscriber has room for it. The last subscriber gets that copy itself, the
+/// others clones. `head` carries the entry's sequence number and level. The wakers of idle async
+/// subscribers that were sent the entry go to `wakes`.
+fn fan_out(state: &mut State, head: Entry, range: std::ops::Range<usize>, wakes: &mut Vec<Waker>) {
+    let stored = state.ring.slices(range);
+    let drops = &mut state.subscriber_drops;
+    let async_subscribers = &mut state.async_subscribers;
+    let subscribers = &mut state.subscribers;
     let mut payload: Option<Bytes> = None;
     let last = subscribers.len() - 1;
     let mut index = 0;
@@ -413,12 +493,20 @@ fn fan_out(subscribers: &mut Vec<Slot>, drops: &mut u64, head: Entry, stored: (&
             payload.get_or_insert_with(|| join(stored)).clone()
         };
         match slot.tx.try_send(head.with_bytes(bytes)) {
-            Ok(()) => true,
+            Ok(()) => {
+                if let Some(WakeOnDrop(waker)) = &slot.waker {
+                    wakes.extend(waker.lock().take());
+                }
+                true
+            }
             Err(TrySendError::Full(_)) => {
                 slot.count_drop(drops);
                 true
             }
-            Err(TrySendError::Disconnected(_)) => false,
+            Err(TrySendError::Disconnected(_)) => {
+                *async_subscribers -= usize::from(slot.waker.is_some());
+                false
+            }
         }
     });
 }

@@ -57,6 +57,12 @@
 //!
 //! - `publish` (on by default, no dependency): publishers that ship the log elsewhere in batches,
 //!   with bounded queues, acknowledgements and retries. See the `memtail::publish` module.
+//! - `tokio`: async following with no thread per follower: `LogBuffer::events_async`,
+//!   `tail_async` and `tail_since_async` give an `AsyncSubscription`, a `futures_core::Stream` of
+//!   entries that works on any executor (the feature is named for the runtime `http` uses).
+//! - `http`: `memtail::http::router`, an axum router that serves the log to browsers: a viewer
+//!   page, a plain-text snapshot, Server-Sent Events and WebSocket, safe by default. Enables
+//!   `tokio` and `tracing`.
 //! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
 //!   entry, and [`Entry::level`] is the event's level. See the `memtail::tracing` module.
 //!
@@ -69,12 +75,16 @@
 mod buffer;
 mod builder;
 mod entry;
+#[cfg(feature = "http")]
+pub mod http;
 mod level;
 #[cfg(feature = "publish")]
 pub mod publish;
 mod replay;
 mod ring;
 mod stats;
+#[cfg(feature = "tokio")]
+mod stream;
 mod subscription;
 #[cfg(feature = "tracing")]
 pub mod tracing;
@@ -86,6 +96,8 @@ pub use crate::entry::Entry;
 pub use crate::level::Level;
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
+#[cfg(feature = "tokio")]
+pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::Subscription;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 

@@ -38,4 +38,7 @@ pub struct Stats {
     pub subscribers: u64,
     /// Entries dropped for full subscriptions, summed over all of them, past and present.
     pub subscriber_drops: u64,
+    /// Entries queued now for subscriptions, summed over all of them: what followers hold but
+    /// have not taken yet. At most `subscribers` × their channel sizes.
+    pub subscriber_queued: u64,
 }

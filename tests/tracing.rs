@@ -107,6 +107,7 @@ fn a_formatter_writing_in_pieces_makes_one_entry() {
     let buf = LogBuffer::new();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(buf.clone())
+        .with_ansi(false)
         .event_format(Pieces)
         .finish();
     tracing::subscriber::with_default(subscriber, || {

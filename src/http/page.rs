@@ -1,0 +1,90 @@
+//! `GET /` (the viewer page) and `GET /snapshot`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+
+use super::guard::{admit, query_param, refuse};
+use super::Served;
+
+/// The viewer: one self-contained page, its script and style inline.
+const PAGE: &str = include_str!("viewer.html");
+
+/// No images, frames, plugins or outside connections: even a log line that did reach the page
+/// as markup could not load or send anything.
+const POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const NOSNIFF: (&str, HeaderValue) = (
+    "x-content-type-options",
+    HeaderValue::from_static("nosniff"),
+);
+
+pub(super) async fn page(
+    State(served): State<Arc<Served>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Err(refusal) = admit(&served, &headers, &uri) {
+        return refusal.into_response();
+    }
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (CONTENT_SECURITY_POLICY, HeaderValue::from_static(POLICY)),
+            (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        [NOSNIFF],
+        PAGE,
+    )
+        .into_response()
+}
+
+pub(super) async fn snapshot(
+    State(served): State<Arc<Served>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if let Err(refusal) = admit(&served, &headers, &uri) {
+        return refusal.into_response();
+    }
+    // Without `since`: everything retained, and nothing reported missed.
+    let since = match query_param(&uri, "since").map(|since| since.trim().parse::<u64>()) {
+        None => None,
+        Some(Ok(seq)) => Some(seq),
+        Some(Err(_)) => {
+            return refuse(StatusCode::BAD_REQUEST, "since must be a sequence number")
+                .into_response()
+        }
+    };
+    // The bytes and the position, read together.
+    let replay = served.buf.since(since.unwrap_or(0));
+    let mut body = BytesMut::new();
+    for entry in replay.entries() {
+        body.extend_from_slice(entry);
+    }
+    let missed = if since.is_some() { replay.missed() } else { 0 };
+    (
+        [
+            (
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        [
+            NOSNIFF,
+            ("x-memtail-next-seq", HeaderValue::from(replay.next_seq())),
+            ("x-memtail-missed", HeaderValue::from(missed)),
+        ],
+        body.freeze(),
+    )
+        .into_response()
+}

@@ -1,0 +1,152 @@
+//! `GET /ws`: WebSocket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::guard::{admit_follower, refuse, FollowerGuard};
+use super::sse::{Gaps, Start};
+use super::Served;
+use crate::{AsyncSubscription, Entry, TryRecvError};
+
+/// How long a closing handshake may take before the connection is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+pub(super) async fn ws(
+    State(served): State<Arc<Served>>,
+    headers: HeaderMap,
+    uri: Uri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let guard = match admit_follower(&served, &headers, &uri) {
+        Ok(guard) => guard,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let start = match Start::from_request(&headers, &uri) {
+        Ok(start) => start,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Ok(upgrade) = upgrade else {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "this route speaks WebSocket only",
+        )
+        .into_response();
+    };
+    let queue = served.config.follower_queue;
+    upgrade.on_upgrade(move |socket| async move {
+        let (replay, live) = served.buf.tail_since_async_with_capacity(start.seq, queue);
+        let mut missed = if start.report_missed {
+            replay.missed()
+        } else {
+            0
+        };
+        let mut gaps = Gaps::new(replay.next_seq());
+        let backlog = replay.into_entries();
+        serve(socket, &mut missed, &mut gaps, backlog, live, guard).await;
+    })
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    missed: &mut u64,
+    gaps: &mut Gaps,
+    backlog: Vec<Entry>,
+    mut live: AsyncSubscription,
+    _guard: FollowerGuard,
+) {
+    if *missed > 0 && send_missed(&mut socket, *missed).await.is_err() {
+        return;
+    }
+    for entry in &backlog {
+        if socket.send(text(entry)).await.is_err() {
+            return;
+        }
+    }
+    drop(backlog);
+    loop {
+        tokio::select! {
+            entry = live.recv() => {
+                let Some(entry) = entry else {
+                    // The buffer is gone: close.
+                    let _ = socket.send(Message::Close(None)).await;
+                    finish_close(&mut socket).await;
+                    return;
+                };
+                if send_live(&mut socket, gaps, &mut live, entry).await.is_err() {
+                    return;
+                }
+            }
+            message = socket.recv() => match message {
+                // The client closed (the close reply is sent on the next read), went away, or
+                // broke the protocol.
+                Some(Ok(Message::Close(_))) => {
+                    finish_close(&mut socket).await;
+                    return;
+                }
+                None | Some(Err(_)) => return,
+                // Anything else from the client is ignored.
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+/// Sends `entry` and whatever else is queued now, each after the notice of what was lost before
+/// it.
+async fn send_live(
+    socket: &mut WebSocket,
+    gaps: &mut Gaps,
+    live: &mut AsyncSubscription,
+    first: Entry,
+) -> Result<(), axum::Error> {
+    let mut next = Some(first);
+    while let Some(entry) = next.take() {
+        match gaps.before(&entry) {
+            None => {}
+            Some(0) => socket.send(text(&entry)).await?,
+            Some(missed) => {
+                send_missed(socket, missed).await?;
+                socket.send(text(&entry)).await?;
+            }
+        }
+        let dropped = live.dropped();
+        match live.try_recv() {
+            Ok(entry) => next = Some(entry),
+            Err(TryRecvError::Empty) => {
+                let missed = gaps.after(dropped);
+                if missed > 0 {
+                    send_missed(socket, missed).await?;
+                }
+            }
+            Err(TryRecvError::Disconnected) => {}
+        }
+    }
+    Ok(())
+}
+
+async fn send_missed(socket: &mut WebSocket, missed: u64) -> Result<(), axum::Error> {
+    let json = format!("{{\"missed\":{missed}}}");
+    socket.send(Message::Binary(json.into())).await
+}
+
+fn text(entry: &Entry) -> Message {
+    // Valid UTF-8 (the usual case) shares the entry's bytes; anything else is copied, repaired.
+    let text = Utf8Bytes::try_from(entry.clone().into_bytes())
+        .unwrap_or_else(|_| String::from_utf8_lossy(entry).into_owned().into());
+    Message::Text(text)
+}
+
+/// Reads until the peer's side of the closing handshake is done (which also sends our reply),
+/// for at most [`CLOSE_GRACE`].
+async fn finish_close(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(_)) = socket.recv().await {}
+    })
+    .await;
+}

@@ -1,0 +1,134 @@
+//! A server on 127.0.0.1:0 and a small Server-Sent Events reader for the HTTP tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+/// How long any single wait in these tests may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Serves `app` on a free loopback port; the server lives as long as the runtime.
+pub async fn serve(app: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    address
+}
+
+/// One parsed event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub name: String,
+    pub id: Option<String>,
+    pub data: String,
+}
+
+/// Reads events from a streaming response, parsed as the SSE specification says; also keeps the
+/// raw text.
+pub struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    pending: String,
+    pub raw: String,
+}
+
+impl Events {
+    pub fn new(response: reqwest::Response) -> Events {
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "an event stream"
+        );
+        Events {
+            body: Box::pin(response.bytes_stream()),
+            pending: String::new(),
+            raw: String::new(),
+        }
+    }
+
+    /// The next event; panics after [`DEADLINE`] or when the stream ends.
+    pub async fn next(&mut self) -> Event {
+        tokio::time::timeout(DEADLINE, self.next_or_end())
+            .await
+            .expect("an event within the deadline")
+            .expect("the stream goes on")
+    }
+
+    /// The next event, or `None` when the stream ends.
+    pub async fn next_or_end(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.parse_one() {
+                return Some(event);
+            }
+            let chunk = self.body.next().await?.expect("a readable body");
+            let text = std::str::from_utf8(&chunk).expect("UTF-8 events");
+            self.raw.push_str(text);
+            self.pending.push_str(text);
+        }
+    }
+
+    fn parse_one(&mut self) -> Option<Event> {
+        loop {
+            let end = self.pending.find("\n\n")?;
+            let block: String = self.pending.drain(..end + 2).collect();
+            let mut event = Event {
+                name: "message".into(),
+                id: None,
+                data: String::new(),
+            };
+            let mut has_data = false;
+            for line in block.lines() {
+                if line.is_empty() || line.starts_with(':') {
+                    continue;
+                }
+                let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                let value = value.strip_prefix(' ').unwrap_or(value);
+                match field {
+                    "event" => event.name = value.into(),
+                    "id" => event.id = Some(value.into()),
+                    "data" => {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event.data.push_str(value);
+                        has_data = true;
+                    }
+                    "retry" => {}
+                    other => panic!("unexpected field {other:?}"),
+                }
+            }
+            if has_data {
+                return Some(event);
+            }
+        }
+    }
+}
+
+/// Follows `/events` until entries with sequence numbers up to `last` are all accounted for
+/// (received or announced missed); returns the received ids in order and the missed total.
+pub async fn follow_until(events: &mut Events, first: u64, last: u64) -> (Vec<u64>, u64) {
+    let mut ids = Vec::new();
+    let mut missed = 0;
+    let mut expected = first;
+    while expected <= last {
+        let event = events.next().await;
+        match event.name.as_str() {
+            "missed" => {
+                let n: u64 = event.data.parse().unwrap();
+                assert!(n > 0, "a missed event announces a loss");
+                missed += n;
+                expected += n;
+            }
+            "message" => {
+                let id: u64 = event.id.unwrap().parse().unwrap();
+                assert_eq!(id, expected, "in order, no gap that was not announced");
+                ids.push(id);
+                expected += 1;
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    (ids, missed)
+}

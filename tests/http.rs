@@ -1,0 +1,439 @@
+//! The `http` routes against a real server on loopback, with reqwest as the HTTP client and
+//! tokio-tungstenite as the WebSocket client.
+
+mod common;
+
+use std::io::Write;
+use std::time::Instant;
+
+use common::{follow_until, serve, Events, DEADLINE};
+use futures_util::{SinkExt, StreamExt};
+use memtail::http::{router, Config};
+use memtail::LogBuffer;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+async fn get(url: &str) -> reqwest::Response {
+    reqwest::get(url).await.unwrap()
+}
+
+async fn open_events(url: &str) -> Events {
+    Events::new(get(url).await)
+}
+
+#[tokio::test]
+async fn an_entry_is_exactly_one_event_whatever_its_line_breaks() {
+    let buf = LogBuffer::new();
+    buf.append(b"a\n\ndata: fake\r\nid: 999\rb");
+    buf.append(b"next\r\n");
+    let address = serve(router(buf.clone())).await;
+
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    let first = events.next().await;
+    assert_eq!(first.name, "message");
+    assert_eq!(first.id.as_deref(), Some("0"));
+    assert_eq!(first.data, "a\n\ndata: fake\nid: 999\nb");
+    let second = events.next().await;
+    assert_eq!(
+        (second.id.as_deref(), second.data.as_str()),
+        (Some("1"), "next")
+    );
+    assert!(
+        !events.raw.lines().any(|line| line.starts_with("id: 999")),
+        "no log text starts a field: {:?}",
+        events.raw
+    );
+}
+
+#[tokio::test]
+async fn backlog_then_live() {
+    let buf = LogBuffer::new();
+    buf.append(b"old\n");
+    let address = serve(router(buf.clone())).await;
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    assert_eq!(events.next().await.data, "old");
+    buf.append(b"new\n");
+    let live = events.next().await;
+    assert_eq!((live.id.as_deref(), live.data.as_str()), (Some("1"), "new"));
+}
+
+#[tokio::test]
+async fn last_event_id_resumes_after_it() {
+    let buf = LogBuffer::new();
+    for n in 0..5 {
+        writeln!(&buf, "line {n}").unwrap();
+    }
+    let address = serve(router(buf.clone())).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/events"))
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(response);
+    let (ids, missed) = follow_until(&mut events, 3, 4).await;
+    assert_eq!((ids, missed), (vec![3, 4], 0));
+    buf.append(b"line 5\n");
+    assert_eq!(events.next().await.id.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn resuming_after_eviction_announces_the_exact_loss_first() {
+    // 10-byte entries into 100 bytes: retention is bounded, older entries are evicted.
+    let buf = LogBuffer::with_capacity(100);
+    for n in 0..50 {
+        writeln!(&buf, "entry {n:03}").unwrap();
+    }
+    let first_retained = buf.entries()[0].seq();
+    assert!(first_retained > 3, "entries were evicted");
+    let address = serve(router(buf.clone())).await;
+
+    // The client has entries up to 2: entries 3 .. first_retained are gone.
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/events"))
+        .header("Last-Event-ID", "2")
+        .send()
+        .await
+        .unwrap();
+    let mut events = Events::new(response);
+    let missed = events.next().await;
+    assert_eq!(missed.name, "missed");
+    assert_eq!(missed.data, (first_retained - 3).to_string());
+    assert_eq!(events.next().await.id, Some(first_retained.to_string()));
+
+    // `?since=SEQ` starts at SEQ, through the same path.
+    let mut events = events_since(address, 1).await;
+    let missed = events.next().await;
+    assert_eq!(
+        (missed.name.as_str(), missed.data),
+        ("missed", (first_retained - 1).to_string())
+    );
+
+    // Without a position: the retained entries, and no talk of what was evicted before.
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    let first = events.next().await;
+    assert_eq!(
+        (first.name.as_str(), first.id),
+        ("message", Some(first_retained.to_string()))
+    );
+}
+
+async fn events_since(address: std::net::SocketAddr, since: u64) -> Events {
+    open_events(&format!("http://{address}/events?since={since}")).await
+}
+
+#[tokio::test]
+async fn bad_positions_are_refused_with_400() {
+    let address = serve(router(LogBuffer::new())).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/events"))
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    for path in ["/events?since=-1", "/snapshot?since=x", "/ws?since=1.5"] {
+        assert_eq!(
+            get(&format!("http://{address}{path}")).await.status(),
+            400,
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_gap_or_duplicate_at_the_seam_under_concurrent_writers() {
+    const PER_WRITER: u64 = 3_000;
+    let buf = LogBuffer::with_capacity(4 << 20);
+    let address = serve(Config::new().follower_queue(1 << 16).router(buf.clone())).await;
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                for n in 0..PER_WRITER {
+                    writeln!(&buf, "writer {w} line {n}").unwrap();
+                }
+            })
+        })
+        .collect();
+    // Connect while the writers are busy: part of the log is backlog, part is live.
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    let (ids, missed) = follow_until(&mut events, 0, 2 * PER_WRITER - 1).await;
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    assert_eq!(missed, 0, "nothing evicted, and the queue was large enough");
+    assert_eq!(ids, (0..2 * PER_WRITER).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_slow_client_loses_entries_it_is_told_about_and_nobody_waits() {
+    // Big entries and a queue of 2: the client does not read until the writer is done, so the
+    // socket buffers fill up and the follower's queue overflows.
+    const ENTRIES: u64 = 400;
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let address = serve(Config::new().follower_queue(2).router(buf.clone())).await;
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
+    for _ in 0..ENTRIES {
+        buf.append(line.as_bytes());
+    }
+    let (ids, missed) = follow_until(&mut events, 0, ENTRIES - 1).await;
+    assert!(missed > 0, "the queue overflowed");
+    assert_eq!(ids.len() as u64 + missed, ENTRIES);
+    assert_eq!(buf.stats().subscriber_drops, missed);
+}
+
+#[tokio::test]
+async fn snapshot_is_plain_text_from_a_position() {
+    let buf = LogBuffer::new();
+    for line in ["a\n", "b\n", "c\n"] {
+        buf.append(line.as_bytes());
+    }
+    let address = serve(router(buf)).await;
+    let response = get(&format!("http://{address}/snapshot")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(response.headers()["x-memtail-next-seq"], "3");
+    assert_eq!(response.text().await.unwrap(), "a\nb\nc\n");
+    let since = get(&format!("http://{address}/snapshot?since=1")).await;
+    assert_eq!(since.text().await.unwrap(), "b\nc\n");
+}
+
+#[tokio::test]
+async fn the_page_is_small_self_contained_and_works_nested() {
+    let buf = LogBuffer::new();
+    buf.append(b"nested\n");
+    let app = axum::Router::new().nest("/logs", router(buf));
+    let address = serve(app).await;
+    {
+        let path = "/logs";
+        let response = get(&format!("http://{address}{path}")).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/html; charset=utf-8"
+        );
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(policy.contains("default-src 'none'"), "{policy}");
+        let page = response.text().await.unwrap();
+        assert!(page.len() < 30 * 1024, "{} bytes", page.len());
+        for outside in ["http://", "https://", "src=\"", "href=\""] {
+            assert!(!page.contains(outside), "the page loads nothing: {outside}");
+        }
+        assert!(
+            !page.contains("innerHTML"),
+            "log text is never parsed as HTML"
+        );
+    }
+    let mut events = open_events(&format!("http://{address}/logs/events")).await;
+    assert_eq!(events.next().await.data, "nested");
+}
+
+#[tokio::test]
+async fn foreign_origins_and_hosts_are_refused() {
+    let address = serve(
+        Config::new()
+            .allowed_origins(["https://admin.example"])
+            .allowed_hosts(["logs.example"])
+            .router(LogBuffer::new()),
+    )
+    .await;
+    let own = format!("http://{address}");
+    // Origin, on the streaming routes.
+    for path in ["/events", "/ws"] {
+        assert_eq!(
+            status(address, path, ("Origin", "http://evil.example")).await,
+            403
+        );
+        assert_eq!(status(address, path, ("Origin", "null")).await, 403);
+    }
+    assert_eq!(status(address, "/events", ("Origin", &own)).await, 200);
+    assert_eq!(
+        status(address, "/events", ("Origin", "https://admin.example")).await,
+        200
+    );
+    // Host, on every route: a DNS-rebinding page sends its own name.
+    for path in ["/", "/snapshot", "/events", "/ws"] {
+        assert_eq!(
+            status(address, path, ("Host", "evil.example")).await,
+            403,
+            "{path}"
+        );
+        assert_eq!(
+            status(address, path, ("Host", "127.0.0.1.evil.example")).await,
+            403
+        );
+    }
+    assert_eq!(
+        status(address, "/snapshot", ("Host", "localhost:1")).await,
+        200
+    );
+    assert_eq!(
+        status(address, "/snapshot", ("Host", "logs.example")).await,
+        200
+    );
+}
+
+async fn status(address: std::net::SocketAddr, path: &str, (name, value): (&str, &str)) -> u16 {
+    reqwest::Client::new()
+        .get(format!("http://{address}{path}"))
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_token_guards_every_route() {
+    let buf = LogBuffer::new();
+    buf.append(b"secret stuff\n");
+    let address = serve(Config::new().token("t0k3n/+").router(buf.clone())).await;
+    let client = reqwest::Client::new();
+    for path in ["/", "/snapshot", "/events", "/ws"] {
+        let url = format!("http://{address}{path}");
+        let without = client.get(&url).send().await.unwrap();
+        assert_eq!(without.status(), 401, "{path}");
+        assert!(without.headers().contains_key("www-authenticate"));
+        let wrong = client.get(&url).bearer_auth("t0k3n").send().await.unwrap();
+        assert_eq!(wrong.status(), 401, "{path}");
+    }
+    let snapshot = client
+        .get(format!("http://{address}/snapshot"))
+        .bearer_auth("t0k3n/+")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.status(), 200);
+    assert_eq!(snapshot.text().await.unwrap(), "secret stuff\n");
+    // In the query, percent-encoded, for EventSource and WebSocket.
+    let mut events = open_events(&format!("http://{address}/events?token=t0k3n%2F%2B")).await;
+    assert_eq!(events.next().await.data, "secret stuff");
+    let page = get(&format!("http://{address}/?token=t0k3n%2F%2B")).await;
+    assert_eq!(page.status(), 200);
+    assert!(
+        !String::from_utf8_lossy(&buf.snapshot()).contains("t0k3n"),
+        "the token never reaches the log"
+    );
+}
+
+#[tokio::test]
+async fn followers_beyond_the_cap_get_503_until_one_leaves() {
+    let buf = LogBuffer::new();
+    let address = serve(Config::new().max_followers(1).router(buf.clone())).await;
+    let first = get(&format!("http://{address}/events")).await;
+    assert_eq!(first.status(), 200);
+    for path in ["/events", "/ws"] {
+        let refused = get(&format!("http://{address}{path}")).await;
+        assert_eq!(refused.status(), 503, "{path}");
+        assert!(refused.headers().contains_key("retry-after"));
+    }
+    // Other routes are not streams.
+    assert_eq!(
+        get(&format!("http://{address}/snapshot")).await.status(),
+        200
+    );
+    drop(first);
+    // The server notices the closed connection when it next writes to it.
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        buf.append(b"tick\n");
+        let again = get(&format!("http://{address}/events")).await;
+        if again.status() == 200 {
+            break;
+        }
+        assert_eq!(again.status(), 503);
+        assert!(Instant::now() < deadline, "the place was never given back");
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn websocket(
+    url: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (socket, response) = tokio_tungstenite::connect_async(url).await.unwrap();
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+async fn next_message<S>(socket: &mut S) -> Message
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    tokio::time::timeout(DEADLINE, socket.next())
+        .await
+        .expect("a message within the deadline")
+        .expect("the socket stays open")
+        .expect("a valid message")
+}
+
+#[tokio::test]
+async fn websocket_sends_backlog_then_live_in_order_and_closes_cleanly() {
+    let buf = LogBuffer::new();
+    buf.append(b"one\n");
+    buf.append(b"two\xff\n");
+    let address = serve(router(buf.clone())).await;
+    let mut socket = websocket(&format!("ws://{address}/ws")).await;
+    assert_eq!(next_message(&mut socket).await, Message::text("one\n"));
+    assert_eq!(
+        next_message(&mut socket).await,
+        Message::text("two\u{fffd}\n")
+    );
+    buf.append(b"three\n");
+    assert_eq!(next_message(&mut socket).await, Message::text("three\n"));
+    // Messages from the client are ignored.
+    socket.send(Message::text("hello?")).await.unwrap();
+    buf.append(b"four\n");
+    assert_eq!(next_message(&mut socket).await, Message::text("four\n"));
+    // Clean close: the server answers the close frame.
+    socket.close(None).await.unwrap();
+    let reply = next_message(&mut socket).await;
+    assert!(matches!(reply, Message::Close(_)), "{reply:?}");
+}
+
+#[tokio::test]
+async fn websocket_announces_losses_in_a_binary_json_message() {
+    const ENTRIES: u64 = 400;
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let address = serve(Config::new().follower_queue(2).router(buf.clone())).await;
+    let mut socket = websocket(&format!("ws://{address}/ws")).await;
+    let line = format!("{}\n", "y".repeat(64 * 1024 - 1));
+    for _ in 0..ENTRIES {
+        buf.append(line.as_bytes());
+    }
+    let (mut received, mut missed) = (0, 0);
+    while received + missed < ENTRIES {
+        match next_message(&mut socket).await {
+            Message::Text(text) => {
+                assert_eq!(text.len(), line.len());
+                received += 1;
+            }
+            Message::Binary(json) => {
+                let json = std::str::from_utf8(&json).unwrap();
+                let n: u64 = json
+                    .strip_prefix("{\"missed\":")
+                    .and_then(|rest| rest.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("a missed notice: {json}"))
+                    .parse()
+                    .unwrap();
+                missed += n;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(missed > 0);
+    assert_eq!(received + missed, ENTRIES);
+    assert_eq!(buf.stats().subscriber_drops, missed);
+}
+
+#[tokio::test]
+async fn a_plain_get_on_the_websocket_route_asks_for_an_upgrade() {
+    let address = serve(router(LogBuffer::new())).await;
+    assert_eq!(get(&format!("http://{address}/ws")).await.status(), 426);
+}
