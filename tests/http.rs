@@ -437,3 +437,60 @@ async fn a_plain_get_on_the_websocket_route_asks_for_an_upgrade() {
     let address = serve(router(LogBuffer::new())).await;
     assert_eq!(get(&format!("http://{address}/ws")).await.status(), 426);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_followers_each_get_every_entry_or_an_exact_count() {
+    const FOLLOWERS: usize = 200;
+    const ENTRIES: u64 = 10_000;
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let queue = Config::DEFAULT_FOLLOWER_QUEUE as u64;
+    let address = serve(Config::new().router(buf.clone())).await;
+    let client = reqwest::Client::new();
+    let mut followers = Vec::new();
+    for _ in 0..FOLLOWERS {
+        let response = client
+            .get(format!("http://{address}/events"))
+            .send()
+            .await
+            .unwrap();
+        let mut events = Events::new(response);
+        followers.push(tokio::spawn(async move {
+            follow_until(&mut events, 0, ENTRIES - 1).await
+        }));
+    }
+    assert_eq!(buf.stats().subscribers, FOLLOWERS as u64);
+
+    let writer = std::thread::spawn({
+        let buf = buf.clone();
+        move || {
+            let mut most_queued = 0;
+            for n in 0..ENTRIES {
+                writeln!(&buf, "entry {n} of the load test").unwrap();
+                if n % 100 == 0 {
+                    let stats = buf.stats();
+                    // Memory stays bounded: the followers' queues never hold more than their
+                    // capacity, whatever the clients do.
+                    assert!(stats.subscriber_queued <= FOLLOWERS as u64 * queue);
+                    assert!(stats.retained_bytes <= 1 << 20);
+                    most_queued = most_queued.max(stats.subscriber_queued);
+                }
+            }
+            most_queued
+        }
+    });
+    let mut missed_total = 0;
+    for follower in followers {
+        let (ids, missed) = follower.await.unwrap();
+        assert_eq!(ids.len() as u64 + missed, ENTRIES);
+        missed_total += missed;
+    }
+    let most_queued = writer.join().unwrap();
+    let stats = buf.stats();
+    assert_eq!(
+        stats.subscriber_drops, missed_total,
+        "every drop was announced"
+    );
+    eprintln!(
+        "200 followers x 10 000 entries: {missed_total} deliveries missed, at most {most_queued} entries queued"
+    );
+}

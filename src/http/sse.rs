@@ -170,9 +170,26 @@ impl Follow {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
-        let entry = tokio::select! {
-            entry = self.live.recv() => entry?,
-            _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+        // Entries lost after the last one sent are announced before waiting: the log may stay
+        // quiet for a long time after a burst.
+        let dropped = self.live.dropped();
+        let entry = match self.live.try_recv() {
+            Ok(entry) => entry,
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty) => {
+                let missed = self.gaps.after(dropped);
+                if missed > 0 {
+                    let mut chunk = BytesMut::new();
+                    push_missed(&mut chunk, missed);
+                    return Some(chunk.freeze());
+                }
+                tokio::select! {
+                    entry = self.live.recv() => entry?,
+                    _ = self.keep_alive.tick() => {
+                        return Some(Bytes::from_static(b": keep-alive\n\n"));
+                    }
+                }
+            }
         };
         let mut chunk = BytesMut::new();
         self.push(&mut chunk, &entry);

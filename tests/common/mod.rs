@@ -52,7 +52,12 @@ impl Events {
     pub async fn next(&mut self) -> Event {
         tokio::time::timeout(DEADLINE, self.next_or_end())
             .await
-            .expect("an event within the deadline")
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no event within the deadline after {:?}",
+                    &self.raw[self.raw.len().saturating_sub(300)..]
+                )
+            })
             .expect("the stream goes on")
     }
 
