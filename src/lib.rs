@@ -101,7 +101,7 @@ pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::Subscription;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 
-// The README's examples run as doctests (they need the `tracing` and `publish` features).
-#[cfg(all(doctest, feature = "tracing", feature = "publish"))]
+// The README's examples run as doctests (they need the `tracing`, `publish` and `http` features).
+#[cfg(all(doctest, feature = "tracing", feature = "publish", feature = "http"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
