@@ -75,6 +75,8 @@
 mod buffer;
 mod builder;
 mod entry;
+#[cfg(feature = "follow")]
+pub mod follow;
 #[cfg(feature = "http")]
 pub mod http;
 mod level;

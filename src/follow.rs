@@ -1,0 +1,687 @@
+//! Follow a file like `tail -F`, or a reader such as stdin, into a [`LogBuffer`]: one entry per
+//! line (feature `follow`).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! let buf = memtail::LogBuffer::with_capacity(1 << 20);
+//! // Start with the last 100 lines, then follow what is appended, across rotations.
+//! let follower = memtail::follow::Follow::new()
+//!     .last_lines(100)
+//!     .file("/var/log/app.log", &buf);
+//! // ... serve `buf`, or read it ...
+//! if let Some(error) = follower.last_error() {
+//!     eprintln!("following /var/log/app.log: {error}");
+//! }
+//! drop(follower); // stops the thread
+//! ```
+//!
+//! # What a followed file may do
+//!
+//! The follower survives what log files do, without losing or repeating a line:
+//!
+//! - **Not there yet.** It waits for the file; once the file appears, it is read from its start.
+//! - **Appends,** complete or not. Each complete line (up to and including its `\n`) is one
+//!   entry. A last line without its newline waits for it; after
+//!   [`idle_flush`](Follow::idle_flush) without new bytes (1 s by default), or when the file is
+//!   rotated or truncated, it becomes an entry as it is, and the rest of it, when it comes, is
+//!   another entry.
+//! - **Truncation in place** (logrotate's `copytruncate`): when the file becomes shorter than
+//!   what was read, reading restarts at its beginning.
+//! - **Rotation by rename,** with a new file created at the path: the old file is read to its end
+//!   (a writer may still append to it), then the new one is followed from its start.
+//! - **Deletion:** the follower waits for a file to appear at the path again, and follows it from
+//!   its start.
+//!
+//! A line longer than the buffer's capacity keeps its first `capacity` bytes, as
+//! [`LogBuffer::append`] does; the follower drops the rest of the line as it reads (it never
+//! holds more than one capacity of a line) and counts it in [`FollowStats::bytes_cut`].
+//!
+//! # Why polling
+//!
+//! The follower checks the file every [`poll_interval`](Follow::poll_interval) (50 ms by default,
+//! so a line reaches the buffer within about 50 ms) rather than asking the kernel through inotify.
+//! Polling works the same on every file system (NFS, FUSE, container volumes, where inotify
+//! misses writes made elsewhere), needs no dependency, and costs one `stat` and one `read` per
+//! interval. Its limit is the one every `tail -F` has: a file truncated and then written past its
+//! old length within one interval looks like an append.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use crate::LogBuffer;
+
+/// How much a follower reads at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Follows `path` into `buf` with the default options: from the end of the file as it is now (or
+/// from the start of a file that appears later), checking every 50 ms.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+///
+/// let path = std::env::temp_dir().join(format!("memtail-doc-{}.log", std::process::id()));
+/// let buf = memtail::LogBuffer::new();
+/// let mut file = std::fs::File::create(&path)?;
+/// let live = buf.events();
+/// let follower = memtail::follow::follow_file(&path, &buf);
+/// follower.wait_ready(std::time::Duration::from_secs(10));
+///
+/// writeln!(file, "appended")?;
+/// let entry = live.recv_timeout(std::time::Duration::from_secs(10))?;
+/// assert_eq!(&entry[..], b"appended\n");
+/// # drop(follower);
+/// # std::fs::remove_file(&path)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn follow_file(path: impl AsRef<Path>, buf: &LogBuffer) -> Follower {
+    Follow::new().file(path, buf)
+}
+
+/// Follows `reader` (stdin, a pipe, a socket) into `buf` with the default options, one entry per
+/// line, until it ends; a last line without a newline becomes an entry at the end.
+///
+/// # Examples
+///
+/// ```
+/// let buf = memtail::LogBuffer::new();
+/// let follower = memtail::follow::follow_reader(&b"one\ntwo\nthree"[..], &buf);
+/// follower.wait();
+/// assert_eq!(buf.snapshot(), "one\ntwo\nthree");
+/// assert_eq!(buf.entries().len(), 3);
+/// ```
+pub fn follow_reader<R: Read + Send + 'static>(reader: R, buf: &LogBuffer) -> Follower {
+    Follow::new().reader(reader, buf)
+}
+
+/// Options for following a file or a reader.
+///
+/// | option | default |
+/// |---|---|
+/// | where a file is started | at its end ([`last_lines`](Follow::last_lines) to start earlier) |
+/// | [`poll_interval`](Follow::poll_interval) | 50 ms |
+/// | [`idle_flush`](Follow::idle_flush) | 1 s |
+/// | [`prefix`](Follow::prefix) | none |
+#[derive(Clone, Debug)]
+pub struct Follow {
+    last_lines: usize,
+    poll_interval: Duration,
+    idle_flush: Duration,
+    prefix: Vec<u8>,
+}
+
+impl Default for Follow {
+    fn default() -> Follow {
+        Follow::new()
+    }
+}
+
+impl Follow {
+    /// How often a followed file is checked by default.
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+    /// How long a line without its newline waits by default before it becomes an entry.
+    pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_secs(1);
+
+    /// The defaults.
+    pub fn new() -> Follow {
+        Follow {
+            last_lines: 0,
+            poll_interval: Follow::DEFAULT_POLL_INTERVAL,
+            idle_flush: Follow::DEFAULT_IDLE_FLUSH,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Starts a file that exists when following begins with its last `lines` complete lines (and
+    /// its unfinished last line, if any) instead of at its end.
+    pub fn last_lines(mut self, lines: usize) -> Follow {
+        self.last_lines = lines;
+        self
+    }
+
+    /// How often the file is checked for new bytes, rotation and truncation.
+    ///
+    /// # Panics
+    ///
+    /// If `every` is zero.
+    #[track_caller]
+    pub fn poll_interval(mut self, every: Duration) -> Follow {
+        assert!(!every.is_zero(), "memtail::follow: zero poll interval");
+        self.poll_interval = every;
+        self
+    }
+
+    /// How long a last line without its newline waits for it before it becomes an entry.
+    pub fn idle_flush(mut self, after: Duration) -> Follow {
+        self.idle_flush = after;
+        self
+    }
+
+    /// Bytes put before every line, such as `"app.log: "` when several files share one buffer.
+    pub fn prefix(mut self, prefix: impl Into<Vec<u8>>) -> Follow {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Follows the file at `path` on a thread of its own (named `memtail-follow`), until the
+    /// returned [`Follower`] is dropped or stopped. Errors (a file that cannot be read, say) do not
+    /// stop it: they are kept for [`Follower::last_error`] and counted, and the file is tried again
+    /// at the next interval.
+    pub fn file(self, path: impl AsRef<Path>, buf: &LogBuffer) -> Follower {
+        let path = path.as_ref().to_owned();
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
+        let shared = Arc::new(Shared::default());
+        let lines = Lines::new(self.prefix.clone(), buf.clone());
+        let thread = std::thread::Builder::new()
+            .name("memtail-follow".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || FileFollower::new(path, self, lines, shared).run(&stop_rx)
+            });
+        Follower::new(thread, Some(stop_tx), shared)
+    }
+
+    /// Follows `reader` on a thread of its own (named `memtail-follow`) until it ends or fails.
+    /// Dropping the [`Follower`] does not interrupt a read under way: the thread ends when the
+    /// read returns (at the next line, or when the reader is closed).
+    pub fn reader<R: Read + Send + 'static>(self, mut reader: R, buf: &LogBuffer) -> Follower {
+        let shared = Arc::new(Shared::default());
+        let mut lines = Lines::new(self.prefix, buf.clone());
+        let thread = std::thread::Builder::new()
+            .name("memtail-follow".into())
+            .spawn({
+                let shared = Arc::clone(&shared);
+                move || {
+                    shared.ready();
+                    let mut chunk = vec![0; READ_CHUNK];
+                    loop {
+                        match reader.read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(n) => lines.push(&chunk[..n], &shared),
+                            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                            Err(error) => {
+                                shared.error(error);
+                                break;
+                            }
+                        }
+                        if shared.stopping() {
+                            break;
+                        }
+                    }
+                    lines.flush(&shared);
+                }
+            });
+        Follower::new(thread, None, shared)
+    }
+}
+
+/// Counters of a [`Follower`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FollowStats {
+    /// Entries appended: complete lines and flushed partial lines.
+    pub lines: u64,
+    /// Bytes read from the file or reader.
+    pub bytes_read: u64,
+    /// Lines without a newline that became entries after the idle time, at a rotation or
+    /// truncation, or at the end of a reader.
+    pub partial_flushes: u64,
+    /// Bytes dropped from lines longer than the buffer's capacity.
+    pub bytes_cut: u64,
+    /// Times the file was found truncated and read again from its start.
+    pub truncations: u64,
+    /// Times a new file was found at the path (after a rotation or a deletion) and followed.
+    pub rotations: u64,
+    /// Errors met (the newest is [`Follower::last_error`]).
+    pub errors: u64,
+}
+
+/// A running follower. Dropping it stops a file follower's thread (within one poll interval, after
+/// a last read and the flush of an unfinished line).
+pub struct Follower {
+    thread: Option<JoinHandle<()>>,
+    /// Dropped to wake a file follower's thread at once; `None` for a reader.
+    stop: Option<Sender<()>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<SharedState>,
+    ready: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct SharedState {
+    stats: FollowStats,
+    last_error: Option<Arc<io::Error>>,
+    ready: bool,
+    stopping: bool,
+}
+
+impl Shared {
+    fn ready(&self) {
+        self.state.lock().ready = true;
+        self.ready.notify_all();
+    }
+
+    fn error(&self, error: io::Error) {
+        let mut state = self.state.lock();
+        state.stats.errors += 1;
+        state.last_error = Some(Arc::new(error));
+    }
+
+    fn stopping(&self) -> bool {
+        self.state.lock().stopping
+    }
+
+    fn count(&self, f: impl FnOnce(&mut FollowStats)) {
+        f(&mut self.state.lock().stats);
+    }
+}
+
+impl Follower {
+    fn new(
+        thread: io::Result<JoinHandle<()>>,
+        stop: Option<Sender<()>>,
+        shared: Arc<Shared>,
+    ) -> Follower {
+        let thread = match thread {
+            Ok(thread) => Some(thread),
+            Err(error) => {
+                shared.error(io::Error::new(
+                    error.kind(),
+                    format!("memtail::follow: cannot start a thread: {error}"),
+                ));
+                shared.ready();
+                None
+            }
+        };
+        Follower {
+            thread,
+            stop,
+            shared,
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> FollowStats {
+        self.shared.state.lock().stats
+    }
+
+    /// The newest error met, if any: a file that could not be opened or read (the message names
+    /// it), a reader that failed, or a thread that could not be started.
+    pub fn last_error(&self) -> Option<Arc<io::Error>> {
+        self.shared.state.lock().last_error.clone()
+    }
+
+    /// Whether the follower's thread is still at work (a reader's ends with the reader).
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished())
+    }
+
+    /// Waits at most `timeout` until the follower has taken its starting position (for a file
+    /// that exists: after its last lines were read, at its end); true once it has. Lines appended
+    /// after that are never missed.
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock();
+        while !state.ready {
+            if self
+                .shared
+                .ready
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.ready;
+            }
+        }
+        true
+    }
+
+    /// Waits until a reader is exhausted (or fails) and its last line is appended; returns the
+    /// final counters. A file follower never ends by itself: for it, `wait` is
+    /// [`stop`](Follower::stop).
+    pub fn wait(mut self) -> FollowStats {
+        if self.stop.is_some() {
+            return self.stop();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.stats()
+    }
+
+    /// Stops the thread and waits for it, flushing an unfinished last line; returns the final
+    /// counters. A file follower reads what was appended until now first. A reader stops after
+    /// the read under way returns.
+    pub fn stop(mut self) -> FollowStats {
+        self.shared.state.lock().stopping = true;
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.shared.state.lock().stopping = true;
+        let is_file = self.stop.take().is_some();
+        if let Some(thread) = self.thread.take() {
+            // A reader's thread may be blocked in `read`: it ends on its own when that returns.
+            if is_file {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Follower {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Follower")
+            .field("running", &self.is_running())
+            .field("stats", &self.stats())
+            .field("last_error", &self.last_error())
+            .finish()
+    }
+}
+
+/// Splits bytes into lines and appends them, holding at most one capacity of an unfinished line.
+struct Lines {
+    prefix: Vec<u8>,
+    buf: LogBuffer,
+    /// The unfinished line, prefix included.
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn new(prefix: Vec<u8>, buf: LogBuffer) -> Lines {
+        Lines {
+            prefix,
+            buf,
+            pending: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, mut bytes: &[u8], shared: &Shared) {
+        let (mut lines, mut cut) = (0, 0);
+        let read = bytes.len() as u64;
+        while !bytes.is_empty() {
+            let end = memchr(b'\n', bytes).map(|at| at + 1);
+            let (line, rest) = bytes.split_at(end.unwrap_or(bytes.len()));
+            if self.pending.is_empty() {
+                self.pending.extend_from_slice(&self.prefix);
+            }
+            let room = self.buf.capacity().saturating_sub(self.pending.len());
+            let kept = line.len().min(room);
+            self.pending.extend_from_slice(&line[..kept]);
+            cut += (line.len() - kept) as u64;
+            if end.is_some() {
+                self.buf.append(&self.pending);
+                self.pending.clear();
+                lines += 1;
+            }
+            bytes = rest;
+        }
+        shared.count(|stats| {
+            stats.lines += lines;
+            stats.bytes_read += read;
+            stats.bytes_cut += cut;
+        });
+    }
+
+    /// Appends the unfinished line, if any.
+    fn flush(&mut self, shared: &Shared) {
+        if self.pending.len() > self.prefix.len() {
+            self.buf.append(&self.pending);
+            shared.count(|stats| {
+                stats.lines += 1;
+                stats.partial_flushes += 1;
+            });
+        }
+        self.pending.clear();
+    }
+
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+/// The file being read: its handle, identity and how far it was read.
+struct Open {
+    file: File,
+    id: FileId,
+    pos: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(metadata: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+        }
+    }
+
+    /// Without inode numbers, a file replaced at the path is told apart by its creation time
+    /// where the platform has one.
+    #[cfg(not(unix))]
+    fn of(metadata: &std::fs::Metadata) -> FileId {
+        let created = metadata
+            .created()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |since| since.as_nanos() as u64);
+        FileId {
+            dev: 0,
+            ino: created,
+        }
+    }
+}
+
+struct FileFollower {
+    path: PathBuf,
+    options: Follow,
+    lines: Lines,
+    shared: Arc<Shared>,
+    current: Option<Open>,
+    /// When the unfinished line last grew.
+    last_growth: Instant,
+    chunk: Vec<u8>,
+}
+
+impl FileFollower {
+    fn new(path: PathBuf, options: Follow, lines: Lines, shared: Arc<Shared>) -> FileFollower {
+        FileFollower {
+            path,
+            options,
+            lines,
+            shared,
+            current: None,
+            last_growth: Instant::now(),
+            chunk: vec![0; READ_CHUNK],
+        }
+    }
+
+    fn run(mut self, stop: &Receiver<()>) {
+        self.start();
+        self.shared.ready();
+        loop {
+            self.poll();
+            match stop.recv_timeout(self.options.poll_interval) {
+                Err(RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // Whatever was appended until now, then the unfinished line.
+        self.read_current();
+        self.lines.flush(&self.shared);
+    }
+
+    /// The starting position: the end of the file as it is now, or its last lines.
+    fn start(&mut self) {
+        let open = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return,
+            Err(error) => return self.shared.error(self.context(error)),
+        };
+        let result = (|| {
+            let metadata = open.metadata()?;
+            let len = metadata.len();
+            let pos = if self.options.last_lines == 0 {
+                len
+            } else {
+                start_of_last_lines(&open, len, self.options.last_lines)?
+            };
+            Ok(Open {
+                file: open,
+                id: FileId::of(&metadata),
+                pos,
+            })
+        })();
+        match result {
+            Ok(open) => self.current = Some(open),
+            Err(error) => self.shared.error(self.context(error)),
+        }
+    }
+
+    fn poll(&mut self) {
+        self.read_current();
+        // What is at the path now?
+        let at_path = match std::fs::metadata(&self.path) {
+            Ok(metadata) => Some(FileId::of(&metadata)),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => None,
+            Err(error) => {
+                self.shared.error(self.context(error));
+                None
+            }
+        };
+        match (&self.current, at_path) {
+            // Still the same file.
+            (Some(open), Some(id)) if open.id == id => {}
+            // A new file at the path (rotated, or deleted and created again), or a first one:
+            // the old one was read to its end above.
+            (_, Some(_)) => {
+                let rotated = self.current.is_some();
+                match File::open(&self.path).and_then(|file| {
+                    let id = FileId::of(&file.metadata()?);
+                    Ok(Open { file, id, pos: 0 })
+                }) {
+                    Ok(open) => {
+                        if rotated {
+                            self.lines.flush(&self.shared);
+                            self.shared.count(|stats| stats.rotations += 1);
+                        }
+                        self.current = Some(open);
+                        self.read_current();
+                    }
+                    Err(error) => self.shared.error(self.context(error)),
+                }
+            }
+            // Deleted or renamed away, nothing new yet: keep reading the old file, which a
+            // writer may still append to.
+            (_, None) => {}
+        }
+        if self.lines.has_pending() && self.last_growth.elapsed() >= self.options.idle_flush {
+            self.lines.flush(&self.shared);
+        }
+    }
+
+    /// Reads what was appended to the current file; restarts from its start when it was
+    /// truncated.
+    fn read_current(&mut self) {
+        let Some(open) = &mut self.current else {
+            return;
+        };
+        let len = match open.file.metadata() {
+            Ok(metadata) => metadata.len(),
+            Err(error) => {
+                return self.shared.error(context(&self.path, error));
+            }
+        };
+        if len < open.pos {
+            open.pos = 0;
+            self.lines.flush(&self.shared);
+            self.shared.count(|stats| stats.truncations += 1);
+        }
+        if len == open.pos {
+            return;
+        }
+        if let Err(error) = open.file.seek(SeekFrom::Start(open.pos)) {
+            return self.shared.error(context(&self.path, error));
+        }
+        loop {
+            match open.file.read(&mut self.chunk) {
+                Ok(0) => break,
+                Ok(n) => {
+                    open.pos += n as u64;
+                    self.lines.push(&self.chunk[..n], &self.shared);
+                    self.last_growth = Instant::now();
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return self.shared.error(context(&self.path, error)),
+            }
+        }
+    }
+
+    fn context(&self, error: io::Error) -> io::Error {
+        context(&self.path, error)
+    }
+}
+
+/// Where the last `lines` complete lines of a file of `len` bytes start, with its unfinished last
+/// line, if any, after them.
+fn start_of_last_lines(mut file: &File, len: u64, lines: usize) -> io::Result<u64> {
+    let mut end = len;
+    let mut newlines = 0;
+    // The last newline of the file ends the last complete line: it is not a boundary before it.
+    let mut seen_last = false;
+    let mut block = vec![0; 8192];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let block = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(block)?;
+        for (at, _) in block.iter().enumerate().rev().filter(|(_, &b)| b == b'\n') {
+            if !seen_last {
+                seen_last = true;
+                continue;
+            }
+            newlines += 1;
+            if newlines == lines {
+                return Ok(start + at as u64 + 1);
+            }
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+fn context(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}

@@ -1,0 +1,262 @@
+//! Following files through what real log files do, each asserted exactly: no line lost or
+//! repeated. Every wait is a bounded one (a receive with a deadline), never a bare sleep.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use memtail::follow::{follow_file, follow_reader, Follow};
+use memtail::{LogBuffer, Subscription};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path =
+            std::env::temp_dir().join(format!("memtail-follow-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn append(path: &PathBuf, bytes: &str) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes.as_bytes()).unwrap();
+}
+
+/// The next `n` entries, as text; fails after the deadline.
+fn next(live: &Subscription, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let entry = live
+                .recv_timeout(DEADLINE)
+                .expect("an entry within the deadline");
+            String::from_utf8(entry.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+/// Nothing more arrived, checked after the follower was stopped (so nothing more can).
+fn nothing_more(live: &Subscription) {
+    let rest: Vec<_> = live
+        .try_iter()
+        .map(|e| String::from_utf8_lossy(&e).into_owned())
+        .collect();
+    assert!(rest.is_empty(), "unexpected entries: {rest:?}");
+}
+
+#[test]
+fn appended_lines_arrive_one_entry_each_from_the_end() {
+    let dir = Dir::new("append");
+    let path = dir.file("app.log");
+    append(&path, "before we looked\n");
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "one\ntwo\n");
+    append(&path, "three\n");
+    assert_eq!(next(&live, 3), ["one\n", "two\n", "three\n"]);
+    let stats = follower.stop();
+    assert_eq!((stats.lines, stats.bytes_read), (3, 14));
+    nothing_more(&live);
+}
+
+#[test]
+fn last_lines_starts_earlier_and_an_unfinished_line_waits_for_its_end() {
+    let dir = Dir::new("last");
+    let path = dir.file("app.log");
+    append(&path, "1\n2\n3\n4");
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = Follow::new()
+        .last_lines(2)
+        .idle_flush(Duration::from_secs(3600))
+        .file(&path, &buf);
+    assert_eq!(next(&live, 2), ["2\n", "3\n"]);
+    append(&path, "5\n");
+    assert_eq!(next(&live, 1), ["45\n"]);
+    follower.stop();
+    nothing_more(&live);
+}
+
+#[test]
+fn a_partial_line_becomes_an_entry_after_the_idle_time() {
+    let dir = Dir::new("partial");
+    let path = dir.file("app.log");
+    File::create(&path).unwrap();
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = Follow::new()
+        .idle_flush(Duration::from_millis(100))
+        .file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "Password: ");
+    assert_eq!(next(&live, 1), ["Password: "]);
+    append(&path, "(hidden)\n");
+    assert_eq!(next(&live, 1), ["(hidden)\n"]);
+    let stats = follower.stop();
+    assert_eq!((stats.lines, stats.partial_flushes), (2, 1));
+    nothing_more(&live);
+}
+
+#[test]
+fn truncation_in_place_restarts_from_the_beginning() {
+    let dir = Dir::new("truncate");
+    let path = dir.file("app.log");
+    append(&path, "");
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "a long line before the copy\nanother\n");
+    assert_eq!(
+        next(&live, 2),
+        ["a long line before the copy\n", "another\n"]
+    );
+    // logrotate's copytruncate: the file is emptied in place, then written again.
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, "fresh\n");
+    assert_eq!(next(&live, 1), ["fresh\n"]);
+    let stats = follower.stop();
+    assert_eq!(stats.truncations, 1);
+    nothing_more(&live);
+}
+
+#[test]
+fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
+    let dir = Dir::new("rotate");
+    let path = dir.file("app.log");
+    let mut old = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    writeln!(old, "old 1").unwrap();
+    assert_eq!(next(&live, 1), ["old 1\n"]);
+    fs::rename(&path, dir.file("app.log.1")).unwrap();
+    // The writer has not noticed yet: it still writes to the renamed file, a partial line last.
+    writeln!(old, "old 2").unwrap();
+    write!(old, "old 3, cut short").unwrap();
+    append(&path, "new 1\n");
+    append(&path, "new 2\n");
+    assert_eq!(
+        next(&live, 4),
+        ["old 2\n", "old 3, cut short", "new 1\n", "new 2\n"]
+    );
+    let stats = follower.stop();
+    assert_eq!((stats.rotations, stats.partial_flushes), (1, 1));
+    nothing_more(&live);
+}
+
+#[test]
+fn a_file_created_later_is_read_from_its_start() {
+    let dir = Dir::new("later");
+    let path = dir.file("app.log");
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "first\nsecond\n");
+    assert_eq!(next(&live, 2), ["first\n", "second\n"]);
+    let stats = follower.stop();
+    assert_eq!((stats.rotations, stats.errors), (0, 0));
+    nothing_more(&live);
+}
+
+#[test]
+fn deletion_waits_for_a_new_file() {
+    let dir = Dir::new("delete");
+    let path = dir.file("app.log");
+    append(&path, "");
+    let buf = LogBuffer::new();
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "before\n");
+    assert_eq!(next(&live, 1), ["before\n"]);
+    fs::remove_file(&path).unwrap();
+    append(&path, "after\n");
+    assert_eq!(next(&live, 1), ["after\n"]);
+    let stats = follower.stop();
+    assert_eq!((stats.rotations, stats.errors), (1, 0));
+    nothing_more(&live);
+}
+
+#[test]
+fn a_line_longer_than_the_capacity_keeps_its_first_bytes() {
+    let dir = Dir::new("long");
+    let path = dir.file("app.log");
+    append(&path, "");
+    let buf = LogBuffer::with_capacity(64);
+    let live = buf.events();
+    let follower = follow_file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    let long = "x".repeat(200);
+    append(&path, &format!("{long}\nshort\n"));
+    let entries = next(&live, 2);
+    assert_eq!(entries[0], long[..64]);
+    assert_eq!(entries[1], "short\n");
+    let stats = follower.stop();
+    assert_eq!(stats.bytes_cut, 201 - 64);
+    nothing_more(&live);
+}
+
+#[test]
+fn errors_are_reported_by_a_method_naming_the_file() {
+    let dir = Dir::new("error");
+    // A directory where a file should be: it opens, but cannot be read.
+    let path = dir.file("not-a-file");
+    fs::create_dir(&path).unwrap();
+    let buf = LogBuffer::new();
+    let follower = Follow::new().last_lines(1).file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    let error = follower.last_error().expect("an error");
+    assert!(error.to_string().contains("not-a-file"), "{error}");
+    assert!(follower.stats().errors >= 1);
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn a_reader_is_followed_to_its_end_with_a_prefix() {
+    let buf = LogBuffer::new();
+    let input = "alpha\nbeta\r\ngamma".as_bytes();
+    let stats = Follow::new().prefix("in: ").reader(input, &buf).wait();
+    let entries: Vec<_> = buf.entries().iter().map(|e| e.to_vec()).collect();
+    assert_eq!(
+        entries,
+        [&b"in: alpha\n"[..], b"in: beta\r\n", b"in: gamma"]
+    );
+    assert_eq!((stats.lines, stats.partial_flushes), (3, 1));
+
+    let buf = LogBuffer::new();
+    follow_reader(std::io::empty(), &buf).wait();
+    assert!(buf.is_empty());
+}
