@@ -224,13 +224,17 @@ impl LogBuffer {
         }
         let head = Entry::new(seq, Bytes::new(), level);
         if state.async_subscribers == 0 {
-            fan_out(state, head, range, &mut Vec::new());
+            fan_out(state, head, range, |_| {});
             return Some(seq);
         }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
         let mut wakes = WAKES.take();
-        fan_out(state, head, range, &mut wakes);
+        fan_out(state, head, range, |slot| {
+            if let Some(WakeOnDrop(waker)) = &slot.waker {
+                wakes.extend(waker.lock().take());
+            }
+        });
         drop(guard);
         for waker in wakes.drain(..) {
             waker.wake();
@@ -468,9 +472,15 @@ impl Shared {
 
 /// Hands the entry just stored at `range` to every subscriber, copying it into `Bytes` once, and
 /// only if at least one subscriber has room for it. The last subscriber gets that copy itself, the
-/// others clones. `head` carries the entry's sequence number and level. The wakers of idle async
-/// subscribers that were sent the entry go to `wakes`.
-fn fan_out(state: &mut State, head: Entry, range: std::ops::Range<usize>, wakes: &mut Vec<Waker>) {
+/// others clones. `head` carries the entry's sequence number and level. `sent` sees each slot
+/// that was sent the entry (to take the wakers of idle async subscribers).
+#[inline]
+fn fan_out(
+    state: &mut State,
+    head: Entry,
+    range: std::ops::Range<usize>,
+    mut sent: impl FnMut(&Slot),
+) {
     let stored = state.ring.slices(range);
     let drops = &mut state.subscriber_drops;
     let async_subscribers = &mut state.async_subscribers;
@@ -494,9 +504,7 @@ fn fan_out(state: &mut State, head: Entry, range: std::ops::Range<usize>, wakes:
         };
         match slot.tx.try_send(head.with_bytes(bytes)) {
             Ok(()) => {
-                if let Some(WakeOnDrop(waker)) = &slot.waker {
-                    wakes.extend(waker.lock().take());
-                }
+                sent(slot);
                 true
             }
             Err(TrySendError::Full(_)) => {

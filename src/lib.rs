@@ -63,6 +63,10 @@
 //! - `http`: `memtail::http::router`, an axum router that serves the log to browsers: a viewer
 //!   page, a plain-text snapshot, Server-Sent Events and WebSocket, safe by default. Enables
 //!   `tokio` and `tracing`.
+//! - `follow` (no dependency): `memtail::follow` follows a file like `tail -F` (through
+//!   truncation, rotation and deletion), or a reader such as stdin, one entry per line.
+//! - `cli`: the `memtail` command (`memtail serve FILE...`, `memtail tail URL`). Enables `http`
+//!   and `follow`.
 //! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
 //!   entry, and [`Entry::level`] is the event's level. See the `memtail::tracing` module.
 //!
