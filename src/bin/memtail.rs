@@ -68,6 +68,11 @@ struct Serve {
     /// With several files, do not put `NAME: ` before each line.
     #[arg(long)]
     no_prefix: bool,
+    /// Lines queued for each client before it misses some. Files are read every 50 ms, so a
+    /// client keeps up with up to 20 x N lines a second (the queue takes about 56 bytes per line,
+    /// allocated when the client connects).
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    queue: u32,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +217,7 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
 
     let mut config = Config::new()
+        .follower_queue(serve.queue as usize)
         .allowed_origins(serve.allow_origins)
         .allowed_hosts(serve.allow_hosts.iter().cloned());
     if let Some(token) = serve.token {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+pub mod webdriver;
+
 /// How long any single wait in these tests may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
