@@ -113,6 +113,7 @@ pub fn follow_reader<R: Read + Send + 'static>(reader: R, buf: &LogBuffer) -> Fo
 /// | [`idle_flush`](Follow::idle_flush) | 1 s |
 /// | [`prefix`](Follow::prefix) | none |
 #[derive(Clone, Debug)]
+#[must_use = "a Follow does nothing until `file` or `reader` is called"]
 pub struct Follow {
     last_lines: usize,
     poll_interval: Duration,
@@ -248,6 +249,7 @@ pub struct FollowStats {
 
 /// A running follower. Dropping it stops a file follower's thread (within one poll interval, after
 /// a last read and the flush of an unfinished line).
+#[must_use = "dropping the Follower stops following"]
 pub struct Follower {
     thread: Option<JoinHandle<()>>,
     /// Dropped to wake a file follower's thread at once; `None` for a reader.

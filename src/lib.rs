@@ -52,6 +52,10 @@
 //!   it subscribed.
 //! - **No gap at the seam.** [`LogBuffer::tail`] and [`LogBuffer::tail_since`] take the backlog and
 //!   the subscription under one lock: no entry is missing or repeated between the two.
+//! - **Followers anywhere keep these guarantees.** Async subscriptions (feature `tokio`) are
+//!   subscriptions woken by writers; HTTP streams (feature `http`) each have their own bounded
+//!   queue, and a browser or client is told the exact number of entries it missed, whether they
+//!   were evicted before it resumed or dropped because it read too slowly.
 //!
 //! # Feature flags
 //!

@@ -40,6 +40,7 @@ use crate::{Entry, LogBuffer, Replay, Subscription, TryRecvError};
 /// assert!(live.recv().await.is_none());
 /// # });
 /// ```
+#[must_use = "dropping the subscription unsubscribes it"]
 pub struct AsyncSubscription {
     inner: Subscription,
     waker: Arc<WakerSlot>,

@@ -404,8 +404,7 @@ impl<W: Write> Output<W> {
 
     fn missed(&mut self, count: &str) -> io::Result<()> {
         let count: u64 = count.trim().parse().unwrap_or(0);
-        let noun = if count == 1 { "entry" } else { "entries" };
-        writeln!(self.out, "-- {count} {noun} missed --")
+        writeln!(self.out, "-- {count} entries missed --")
     }
 }
 

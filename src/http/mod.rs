@@ -151,6 +151,7 @@ pub fn router(buf: LogBuffer) -> Router {
 /// # let _: axum::Router = app;
 /// ```
 #[derive(Clone)]
+#[must_use = "a Config does nothing until `router` is called"]
 pub struct Config {
     allowed_hosts: Vec<String>,
     allowed_origins: Vec<String>,

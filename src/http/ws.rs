@@ -41,26 +41,25 @@ pub(super) async fn ws(
     let queue = served.config.follower_queue;
     upgrade.on_upgrade(move |socket| async move {
         let (replay, live) = served.buf.tail_since_async_with_capacity(start.seq, queue);
-        let mut missed = if start.report_missed {
+        let missed = if start.report_missed {
             replay.missed()
         } else {
             0
         };
-        let mut gaps = Gaps::new(replay.next_seq());
-        let backlog = replay.into_entries();
-        serve(socket, &mut missed, &mut gaps, backlog, live, guard).await;
+        let gaps = Gaps::new(replay.next_seq());
+        serve(socket, missed, gaps, replay.into_entries(), live, guard).await;
     })
 }
 
 async fn serve(
     mut socket: WebSocket,
-    missed: &mut u64,
-    gaps: &mut Gaps,
+    missed: u64,
+    mut gaps: Gaps,
     backlog: Vec<Entry>,
     mut live: AsyncSubscription,
     _guard: FollowerGuard,
 ) {
-    if *missed > 0 && send_missed(&mut socket, *missed).await.is_err() {
+    if missed > 0 && send_missed(&mut socket, missed).await.is_err() {
         return;
     }
     for entry in &backlog {
@@ -78,7 +77,7 @@ async fn serve(
                     finish_close(&mut socket).await;
                     return;
                 };
-                if send_live(&mut socket, gaps, &mut live, entry).await.is_err() {
+                if send_live(&mut socket, &mut gaps, &mut live, entry).await.is_err() {
                     return;
                 }
             }
