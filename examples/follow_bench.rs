@@ -9,24 +9,19 @@
 //! rates.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memtail::follow::Follow;
 use memtail::http::Config;
 use memtail::LogBuffer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+#[path = "support/stamped.rs"]
+mod stamped;
+use stamped::{follow, quantile, Totals};
 
 const SECONDS: u64 = 3;
-
-#[derive(Default)]
-struct Totals {
-    received: AtomicU64,
-    missed: AtomicU64,
-    latencies: Mutex<Vec<u64>>,
-}
 
 fn main() {
     let runs: Vec<(u64, usize)> = match std::env::args().skip(1).collect::<Vec<_>>() {
@@ -98,10 +93,7 @@ fn main() {
             file.write_all(text.as_bytes()).unwrap();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        while totals.received.load(Ordering::Relaxed) + totals.missed.load(Ordering::Relaxed)
-            < lines
-            && Instant::now() < deadline
-        {
+        while totals.accounted() < lines && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         let elapsed = start.elapsed().as_secs_f64();
@@ -109,15 +101,8 @@ fn main() {
         drop(follower);
         let received = totals.received.load(Ordering::Relaxed);
         let missed = totals.missed.load(Ordering::Relaxed);
-        let mut latencies = std::mem::take(&mut *totals.latencies.lock().unwrap());
-        latencies.sort_unstable();
-        let at = |q: f64| {
-            let last = latencies.len().saturating_sub(1);
-            let index = ((latencies.len() as f64 * q) as usize).min(last);
-            latencies
-                .get(index)
-                .map_or("-".to_owned(), |&ns| format!("{:.1} ms", ns as f64 / 1e6))
-        };
+        let latencies = totals.sorted_latencies();
+        let at = |q| quantile(&latencies, q);
         println!(
             "| {rate} | {queue} | {:.0} | {missed} | {} | {} | {} |",
             received as f64 / elapsed,
@@ -127,48 +112,4 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One follower: `GET /events` over a raw connection, reading the stamp of each line.
-async fn follow(address: std::net::SocketAddr, epoch: Instant, totals: Arc<Totals>) {
-    let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
-    let mut pending = Vec::new();
-    let mut chunk = vec![0; 64 * 1024];
-    let mut latencies = Vec::new();
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let now = epoch.elapsed().as_nanos() as u64;
-        pending.extend_from_slice(&chunk[..n]);
-        let mut consumed = 0;
-        let mut received = 0;
-        while let Some(end) = pending[consumed..].iter().position(|&b| b == b'\n') {
-            let line = &pending[consumed..consumed + end];
-            consumed += end + 1;
-            if let Some(rest) = line.strip_prefix(b"data: t=") {
-                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-                let stamp: u64 = std::str::from_utf8(&rest[..digits])
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                latencies.push(now.saturating_sub(stamp));
-                received += 1;
-            } else if let Some(rest) = line.strip_prefix(b"data: ") {
-                if let Ok(missed) = std::str::from_utf8(rest).unwrap_or("").parse::<u64>() {
-                    totals.missed.fetch_add(missed, Ordering::Relaxed);
-                }
-            }
-        }
-        pending.drain(..consumed);
-        if received > 0 {
-            totals.latencies.lock().unwrap().append(&mut latencies);
-            totals.received.fetch_add(received, Ordering::Relaxed);
-        }
-    }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memtail::follow::{follow_file, follow_reader, Follow};
+use memtail::follow::{follow_file, follow_reader, Follow, Follower};
 use memtail::{LogBuffer, Subscription};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -52,6 +52,14 @@ fn next(live: &Subscription, n: usize) -> Vec<String> {
             String::from_utf8(entry.to_vec()).unwrap()
         })
         .collect()
+}
+
+/// Subscribes to `buf`, then follows `path` into it, from where `follow` says.
+fn start(buf: &LogBuffer, path: &PathBuf, follow: Follow) -> (Subscription, Follower) {
+    let live = buf.events();
+    let follower = follow.file(path, buf);
+    assert!(follower.wait_ready(DEADLINE));
+    (live, follower)
 }
 
 /// Nothing more arrived, checked after the follower was stopped (so nothing more can).
@@ -124,9 +132,7 @@ fn truncation_in_place_restarts_from_the_beginning() {
     let path = dir.file("app.log");
     append(&path, "");
     let buf = LogBuffer::new();
-    let live = buf.events();
-    let follower = follow_file(&path, &buf);
-    assert!(follower.wait_ready(DEADLINE));
+    let (live, follower) = start(&buf, &path, Follow::new());
     append(&path, "a long line before the copy\nanother\n");
     assert_eq!(
         next(&live, 2),
@@ -156,9 +162,7 @@ fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
         .open(&path)
         .unwrap();
     let buf = LogBuffer::new();
-    let live = buf.events();
-    let follower = follow_file(&path, &buf);
-    assert!(follower.wait_ready(DEADLINE));
+    let (live, follower) = start(&buf, &path, Follow::new());
     writeln!(old, "old 1").unwrap();
     assert_eq!(next(&live, 1), ["old 1\n"]);
     fs::rename(&path, dir.file("app.log.1")).unwrap();
@@ -181,9 +185,7 @@ fn a_file_created_later_is_read_from_its_start() {
     let dir = Dir::new("later");
     let path = dir.file("app.log");
     let buf = LogBuffer::new();
-    let live = buf.events();
-    let follower = follow_file(&path, &buf);
-    assert!(follower.wait_ready(DEADLINE));
+    let (live, follower) = start(&buf, &path, Follow::new());
     append(&path, "first\nsecond\n");
     assert_eq!(next(&live, 2), ["first\n", "second\n"]);
     let stats = follower.stop();
@@ -197,9 +199,7 @@ fn deletion_waits_for_a_new_file() {
     let path = dir.file("app.log");
     append(&path, "");
     let buf = LogBuffer::new();
-    let live = buf.events();
-    let follower = follow_file(&path, &buf);
-    assert!(follower.wait_ready(DEADLINE));
+    let (live, follower) = start(&buf, &path, Follow::new());
     append(&path, "before\n");
     assert_eq!(next(&live, 1), ["before\n"]);
     fs::remove_file(&path).unwrap();
@@ -216,9 +216,7 @@ fn a_line_longer_than_the_capacity_keeps_its_first_bytes() {
     let path = dir.file("app.log");
     append(&path, "");
     let buf = LogBuffer::with_capacity(64);
-    let live = buf.events();
-    let follower = follow_file(&path, &buf);
-    assert!(follower.wait_ready(DEADLINE));
+    let (live, follower) = start(&buf, &path, Follow::new());
     let long = "x".repeat(200);
     append(&path, &format!("{long}\nshort\n"));
     let entries = next(&live, 2);

@@ -12,6 +12,7 @@ use axum::http::header::{
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::sse::Start;
 use super::Served;
 
 /// A refusal: a status and a one-line reason, answered in plain text.
@@ -76,12 +77,13 @@ pub(super) fn admit(served: &Served, headers: &HeaderMap, uri: &Uri) -> Result<(
     Ok(())
 }
 
-/// The checks of the streaming routes: [`admit`], then `Origin`, then a free follower place.
+/// The checks of the streaming routes: [`admit`], then `Origin`, then where the stream starts,
+/// then a free follower place.
 pub(super) fn admit_follower(
     served: &Arc<Served>,
     headers: &HeaderMap,
     uri: &Uri,
-) -> Result<FollowerGuard, Refusal> {
+) -> Result<(FollowerGuard, Start), Refusal> {
     admit(served, headers, uri)?;
     if let Some(origin) = headers.get(ORIGIN) {
         let host = headers.get(HOST).and_then(|host| host.to_str().ok());
@@ -95,10 +97,12 @@ pub(super) fn admit_follower(
             ));
         }
     }
-    FollowerGuard::new(served).ok_or(refuse(
+    let start = Start::from_request(headers, uri)?;
+    let guard = FollowerGuard::new(served).ok_or(refuse(
         StatusCode::SERVICE_UNAVAILABLE,
         "too many followers (see memtail::http::Config::max_followers)",
-    ))
+    ))?;
+    Ok((guard, start))
 }
 
 /// One open stream, counted against `max_followers` until dropped.

@@ -24,12 +24,8 @@ pub(super) async fn events(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let guard = match admit_follower(&served, &headers, &uri) {
-        Ok(guard) => guard,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let start = match Start::from_request(&headers, &uri) {
-        Ok(start) => start,
+    let (guard, start) = match admit_follower(&served, &headers, &uri) {
+        Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };
     let (replay, live) = served

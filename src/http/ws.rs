@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::{admit_follower, refuse, FollowerGuard};
-use super::sse::{Gaps, Start};
+use super::sse::Gaps;
 use super::Served;
 use crate::{AsyncSubscription, Entry, TryRecvError};
 
@@ -23,12 +23,8 @@ pub(super) async fn ws(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let guard = match admit_follower(&served, &headers, &uri) {
-        Ok(guard) => guard,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let start = match Start::from_request(&headers, &uri) {
-        Ok(start) => start,
+    let (guard, start) = match admit_follower(&served, &headers, &uri) {
+        Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };
     let Ok(upgrade) = upgrade else {

@@ -1,0 +1,91 @@
+//! An SSE follower for the benchmark examples: a raw TCP connection to `/events` that reads the
+//! write time stamped into each entry (`t=<nanoseconds since epoch> ...`) and counts what it
+//! received and what the server said was missed.
+
+#![allow(unreachable_pub, missing_docs)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What all followers of one run saw.
+#[derive(Default)]
+pub struct Totals {
+    pub received: AtomicU64,
+    pub missed: AtomicU64,
+    /// Write-to-receipt times, in nanoseconds.
+    pub latencies: Mutex<Vec<u64>>,
+}
+
+impl Totals {
+    /// Entries received or announced missed so far.
+    pub fn accounted(&self) -> u64 {
+        self.received.load(Ordering::Relaxed) + self.missed.load(Ordering::Relaxed)
+    }
+
+    /// The latencies, sorted, taken out.
+    pub fn sorted_latencies(&self) -> Vec<u64> {
+        let mut latencies = std::mem::take(&mut *self.latencies.lock().unwrap());
+        latencies.sort_unstable();
+        latencies
+    }
+}
+
+/// The `q` quantile of sorted nanoseconds, in milliseconds.
+pub fn quantile(sorted: &[u64], q: f64) -> String {
+    let last = sorted.len().saturating_sub(1);
+    let index = ((sorted.len() as f64 * q) as usize).min(last);
+    sorted
+        .get(index)
+        .map_or("-".to_owned(), |&ns| format!("{:.2} ms", ns as f64 / 1e6))
+}
+
+/// Follows `/events` at `address` until the connection ends. Stamps are nanoseconds since
+/// `epoch`.
+pub async fn follow(address: std::net::SocketAddr, epoch: Instant, totals: Arc<Totals>) {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    let mut pending = Vec::with_capacity(64 * 1024);
+    let mut latencies = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        let n = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let now = epoch.elapsed().as_nanos() as u64;
+        pending.extend_from_slice(&chunk[..n]);
+        let mut received = 0;
+        let mut consumed = 0;
+        // Chunked transfer framing lines are skipped: only `data:` lines count.
+        while let Some(end) = pending[consumed..].iter().position(|&b| b == b'\n') {
+            let line = &pending[consumed..consumed + end];
+            consumed += end + 1;
+            if let Some(rest) = line.strip_prefix(b"data: t=") {
+                let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                let stamp: u64 = std::str::from_utf8(&rest[..digits])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                latencies.push(now.saturating_sub(stamp));
+                received += 1;
+            } else if let Some(rest) = line.strip_prefix(b"data: ") {
+                // The data of a `missed` event: a count.
+                if let Ok(missed) = std::str::from_utf8(rest).unwrap_or("").parse::<u64>() {
+                    totals.missed.fetch_add(missed, Ordering::Relaxed);
+                }
+            }
+        }
+        pending.drain(..consumed);
+        if received > 0 {
+            totals.latencies.lock().unwrap().append(&mut latencies);
+            totals.received.fetch_add(received, Ordering::Relaxed);
+        }
+    }
+}
