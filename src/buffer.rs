@@ -375,24 +375,20 @@ impl LogBuffer {
     /// assert_eq!(live.recv().unwrap().seq(), 3);
     /// ```
     pub fn tail_since(&self, seq: u64) -> (Replay, Subscription) {
-        let mut state = self.shared.state.write();
-        let replay = replay(&state.ring, seq);
-        let capacity = self.shared.subscriber_capacity;
-        (replay, self.subscribe(&mut state, capacity, None))
+        self.tail_since_with(seq, self.shared.subscriber_capacity, None)
     }
 
-    /// [`tail_since`](LogBuffer::tail_since) for a subscription whose task leaves `waker` before
-    /// it waits, with a channel of `capacity` entries (already checked).
-    #[cfg(feature = "tokio")]
-    pub(crate) fn tail_since_waking(
+    /// [`tail_since`](LogBuffer::tail_since) with a channel of `capacity` entries (already
+    /// checked), for an async subscription when `waker` is where its task leaves a waker.
+    pub(crate) fn tail_since_with(
         &self,
         seq: u64,
         capacity: usize,
-        waker: Arc<WakerSlot>,
+        waker: Option<Arc<WakerSlot>>,
     ) -> (Replay, Subscription) {
         let mut state = self.shared.state.write();
         let replay = replay(&state.ring, seq);
-        (replay, self.subscribe(&mut state, capacity, Some(waker)))
+        (replay, self.subscribe(&mut state, capacity, waker))
     }
 
     /// The buffer's counters, read together.

@@ -129,7 +129,7 @@ impl LogBuffer {
     ) -> (Replay, AsyncSubscription) {
         check_subscriber_capacity(entries);
         let waker = Arc::new(WakerSlot::new(None));
-        let (replay, inner) = self.tail_since_waking(seq, entries, Arc::clone(&waker));
+        let (replay, inner) = self.tail_since_with(seq, entries, Some(Arc::clone(&waker)));
         (replay, AsyncSubscription { inner, waker })
     }
 }
