@@ -494,3 +494,40 @@ async fn two_hundred_followers_each_get_every_entry_or_an_exact_count() {
         "200 followers x 10 000 entries: {missed_total} deliveries missed, at most {most_queued} entries queued"
     );
 }
+
+#[test]
+fn the_live_example_listens_on_loopback_only() {
+    // `cargo test` builds the examples beside the test binaries (target/debug/examples).
+    let example = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples").join("live"))
+        .unwrap();
+    if !example.exists() {
+        eprintln!(
+            "*** SKIPPED: {} is not built (run the whole `cargo test --all-features`) ***",
+            example.display()
+        );
+        return;
+    }
+    let mut child = std::process::Command::new(&example)
+        .arg("0")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let url = first
+        .trim()
+        .strip_prefix("live: serving ")
+        .unwrap_or_else(|| panic!("{first:?}"));
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(!url.ends_with(":0/"), "the real port: {url}");
+}
