@@ -302,6 +302,20 @@ impl LogBuffer {
         replay(&self.shared.state.read().ring, seq)
     }
 
+    /// The retained bytes of the entries from `seq` on, in one copy, with what
+    /// [`since`](LogBuffer::since) would say of them: the next sequence number, and how many
+    /// entries from `seq` on were evicted.
+    #[cfg(feature = "http")]
+    pub(crate) fn bytes_since(&self, seq: u64) -> (Bytes, u64, u64) {
+        let state = self.shared.state.read();
+        let ring = &state.ring;
+        let bytes = match ring.ranges_from(seq).next() {
+            Some((_, range, _)) => copy_out(ring, range.start..ring.len()),
+            None => Bytes::new(),
+        };
+        (bytes, ring.next_seq(), ring.first_seq().saturating_sub(seq))
+    }
+
     /// A subscription to every entry written from now on.
     ///
     /// # Examples

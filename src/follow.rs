@@ -550,7 +550,7 @@ impl FileFollower {
         let open = match File::open(&self.path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => return,
-            Err(error) => return self.shared.error(self.context(error)),
+            Err(error) => return self.shared.error(context(&self.path, error)),
         };
         let result = (|| {
             let metadata = open.metadata()?;
@@ -568,7 +568,7 @@ impl FileFollower {
         })();
         match result {
             Ok(open) => self.current = Some(open),
-            Err(error) => self.shared.error(self.context(error)),
+            Err(error) => self.shared.error(context(&self.path, error)),
         }
     }
 
@@ -579,7 +579,7 @@ impl FileFollower {
             Ok(metadata) => Some(FileId::of(&metadata)),
             Err(error) if error.kind() == io::ErrorKind::NotFound => None,
             Err(error) => {
-                self.shared.error(self.context(error));
+                self.shared.error(context(&self.path, error));
                 None
             }
         };
@@ -602,7 +602,7 @@ impl FileFollower {
                         self.current = Some(open);
                         self.read_current();
                     }
-                    Err(error) => self.shared.error(self.context(error)),
+                    Err(error) => self.shared.error(context(&self.path, error)),
                 }
             }
             // Deleted or renamed away, nothing new yet: keep reading the old file, which a
@@ -649,10 +649,6 @@ impl FileFollower {
                 Err(error) => return self.shared.error(context(&self.path, error)),
             }
         }
-    }
-
-    fn context(&self, error: io::Error) -> io::Error {
-        context(&self.path, error)
     }
 }
 

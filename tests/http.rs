@@ -108,6 +108,18 @@ async fn resuming_after_eviction_announces_the_exact_loss_first() {
         ("missed", (first_retained - 1).to_string())
     );
 
+    // The snapshot says the same in its headers.
+    let snapshot = get(&format!("http://{address}/snapshot?since=1")).await;
+    assert_eq!(
+        snapshot.headers()["x-memtail-missed"],
+        (first_retained - 1).to_string().as_str()
+    );
+    let body = snapshot.text().await.unwrap();
+    assert!(
+        body.starts_with(&format!("entry {first_retained:03}\n")),
+        "{body}"
+    );
+
     // Without a position: the retained entries, and no talk of what was evicted before.
     let mut events = open_events(&format!("http://{address}/events")).await;
     let first = events.next().await;
@@ -165,6 +177,15 @@ async fn no_gap_or_duplicate_at_the_seam_under_concurrent_writers() {
     assert_eq!(ids, (0..2 * PER_WRITER).collect::<Vec<_>>());
 }
 
+/// Appends `entries` entries of 64 KiB, more than a client's socket buffers hold; returns one.
+fn flood(buf: &LogBuffer, entries: u64) -> String {
+    let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
+    for _ in 0..entries {
+        buf.append(line.as_bytes());
+    }
+    line
+}
+
 #[tokio::test]
 async fn a_slow_client_loses_entries_it_is_told_about_and_nobody_waits() {
     // Big entries and a queue of 2: the client does not read until the writer is done, so the
@@ -173,10 +194,7 @@ async fn a_slow_client_loses_entries_it_is_told_about_and_nobody_waits() {
     let buf = LogBuffer::with_capacity(1 << 20);
     let address = serve(Config::new().follower_queue(2).router(buf.clone())).await;
     let mut events = open_events(&format!("http://{address}/events")).await;
-    let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
-    for _ in 0..ENTRIES {
-        buf.append(line.as_bytes());
-    }
+    flood(&buf, ENTRIES);
     let (ids, missed) = follow_until(&mut events, 0, ENTRIES - 1).await;
     assert!(missed > 0, "the queue overflowed");
     assert_eq!(ids.len() as u64 + missed, ENTRIES);
@@ -403,10 +421,7 @@ async fn websocket_announces_losses_in_a_binary_json_message() {
     let buf = LogBuffer::with_capacity(1 << 20);
     let address = serve(Config::new().follower_queue(2).router(buf.clone())).await;
     let mut socket = websocket(&format!("ws://{address}/ws")).await;
-    let line = format!("{}\n", "y".repeat(64 * 1024 - 1));
-    for _ in 0..ENTRIES {
-        buf.append(line.as_bytes());
-    }
+    let line = flood(&buf, ENTRIES);
     let (mut received, mut missed) = (0, 0);
     while received + missed < ENTRIES {
         match next_message(&mut socket).await {

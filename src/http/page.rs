@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
 
 use super::guard::{admit, query_param, refuse};
 use super::Served;
@@ -65,12 +64,8 @@ pub(super) async fn snapshot(
         }
     };
     // The bytes and the position, read together.
-    let replay = served.buf.since(since.unwrap_or(0));
-    let mut body = BytesMut::new();
-    for entry in replay.entries() {
-        body.extend_from_slice(entry);
-    }
-    let missed = if since.is_some() { replay.missed() } else { 0 };
+    let (body, next_seq, missed) = served.buf.bytes_since(since.unwrap_or(0));
+    let missed = if since.is_some() { missed } else { 0 };
     (
         [
             (
@@ -81,10 +76,10 @@ pub(super) async fn snapshot(
         ],
         [
             NOSNIFF,
-            ("x-memtail-next-seq", HeaderValue::from(replay.next_seq())),
+            ("x-memtail-next-seq", HeaderValue::from(next_seq)),
             ("x-memtail-missed", HeaderValue::from(missed)),
         ],
-        body.freeze(),
+        body,
     )
         .into_response()
 }
