@@ -52,7 +52,7 @@ async fn main() {
     let driver = webdriver::Driver::start(&chromium, &chromedriver).await;
     driver.go(&format!("http://{address}/")).await;
     driver.run(OBSERVE).await;
-    while buf.stats().subscribers == 0 {
+    while buf.stats().followers == 0 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 

@@ -5,8 +5,8 @@
 //! appends lines stamped with the write time to a temporary file for 3 s (one `write` per line, or
 //! per batch of lines at high rates); `memtail::follow` follows the file (polling every 50 ms) into
 //! a `LogBuffer` served by `memtail::http`; one raw-TCP client on `/events` measures when each line
-//! arrives. Arguments `RATE[:QUEUE] ...` (lines per second, follower queue) replace the default
-//! rates.
+//! arrives. Arguments `RATE[:RING_KIB] ...` (lines per second, the buffer's capacity in KiB; 1 MiB,
+//! what `memtail serve` keeps, by default) replace the default rates.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -26,16 +26,16 @@ const SECONDS: u64 = 3;
 fn main() {
     let runs: Vec<(u64, usize)> = match std::env::args().skip(1).collect::<Vec<_>>() {
         args if args.is_empty() => [100, 1_000, 10_000, 20_000, 50_000, 100_000]
-            .map(|rate| (rate, Config::DEFAULT_FOLLOWER_QUEUE))
+            .map(|rate| (rate, 1024))
             .into(),
         args => args
             .iter()
             .map(|arg| {
-                let (rate, queue) = arg.split_once(':').unwrap_or((arg, "1024"));
-                match (rate.parse(), queue.parse()) {
-                    (Ok(rate), Ok(queue)) => (rate, queue),
+                let (rate, ring) = arg.split_once(':').unwrap_or((arg, "1024"));
+                match (rate.parse(), ring.parse::<usize>()) {
+                    (Ok(rate), Ok(ring)) if ring > 0 => (rate, ring),
                     _ => {
-                        eprintln!("follow_bench: arguments are RATE[:QUEUE], like 20000:8192");
+                        eprintln!("follow_bench: arguments are RATE[:RING_KIB], like 400000:16384");
                         std::process::exit(2)
                     }
                 }
@@ -50,15 +50,15 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("memtail-follow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    println!("| lines/s written | follower queue | received/s | missed | p50 | p99 | max |");
+    println!("| lines/s written | ring | received/s | missed | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|");
-    for (rate, queue) in runs {
+    for (rate, ring_kib) in runs {
         let path = dir.join("app.log");
         let mut file = std::fs::File::create(&path).unwrap();
-        let buf = LogBuffer::with_capacity(16 << 20);
+        let buf = LogBuffer::with_capacity(ring_kib << 10);
         let follower = Follow::new().file(&path, &buf);
         follower.wait_ready(Duration::from_secs(10));
-        let app = Config::new().follower_queue(queue).router(buf.clone());
+        let app = Config::new().router(buf.clone());
         let epoch = Instant::now();
         let totals = Arc::new(Totals::default());
         let address = runtime.block_on(async {
@@ -68,7 +68,7 @@ fn main() {
             address
         });
         let client = runtime.spawn(follow(address, epoch, Arc::clone(&totals)));
-        while buf.stats().subscribers == 0 {
+        while buf.stats().followers == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
 
@@ -104,7 +104,7 @@ fn main() {
         let latencies = totals.sorted_latencies();
         let at = |q| quantile(&latencies, q);
         println!(
-            "| {rate} | {queue} | {:.0} | {missed} | {} | {} | {} |",
+            "| {rate} | {ring_kib} KiB | {:.0} | {missed} | {} | {} | {} |",
             received as f64 / elapsed,
             at(0.50),
             at(0.99),

@@ -67,7 +67,7 @@ fn main() {
         let handles: Vec<_> = (0..followers)
             .map(|_| clients.spawn(follow(address, epoch, Arc::clone(&totals))))
             .collect();
-        while buf.stats().subscribers < followers as u64 {
+        while buf.stats().followers < followers as u64 {
             std::thread::sleep(Duration::from_millis(10));
         }
 

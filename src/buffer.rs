@@ -1,14 +1,14 @@
-use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
 use crate::builder::check_subscriber_capacity;
+#[cfg(feature = "tokio")]
+use crate::follower::Waiters;
 use crate::ring::Ring;
 use crate::{Builder, Entry, Level, Replay, Stats, Subscription};
 
@@ -42,25 +42,34 @@ use crate::{Builder, Entry, Level, Replay, Stats, Subscription};
 /// assert_eq!(buf.since(1).entries().len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone)]
 pub struct LogBuffer {
     shared: Arc<Shared>,
 }
 
-/// What every handle to one buffer shares. Subscriptions hold it weakly, to unsubscribe.
+/// What every handle to one buffer shares. Subscriptions hold it weakly, to unsubscribe; followers
+/// hold it strongly, to read what the ring retains even after the last handle is gone.
 pub(crate) struct Shared {
     state: RwLock<State>,
     capacity: usize,
     subscriber_capacity: usize,
+    /// `LogBuffer` handles alive. The last one to go closes the buffer.
+    handles: AtomicUsize,
+    /// Followers (positions in the ring) alive now.
+    followers: AtomicU64,
+    /// Entries that followers, past and present, lost because the ring evicted them first.
+    follower_missed: AtomicU64,
+    /// Async followers waiting for the next entry.
+    #[cfg(feature = "tokio")]
+    pub(crate) waiters: Waiters,
 }
 
 struct State {
     ring: Ring,
     subscribers: Vec<Slot>,
-    /// How many of `subscribers` are async (have a `waker`).
-    async_subscribers: usize,
     next_subscriber_id: u64,
     subscriber_drops: u64,
+    /// Every handle is gone: nothing more will be written.
+    closed: bool,
 }
 
 /// The buffer's side of one subscription.
@@ -68,32 +77,34 @@ struct Slot {
     id: u64,
     tx: Sender<Entry>,
     dropped: Arc<AtomicU64>,
-    /// For an async subscription: where its task leaves a waker before it waits. Declared after
-    /// `tx`, so that it is dropped (and wakes the task) after the channel is closed.
-    waker: Option<WakeOnDrop>,
 }
 
-/// An async subscription's waker slot, as the buffer holds it: when the slot goes (the buffer is
-/// gone), the waiting task is woken to see the disconnection.
-struct WakeOnDrop(Arc<WakerSlot>);
-
-impl Drop for WakeOnDrop {
-    fn drop(&mut self) {
-        let waker = self.0.lock().take();
-        if let Some(waker) = waker {
-            waker.wake();
-        }
-    }
+/// What one read by position found; see [`Shared::read_from`].
+// Which fields are read, and which `Start`s are made, depends on the features.
+#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Read {
+    /// Entries from the position on that the ring evicted before this read.
+    pub(crate) missed: u64,
+    /// Entries appended to the output.
+    pub(crate) taken: usize,
+    /// Where the next read starts: one past the last entry taken.
+    pub(crate) next: u64,
+    /// Whether every handle to the buffer is gone, so that nothing more will be written.
+    pub(crate) closed: bool,
 }
 
-/// The waker an idle async subscription left. A writer takes it after sending, so a follower that
-/// keeps up costs one wake per wait, not one per entry.
-pub(crate) type WakerSlot = parking_lot::Mutex<Option<Waker>>;
-
-thread_local! {
-    /// Wakers taken under the lock, woken after it is released; kept per thread so that their
-    /// storage is reused.
-    static WAKES: Cell<Vec<Waker>> = const { Cell::new(Vec::new()) };
+/// Where a follower starts.
+#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start {
+    /// With the next entry written.
+    Now,
+    /// With the oldest entry retained now.
+    Oldest,
+    /// With entry `seq` (or with the next one written, when `seq` is still in the future);
+    /// entries from `seq` on that were evicted already are reported missed by the first read.
+    At(u64),
 }
 
 impl LogBuffer {
@@ -155,12 +166,17 @@ impl LogBuffer {
                 state: RwLock::new(State {
                     ring: Ring::new(capacity),
                     subscribers: Vec::new(),
-                    async_subscribers: 0,
                     next_subscriber_id: 0,
                     subscriber_drops: 0,
+                    closed: false,
                 }),
                 capacity,
                 subscriber_capacity,
+                handles: AtomicUsize::new(1),
+                followers: AtomicU64::new(0),
+                follower_missed: AtomicU64::new(0),
+                #[cfg(feature = "tokio")]
+                waiters: Waiters::new(),
             }),
         }
     }
@@ -219,27 +235,20 @@ impl LogBuffer {
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
         let (seq, range) = state.ring.append(entry, Level::encode(level))?;
-        if state.subscribers.is_empty() {
-            return Some(seq);
+        // Followers read the ring by position: the writer's only work for them is to see, under
+        // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
+        #[cfg(feature = "tokio")]
+        let wake = self.shared.waiters.any();
+        if !state.subscribers.is_empty() {
+            fan_out(state, Entry::new(seq, Bytes::new(), level), range);
         }
-        let head = Entry::new(seq, Bytes::new(), level);
-        if state.async_subscribers == 0 {
-            fan_out(state, head, range, |_| {});
-            return Some(seq);
-        }
+        drop(guard);
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
-        let mut wakes = WAKES.take();
-        fan_out(state, head, range, |slot| {
-            if let Some(WakeOnDrop(waker)) = &slot.waker {
-                wakes.extend(waker.lock().take());
-            }
-        });
-        drop(guard);
-        for waker in wakes.drain(..) {
-            waker.wake();
+        #[cfg(feature = "tokio")]
+        if wake {
+            self.shared.waiters.wake_all();
         }
-        WAKES.set(wakes);
         Some(seq)
     }
 
@@ -349,7 +358,7 @@ impl LogBuffer {
     pub fn events_with_capacity(&self, entries: usize) -> Subscription {
         check_subscriber_capacity(entries);
         let mut state = self.shared.state.write();
-        self.subscribe(&mut state, entries, None)
+        self.subscribe(&mut state, entries)
     }
 
     /// The retained entries and a subscription to everything after them, taken under one lock:
@@ -389,20 +398,10 @@ impl LogBuffer {
     /// assert_eq!(live.recv().unwrap().seq(), 3);
     /// ```
     pub fn tail_since(&self, seq: u64) -> (Replay, Subscription) {
-        self.tail_since_with(seq, self.shared.subscriber_capacity, None)
-    }
-
-    /// [`tail_since`](LogBuffer::tail_since) with a channel of `capacity` entries (already
-    /// checked), for an async subscription when `waker` is where its task leaves a waker.
-    pub(crate) fn tail_since_with(
-        &self,
-        seq: u64,
-        capacity: usize,
-        waker: Option<Arc<WakerSlot>>,
-    ) -> (Replay, Subscription) {
         let mut state = self.shared.state.write();
         let replay = replay(&state.ring, seq);
-        (replay, self.subscribe(&mut state, capacity, waker))
+        let capacity = self.shared.subscriber_capacity;
+        (replay, self.subscribe(&mut state, capacity))
     }
 
     /// The buffer's counters, read together.
@@ -441,59 +440,149 @@ impl LogBuffer {
                 .iter()
                 .map(|slot| slot.tx.len() as u64)
                 .sum(),
+            followers: self.shared.followers.load(Ordering::Relaxed),
+            follower_missed: self.shared.follower_missed.load(Ordering::Relaxed),
         }
     }
 
-    fn subscribe(
-        &self,
-        state: &mut State,
-        capacity: usize,
-        waker: Option<Arc<WakerSlot>>,
-    ) -> Subscription {
+    fn subscribe(&self, state: &mut State, capacity: usize) -> Subscription {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let id = state.next_subscriber_id;
         state.next_subscriber_id += 1;
-        state.async_subscribers += usize::from(waker.is_some());
         state.subscribers.push(Slot {
             id,
             tx,
             dropped: Arc::clone(&dropped),
-            waker: waker.map(WakeOnDrop),
         });
         Subscription::new(rx, dropped, id, Arc::downgrade(&self.shared))
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 
 impl Shared {
     pub(crate) fn unsubscribe(&self, id: u64) {
-        let mut state = self.state.write();
-        let state = &mut *state;
-        let async_subscribers = &mut state.async_subscribers;
-        state.subscribers.retain(|slot| {
-            let keep = slot.id != id;
-            if !keep && slot.waker.is_some() {
-                *async_subscribers -= 1;
+        self.state.write().subscribers.retain(|slot| slot.id != id);
+    }
+
+    /// The position a follower starting at `start` takes now.
+    pub(crate) fn position(&self, start: Start) -> u64 {
+        let state = self.state.read();
+        match start {
+            Start::Now => state.ring.next_seq(),
+            Start::Oldest => state.ring.first_seq(),
+            Start::At(seq) => seq.min(state.ring.next_seq()),
+        }
+    }
+
+    /// Reads by position: appends to `out` the retained entries from `from` on, at most
+    /// `max_entries` of them (at least 1) and, past the first, at most `max_bytes` bytes in all,
+    /// in one copy of their bytes. The read lock is held for that copy only.
+    pub(crate) fn read_from(
+        &self,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut impl Extend<Entry>,
+    ) -> Read {
+        let state = self.state.read();
+        let ring = &state.ring;
+        let missed = ring.first_seq().saturating_sub(from);
+        let start = from.max(ring.first_seq());
+        let mut spans = ring.ranges_from(start);
+        let Some((_, first, _)) = spans.next() else {
+            return Read {
+                missed,
+                taken: 0,
+                next: start,
+                closed: state.closed,
+            };
+        };
+        let mut taken = 1;
+        let mut end = first.end;
+        for (_, range, _) in spans.take(max_entries.saturating_sub(1)) {
+            if range.end - first.start > max_bytes {
+                break;
             }
-            keep
-        });
+            end = range.end;
+            taken += 1;
+        }
+        let bytes = copy_out(ring, first.start..end);
+        out.extend(
+            ring.ranges_from(start)
+                .take(taken)
+                .map(|(seq, range, meta)| {
+                    let bytes = bytes.slice(range.start - first.start..range.end - first.start);
+                    Entry::new(seq, bytes, Level::decode(meta))
+                }),
+        );
+        Read {
+            missed,
+            taken,
+            next: start + taken as u64,
+            closed: state.closed,
+        }
+    }
+
+    /// Entries a follower at `from` could read now.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn available(&self, from: u64) -> u64 {
+        let state = self.state.read();
+        state.ring.next_seq() - from.max(state.ring.first_seq())
+    }
+
+    pub(crate) fn follower_started(&self) {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn follower_stopped(&self) {
+        self.followers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_follower_missed(&self, missed: u64) {
+        self.follower_missed.fetch_add(missed, Ordering::Relaxed);
+    }
+
+    /// The last handle is gone: subscriptions are disconnected (once they have received what
+    /// they hold), and waiting followers are woken to read what is left and see the end.
+    fn close(&self) {
+        {
+            let mut state = self.state.write();
+            state.closed = true;
+            state.subscribers.clear();
+        }
+        #[cfg(feature = "tokio")]
+        self.waiters.wake_all();
+    }
+}
+
+impl Clone for LogBuffer {
+    fn clone(&self) -> LogBuffer {
+        self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        LogBuffer {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for LogBuffer {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close();
+        }
     }
 }
 
 /// Hands the entry just stored at `range` to every subscriber, copying it into `Bytes` once, and
 /// only if at least one subscriber has room for it. The last subscriber gets that copy itself, the
-/// others clones. `head` carries the entry's sequence number and level. `sent` sees each slot
-/// that was sent the entry (to take the wakers of idle async subscribers).
+/// others clones. `head` carries the entry's sequence number and level.
 #[inline]
-fn fan_out(
-    state: &mut State,
-    head: Entry,
-    range: std::ops::Range<usize>,
-    mut sent: impl FnMut(&Slot),
-) {
+fn fan_out(state: &mut State, head: Entry, range: std::ops::Range<usize>) {
     let stored = state.ring.slices(range);
     let drops = &mut state.subscriber_drops;
-    let async_subscribers = &mut state.async_subscribers;
     let subscribers = &mut state.subscribers;
     let mut payload: Option<Bytes> = None;
     let last = subscribers.len() - 1;
@@ -513,18 +602,12 @@ fn fan_out(
             payload.get_or_insert_with(|| join(stored)).clone()
         };
         match slot.tx.try_send(head.with_bytes(bytes)) {
-            Ok(()) => {
-                sent(slot);
-                true
-            }
+            Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 slot.count_drop(drops);
                 true
             }
-            Err(TrySendError::Disconnected(_)) => {
-                *async_subscribers -= usize::from(slot.waker.is_some());
-                false
-            }
+            Err(TrySendError::Disconnected(_)) => false,
         }
     });
 }

@@ -85,6 +85,7 @@ mod builder;
 mod entry;
 #[cfg(feature = "follow")]
 pub mod follow;
+mod follower;
 #[cfg(feature = "http")]
 pub mod http;
 mod level;

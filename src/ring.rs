@@ -17,20 +17,23 @@
 // used costs little. While it is smaller than the capacity, the retained bytes never wrap: growing
 // copies them to the front of the new allocation.
 //
-// The index keeps one word per retained entry, oldest first: its length in the low 56 bits and a
-// metadata byte (the entry's level) in the high 8. An entry's logical start is the sum of the lengths
-// before it.
+// The index keeps one word per retained entry, oldest first: in the low 56 bits, the absolute
+// offset just past the entry (bytes stored since the ring was made, modulo 2^56), and a metadata
+// byte (the entry's level) in the high 8. The first retained byte's absolute offset is the number
+// of bytes evicted, so an entry's logical range comes from its word and its predecessor's in O(1):
+// a reader at sequence number `s` finds its place without walking the index. Offsets are compared
+// modulo 2^56, which is safe because the ring never retains as much as 2^56 bytes.
 
 use std::collections::VecDeque;
 use std::ops::Range;
 
-const LEN_BITS: u32 = 56;
-const LEN_MASK: u64 = (1 << LEN_BITS) - 1;
+const OFFSET_BITS: u32 = 56;
+const OFFSET_MASK: u64 = (1 << OFFSET_BITS) - 1;
 
 /// The largest capacity the index can describe: 2^56 - 1 bytes (64 PiB, beyond any address space a
 /// process gets), or `isize::MAX` where that is smaller.
 pub(crate) const MAX_CAPACITY: usize = {
-    let index_limit = LEN_MASK;
+    let index_limit = OFFSET_MASK;
     let address_limit = isize::MAX as u64;
     (if index_limit < address_limit {
         index_limit
@@ -60,7 +63,7 @@ pub(crate) struct Ring {
     head: usize,
     /// Retained bytes; never more than `capacity`.
     len: usize,
-    /// Length and metadata of each retained entry, oldest first.
+    /// End offset and metadata of each retained entry, oldest first (see the notes above).
     index: VecDeque<u64>,
     /// The sequence number the next entry gets.
     next_seq: u64,
@@ -157,7 +160,8 @@ impl Ring {
     fn commit(&mut self, n: usize, meta: u8) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
-        self.index.push_back(n as u64 | u64::from(meta) << LEN_BITS);
+        let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
+        self.index.push_back(end | u64::from(meta) << OFFSET_BITS);
         let seq = self.next_seq;
         self.next_seq += 1;
         (seq, start..self.len)
@@ -201,16 +205,15 @@ impl Ring {
         let Some(must_evict) = self.len.checked_sub(keep_at_most) else {
             return;
         };
-        let (front, back) = self.index.as_slices();
-        let mut evicted = 0;
-        let mut entries = 0;
-        for &word in front.iter().chain(back) {
-            if evicted >= must_evict {
-                break;
-            }
-            evicted += (word & LEN_MASK) as usize;
-            entries += 1;
+        if must_evict == 0 {
+            return;
         }
+        // The first entry whose end reaches `must_evict` is the last one to go.
+        let last = self
+            .index
+            .partition_point(|&word| self.logical(word) < must_evict);
+        let entries = last + 1;
+        let evicted = self.logical(self.index[last]);
         self.index.drain(..entries);
         self.counters.entries_evicted += entries as u64;
         self.counters.bytes_evicted += evicted as u64;
@@ -259,17 +262,31 @@ impl Ring {
         }
     }
 
+    /// The logical offset (0 is the oldest retained byte) of the end of the entry whose index
+    /// word is `word`.
+    #[inline]
+    fn logical(&self, word: u64) -> usize {
+        ((word & OFFSET_MASK).wrapping_sub(self.counters.bytes_evicted) & OFFSET_MASK) as usize
+    }
+
     /// The sequence numbers, logical ranges and metadata of the retained entries whose sequence
-    /// number is `from` or later, oldest first.
+    /// number is `from` or later, oldest first. Finding the first one takes O(1).
     pub(crate) fn ranges_from(&self, from: u64) -> impl Iterator<Item = Span> + '_ {
-        let mut start = 0;
-        let mut seq = self.first_seq();
-        self.index.iter().filter_map(move |&word| {
-            let len = (word & LEN_MASK) as usize;
-            let item = (seq, start..start + len, (word >> LEN_BITS) as u8);
-            start += len;
+        let first = self.first_seq();
+        let skip = usize::try_from(from.saturating_sub(first))
+            .unwrap_or(usize::MAX)
+            .min(self.index.len());
+        let mut start = match skip.checked_sub(1) {
+            Some(before) => self.logical(self.index[before]),
+            None => 0,
+        };
+        let mut seq = first + skip as u64;
+        self.index.range(skip..).map(move |&word| {
+            let end = self.logical(word);
+            let item = (seq, start..end, (word >> OFFSET_BITS) as u8);
+            start = end;
             seq += 1;
-            (item.0 >= from).then_some(item)
+            item
         })
     }
 }
@@ -374,6 +391,50 @@ mod tests {
             .collect();
         assert_eq!(metas, [(1, 0), (2, 5)]);
         assert_eq!(ring.counters().bytes_evicted, 4);
+    }
+
+    #[test]
+    fn a_reader_finds_any_retained_entry_directly() {
+        let mut ring = Ring::new(1000);
+        for i in 0..500usize {
+            ring.append(&vec![b'a' + (i % 26) as u8; 1 + i % 37], (i % 7) as u8);
+        }
+        let all = entries(&ring);
+        let first = ring.first_seq();
+        assert!(first > 0, "some were evicted");
+        for (k, (seq, bytes)) in all.iter().enumerate() {
+            let (found, range, meta) = ring.ranges_from(*seq).next().unwrap();
+            assert_eq!((found, concat(ring.slices(range))), (*seq, bytes.clone()));
+            assert_eq!(meta, (*seq % 7) as u8);
+            assert_eq!(ring.ranges_from(*seq).count(), all.len() - k);
+        }
+        assert_eq!(
+            ring.ranges_from(0).count(),
+            all.len(),
+            "before the first: all"
+        );
+        assert_eq!(ring.ranges_from(ring.next_seq()).count(), 0);
+        assert_eq!(ring.ranges_from(u64::MAX).count(), 0);
+    }
+
+    #[test]
+    fn offsets_wrap_at_two_to_the_56() {
+        let mut ring = Ring::new(64);
+        // As if 2^56 - 20 bytes had gone through the ring already.
+        ring.counters.bytes_evicted = OFFSET_MASK - 20;
+        for i in 0..40u8 {
+            ring.append(&[i; 7], 0);
+            let retained = entries(&ring);
+            assert!(retained
+                .iter()
+                .all(|(seq, bytes)| bytes == &[*seq as u8; 7]));
+            assert_eq!(retained.last().unwrap().0, u64::from(i));
+            assert!(ring.len() <= 64);
+        }
+        assert!(
+            ring.counters.bytes_evicted > OFFSET_MASK,
+            "the offsets wrapped"
+        );
     }
 
     #[test]

@@ -1,8 +1,11 @@
-/// Counters of a [`LogBuffer`](crate::LogBuffer), read together under its lock.
+/// Counters of a [`LogBuffer`](crate::LogBuffer), read together under its lock (the two follower
+/// counters are kept apart from the lock, so they may be a moment ahead or behind the rest).
 ///
 /// Nothing leaves the buffer uncounted: `bytes_written - bytes_evicted` is what the ring holds now,
-/// `bytes_written + bytes_cut` is every byte ever offered, and every entry a subscription did not
-/// receive is in its [`dropped`](crate::Subscription::dropped) count and in `subscriber_drops`.
+/// `bytes_written + bytes_cut` is every byte ever offered, every entry a subscription did not
+/// receive is in its [`dropped`](crate::Subscription::dropped) count and in `subscriber_drops`, and
+/// every entry a follower (an async subscription, an HTTP stream, a publisher) lost because the
+/// ring evicted it before the follower read it is in `follower_missed`.
 ///
 /// # Examples
 ///
@@ -41,4 +44,10 @@ pub struct Stats {
     /// Entries queued now for subscriptions, summed over all of them: what followers hold but
     /// have not taken yet. At most `subscribers` × their channel sizes.
     pub subscriber_queued: u64,
+    /// Followers now: positions in the ring that read it at their own pace (async subscriptions,
+    /// HTTP streams, publishers). A writer does no work for them.
+    pub followers: u64,
+    /// Entries that followers, summed over all of them, past and present, lost because the ring
+    /// evicted them before the follower read them (the oldest are lost, never the newest).
+    pub follower_missed: u64,
 }

@@ -1,29 +1,35 @@
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::buffer::WakerSlot;
+use crate::buffer::{Read, Start};
 use crate::builder::check_subscriber_capacity;
-use crate::{Entry, LogBuffer, Replay, Subscription, TryRecvError};
+use crate::follower::{Cursor, WaitSlot};
+use crate::{Entry, LogBuffer, Replay, TryRecvError};
 
-/// A follower of a [`LogBuffer`] for async code: a [`Stream`] of every entry written after it
-/// subscribed, in sequence order, with no thread of its own.
+/// A follower of a [`LogBuffer`] for async code: a [`Stream`] of every entry from its position
+/// on, in sequence order, with no thread and no queue of its own.
 ///
-/// Made by [`LogBuffer::events_async`], [`LogBuffer::tail_async`] or
-/// [`LogBuffer::tail_since_async`]. It keeps every guarantee of a [`Subscription`]: its own bounded
-/// channel, a writer never waits for it, and an entry that finds the channel full is dropped for
-/// this follower alone and counted in [`dropped`](AsyncSubscription::dropped). The sequence
-/// numbers tell where the gap is: after an entry with `seq` N, the next one received is N + 1
-/// unless entries were dropped in between.
+/// Made by [`LogBuffer::events_async`], [`LogBuffer::events_since_async`],
+/// [`LogBuffer::tail_async`] or [`LogBuffer::tail_since_async`]. It is a *position* in the
+/// buffer's ring, a sequence number: it reads the retained entries from there on, one batch at a
+/// time (at most [`capacity`](AsyncSubscription::capacity) entries and 64 KiB per read), so its
+/// memory is one batch however much is written, and a writer does no work for it beyond waking it
+/// when it waits. A writer never waits for it.
 ///
-/// It works on any executor. A writer that sends an entry to an idle follower wakes its task
-/// after releasing the buffer's lock; a follower that is busy costs the writer no wake at all.
-/// The stream ends once every handle to the buffer is gone and the queued entries were received.
-/// Dropping it unsubscribes at once.
+/// When the follower falls so far behind that the ring evicts entries before it reads them, it
+/// loses the **oldest** (as `tokio::sync::broadcast` does), never the newest, and counts them in
+/// [`dropped`](AsyncSubscription::dropped); [`recv_batch`](AsyncSubscription::recv_batch) also
+/// says how many were lost just before each batch, and the sequence numbers show where: after an
+/// entry with `seq` N, the next one received is N + 1 unless entries were lost in between. Once it
+/// has received everything: received + `dropped()` = entries written from its position on.
+///
+/// It works on any executor. The stream ends once every handle to the buffer is gone and the
+/// follower has read what the ring still holds. Dropping it stops following at once.
 ///
 /// # Examples
 ///
@@ -40,10 +46,14 @@ use crate::{Entry, LogBuffer, Replay, Subscription, TryRecvError};
 /// assert!(live.recv().await.is_none());
 /// # });
 /// ```
-#[must_use = "dropping the subscription unsubscribes it"]
+#[must_use = "dropping the subscription stops following"]
 pub struct AsyncSubscription {
-    inner: Subscription,
-    waker: Arc<WakerSlot>,
+    cursor: Cursor,
+    /// Entries read from the ring and not received yet: one batch at most.
+    batch: VecDeque<Entry>,
+    /// Entries lost just before the first of `batch`, not reported by `recv_batch` yet.
+    missed: u64,
+    wait: WaitSlot,
 }
 
 impl LogBuffer {
@@ -62,12 +72,38 @@ impl LogBuffer {
     /// # });
     /// ```
     pub fn events_async(&self) -> AsyncSubscription {
-        let (_, live) = self.tail_since_async_with_capacity(u64::MAX, self.subscriber_capacity());
-        live
+        self.follow_async(Start::Now, self.subscriber_capacity())
     }
 
-    /// The retained entries and an async subscription to everything after them, taken under one
-    /// lock: the async [`tail`](LogBuffer::tail), with no gap and no duplicate at the seam.
+    /// An async subscription to every entry from `seq` on: those the ring still retains, then
+    /// the live ones, all through the one stream, a batch at a time (nothing is copied up
+    /// front). Entries from `seq` on that were evicted already count as
+    /// [`dropped`](AsyncSubscription::dropped), and the first
+    /// [`recv_batch`](AsyncSubscription::recv_batch) reports them. A `seq` still in the future
+    /// starts with the next entry written.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let buf = memtail::LogBuffer::with_capacity(10);
+    /// for line in ["aaa", "bbb", "ccc", "ddd"] {
+    ///     buf.append(line.as_bytes()); // "ddd" evicts "aaa" and "bbb"
+    /// }
+    /// let mut live = buf.events_since_async(1);
+    /// let batch = live.recv_batch().await.unwrap();
+    /// assert_eq!(batch.missed(), 1); // entry 1 was evicted
+    /// let seqs: Vec<u64> = batch.entries().iter().map(|e| e.seq()).collect();
+    /// assert_eq!(seqs, [2, 3]);
+    /// assert_eq!(live.dropped(), 1);
+    /// # });
+    /// ```
+    pub fn events_since_async(&self, seq: u64) -> AsyncSubscription {
+        self.follow_async(Start::At(seq), self.subscriber_capacity())
+    }
+
+    /// The retained entries and an async subscription to everything after them: the async
+    /// [`tail`](LogBuffer::tail), with no gap and no duplicate at the seam.
     ///
     /// # Examples
     ///
@@ -86,8 +122,9 @@ impl LogBuffer {
         (replay.into_entries(), live)
     }
 
-    /// [`since(seq)`](LogBuffer::since) and an async subscription to everything after it, taken
-    /// under one lock: the async [`tail_since`](LogBuffer::tail_since).
+    /// [`since(seq)`](LogBuffer::since) and an async subscription to everything after it: the
+    /// async [`tail_since`](LogBuffer::tail_since). The subscription starts at the replay's
+    /// [`next_seq`](Replay::next_seq), so there is no gap and no duplicate at the seam.
     ///
     /// # Examples
     ///
@@ -107,8 +144,8 @@ impl LogBuffer {
         self.tail_since_async_with_capacity(seq, self.subscriber_capacity())
     }
 
-    /// [`tail_since_async`](LogBuffer::tail_since_async) with a channel of `entries` instead of
-    /// the buffer's subscriber capacity.
+    /// [`tail_since_async`](LogBuffer::tail_since_async) with batches of at most `entries`
+    /// entries instead of the buffer's [`subscriber_capacity`](LogBuffer::subscriber_capacity).
     ///
     /// # Panics
     ///
@@ -128,15 +165,27 @@ impl LogBuffer {
         entries: usize,
     ) -> (Replay, AsyncSubscription) {
         check_subscriber_capacity(entries);
-        let waker = Arc::new(WakerSlot::new(None));
-        let (replay, inner) = self.tail_since_with(seq, entries, Some(Arc::clone(&waker)));
-        (replay, AsyncSubscription { inner, waker })
+        let replay = self.since(seq);
+        let live = self.follow_async(Start::At(replay.next_seq()), entries);
+        (replay, live)
+    }
+
+    /// An async follower from `start`, reading at most `batch` entries at a time.
+    pub(crate) fn follow_async(&self, start: Start, batch: usize) -> AsyncSubscription {
+        let cursor = Cursor::new(self, start, batch);
+        let wait = cursor.shared().waiters.slot();
+        AsyncSubscription {
+            cursor,
+            batch: VecDeque::new(),
+            missed: 0,
+            wait,
+        }
     }
 }
 
 impl AsyncSubscription {
-    /// Waits for the next entry; `None` once every handle to the buffer is gone and the queue is
-    /// empty.
+    /// Waits for the next entry; `None` once every handle to the buffer is gone and everything
+    /// retained was received.
     ///
     /// Cancel-safe: dropping the future before it completes loses no entry.
     pub fn recv(&mut self) -> impl Future<Output = Option<Entry>> + '_ {
@@ -146,66 +195,185 @@ impl AsyncSubscription {
     /// Polls for the next entry: what [`recv`](AsyncSubscription::recv) and the [`Stream`]
     /// implementation do.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Entry>> {
-        match self.inner.try_recv() {
-            Ok(entry) => return Poll::Ready(Some(entry)),
-            Err(TryRecvError::Disconnected) => return Poll::Ready(None),
-            Err(TryRecvError::Empty) => {}
-        }
-        {
-            let mut slot = self.waker.lock();
-            match &mut *slot {
-                Some(waker) if waker.will_wake(cx.waker()) => {}
-                slot => *slot = Some(cx.waker().clone()),
-            }
-        }
-        // A writer that sent after the first look and before the waker was left did not see the
-        // waker: look again. The slot's lock orders the two looks against the writer's.
-        match self.inner.try_recv() {
-            Ok(entry) => Poll::Ready(Some(entry)),
-            Err(TryRecvError::Disconnected) => Poll::Ready(None),
-            Err(TryRecvError::Empty) => Poll::Pending,
+        match self.poll_fill(cx) {
+            Poll::Ready(true) => Poll::Ready(self.pop()),
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 
-    /// Takes the next entry if one is queued, without waiting.
+    /// Takes the next entry if one is there, without waiting.
     ///
     /// # Errors
     ///
-    /// [`TryRecvError::Empty`] when nothing is queued; [`TryRecvError::Disconnected`] once every
-    /// handle to the buffer is gone and the queue is empty.
-    pub fn try_recv(&self) -> Result<Entry, TryRecvError> {
-        self.inner.try_recv()
-    }
-
-    /// How many entries this follower lost because its channel was full when they were written.
+    /// [`TryRecvError::Empty`] when there is nothing new; [`TryRecvError::Disconnected`] once
+    /// every handle to the buffer is gone and everything retained was received.
     ///
     /// # Examples
     ///
     /// ```
-    /// let buf = memtail::LogBuffer::builder().subscriber_capacity(2).build();
-    /// let live = buf.events_async();
+    /// use memtail::TryRecvError;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let mut live = buf.events_async();
+    /// assert_eq!(live.try_recv(), Err(TryRecvError::Empty));
+    /// buf.append(b"one");
+    /// assert_eq!(&live.try_recv().unwrap()[..], b"one");
+    /// drop(buf);
+    /// assert_eq!(live.try_recv(), Err(TryRecvError::Disconnected));
+    /// ```
+    pub fn try_recv(&mut self) -> Result<Entry, TryRecvError> {
+        self.try_fill()?;
+        self.pop().ok_or(TryRecvError::Empty)
+    }
+
+    /// Waits for entries, then takes every one there is, up to a batch: at most
+    /// [`capacity`](AsyncSubscription::capacity) entries and 64 KiB (or one entry, if longer).
+    /// [`Replay::missed`] is how many entries were lost just before the first of them,
+    /// [`Replay::next_seq`] where this follower reads next. `None` once every handle to the
+    /// buffer is gone and everything retained was received.
+    ///
+    /// For followers that frame many entries per write (one HTTP chunk, one syscall). Cancel-safe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let buf = memtail::LogBuffer::new();
+    /// let mut live = buf.events_async();
     /// for line in ["a", "b", "c"] {
     ///     buf.append(line.as_bytes());
     /// }
-    /// assert_eq!(live.dropped(), 1);
+    /// let batch = live.recv_batch().await.unwrap();
+    /// assert_eq!(batch.entries().len(), 3);
+    /// assert_eq!((batch.missed(), batch.next_seq()), (0, 3));
+    /// # });
+    /// ```
+    pub fn recv_batch(&mut self) -> impl Future<Output = Option<Replay>> + '_ {
+        poll_fn(move |cx| self.poll_recv_batch(cx))
+    }
+
+    /// Polls for a batch: what [`recv_batch`](AsyncSubscription::recv_batch) does.
+    pub fn poll_recv_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Replay>> {
+        match self.poll_fill(cx) {
+            Poll::Ready(true) => Poll::Ready(Some(self.take_batch())),
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Takes every entry there is, up to a batch, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](AsyncSubscription::try_recv).
+    pub fn try_recv_batch(&mut self) -> Result<Replay, TryRecvError> {
+        self.try_fill()?;
+        Ok(self.take_batch())
+    }
+
+    /// How many entries this follower lost because the ring evicted them before it read them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::with_capacity(10);
+    /// let mut live = buf.events_async();
+    /// for line in ["aaa", "bbb", "ccc", "ddd"] {
+    ///     buf.append(line.as_bytes()); // "ddd" evicts "aaa" and "bbb"
+    /// }
+    /// assert_eq!(live.try_recv().unwrap().seq(), 2);
+    /// assert_eq!(live.dropped(), 2);
     /// ```
     pub fn dropped(&self) -> u64 {
-        self.inner.dropped()
+        self.cursor.dropped()
     }
 
-    /// How many entries are queued for this follower now.
+    /// The sequence number of the next entry this follower will receive, if the ring still holds
+    /// it then.
+    pub fn next_seq(&self) -> u64 {
+        self.batch
+            .front()
+            .map_or(self.cursor.next_seq(), |entry| entry.seq())
+    }
+
+    /// How many entries this follower could receive now without waiting: how far behind the
+    /// writers it is.
     pub fn len(&self) -> usize {
-        self.inner.len()
+        let behind = self.batch.len() as u64 + self.cursor.available();
+        usize::try_from(behind).unwrap_or(usize::MAX)
     }
 
-    /// Whether no entry is queued for this follower now.
+    /// Whether this follower has nothing to receive now.
     pub fn is_empty(&self) -> bool {
-        self.inner.is_empty()
+        self.len() == 0
     }
 
-    /// How many entries this follower's channel holds before entries are dropped.
+    /// The most entries this follower takes from the ring in one read: the size of a
+    /// [`recv_batch`](AsyncSubscription::recv_batch).
     pub fn capacity(&self) -> usize {
-        self.inner.capacity()
+        self.cursor.batch()
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        let entry = self.batch.pop_front()?;
+        // The sequence number shows this gap; it is no longer "just before the batch".
+        self.missed = 0;
+        Some(entry)
+    }
+
+    fn take_batch(&mut self) -> Replay {
+        let entries = self.batch.drain(..).collect();
+        Replay::new(
+            entries,
+            std::mem::take(&mut self.missed),
+            self.cursor.next_seq(),
+        )
+    }
+
+    fn fill(&mut self) -> Read {
+        let read = self.cursor.read(&mut self.batch);
+        self.missed += read.missed;
+        read
+    }
+
+    /// Makes sure the batch holds entries: `Ready(true)` when it does, `Ready(false)` at the end,
+    /// `Pending` with the waker left for the next writer.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        if !self.batch.is_empty() {
+            return Poll::Ready(true);
+        }
+        let read = self.fill();
+        if read.taken > 0 || read.closed {
+            return Poll::Ready(read.taken > 0);
+        }
+        let waiters = &self.cursor.shared().waiters;
+        waiters.register(&mut self.wait, cx.waker());
+        // A writer that appended after the read above and before the waker was left did not see
+        // it: read again (see `Waiters`).
+        let read = self.fill();
+        if read.taken > 0 || read.closed {
+            return Poll::Ready(read.taken > 0);
+        }
+        Poll::Pending
+    }
+
+    fn try_fill(&mut self) -> Result<(), TryRecvError> {
+        if !self.batch.is_empty() {
+            return Ok(());
+        }
+        let read = self.fill();
+        match (read.taken, read.closed) {
+            (0, true) => Err(TryRecvError::Disconnected),
+            (0, false) => Err(TryRecvError::Empty),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for AsyncSubscription {
+    fn drop(&mut self) {
+        self.cursor.shared().waiters.forget(&self.wait);
     }
 }
 
@@ -217,15 +385,60 @@ impl Stream for AsyncSubscription {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.inner.len(), None)
+        (self.batch.len(), None)
     }
 }
 
 impl fmt::Debug for AsyncSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncSubscription")
-            .field("queued", &self.inner.len())
-            .field("dropped", &self.inner.dropped())
+            .field("next_seq", &self.next_seq())
+            .field("dropped", &self.dropped())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use crate::LogBuffer;
+
+    #[test]
+    fn a_waiting_follower_leaves_one_waker_and_takes_it_back_when_dropped() {
+        let buf = LogBuffer::new();
+        let waiters = &buf.shared().waiters;
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut followers: Vec<_> = (0..1000).map(|_| buf.events_async()).collect();
+        for _ in 0..3 {
+            for live in &mut followers {
+                assert!(live.poll_recv(&mut cx).is_pending());
+            }
+        }
+        assert_eq!(
+            waiters.len(),
+            1000,
+            "one waker per follower, however often it waits"
+        );
+        followers.truncate(10);
+        assert_eq!(waiters.len(), 10, "a dropped follower takes its waker back");
+
+        buf.append(b"wake up");
+        assert_eq!(waiters.len(), 0, "a writer takes the wakers it wakes");
+        for live in &mut followers {
+            assert!(matches!(live.poll_recv(&mut cx), Poll::Ready(Some(_))));
+            assert!(live.poll_recv(&mut cx).is_pending());
+        }
+        assert_eq!(waiters.len(), 10);
+        drop(buf);
+        assert_eq!(waiters_after_close(&mut followers), 0);
+    }
+
+    fn waiters_after_close(followers: &mut [crate::AsyncSubscription]) -> usize {
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        for live in followers.iter_mut() {
+            assert!(matches!(live.poll_recv(&mut cx), Poll::Ready(None)));
+        }
+        followers[0].cursor.shared().waiters.len()
     }
 }

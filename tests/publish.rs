@@ -192,7 +192,7 @@ fn a_full_queue_drops_its_oldest_entries_and_counts_them() {
 }
 
 #[test]
-fn a_burst_beyond_the_channel_is_counted_upstream() {
+fn a_burst_larger_than_the_queue_waits_in_the_ring_and_is_delivered_in_full() {
     let buf = LogBuffer::new();
     let script = Scripted::default();
     // A long interval: the whole burst arrives before the publisher takes anything.
@@ -205,10 +205,44 @@ fn a_burst_beyond_the_channel_is_counted_upstream() {
         buf.append(format!("{i}").as_bytes());
     }
     let stats = handle.stop(Duration::from_secs(10));
-    assert_eq!(stats.dropped_upstream, 15);
-    assert_eq!(stats.delivered, 10);
-    assert_eq!(*script.delivered.lock(), (0..10).collect::<Vec<u64>>());
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    assert_eq!(*script.delivered.lock(), (0..25).collect::<Vec<u64>>());
+    // Never more than the queue at once: the rest waited in the ring.
+    assert!(script.calls.lock().iter().all(|batch| batch.len() <= 10));
     assert_accounted(&stats, 25);
+}
+
+#[test]
+fn entries_the_ring_evicted_before_the_publisher_read_them_are_counted_upstream() {
+    let buf = LogBuffer::with_capacity(100);
+    let script = Scripted::default();
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .start();
+    for i in 0..50 {
+        buf.append(format!("entry {i:02}\n").as_bytes());
+    }
+    let retained = buf.stats().retained_entries;
+    let stats = handle.stop(Duration::from_secs(10));
+    // The oldest were lost, and counted; the newest, still in the ring, were delivered.
+    assert_eq!(stats.dropped_upstream, 50 - retained);
+    assert_eq!(
+        *script.delivered.lock(),
+        (50 - retained..50).collect::<Vec<u64>>()
+    );
+    assert_eq!(buf.stats().follower_missed, 50 - retained);
+    assert_accounted(&stats, 50);
+}
+
+#[test]
+fn a_publisher_costs_the_writer_nothing_and_is_a_follower() {
+    let buf = LogBuffer::new();
+    let handle = buf.publish(Scripted::default());
+    let stats = buf.stats();
+    assert_eq!((stats.followers, stats.subscribers), (1, 0));
+    handle.stop(Duration::from_secs(10));
+    assert_eq!(buf.stats().followers, 0);
 }
 
 #[test]

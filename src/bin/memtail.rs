@@ -68,11 +68,12 @@ struct Serve {
     /// With several files, do not put `NAME: ` before each line.
     #[arg(long)]
     no_prefix: bool,
-    /// Lines queued for each client before it misses some. Files are read every 50 ms, so a
-    /// client keeps up with up to 20 x N lines a second (the queue takes about 56 bytes per line,
-    /// allocated when the client connects).
-    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
-    queue: u32,
+    /// The most lines sent to a client at once (they are also capped at 64 KiB). A client has
+    /// no queue of its own: it reads the lines the server keeps (--capacity) at its own pace, and
+    /// misses (and is told about) only those dropped from memory before it read them.
+    /// `--queue` is an older name for this.
+    #[arg(long, alias = "queue", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
 }
 
 #[derive(Args, Debug)]
@@ -217,7 +218,7 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
 
     let mut config = Config::new()
-        .follower_queue(serve.queue as usize)
+        .follower_batch(serve.batch as usize)
         .allowed_origins(serve.allow_origins)
         .allowed_hosts(serve.allow_hosts.iter().cloned());
     if let Some(token) = serve.token {

@@ -36,8 +36,9 @@
 //!   `EventSource` sends when it reconnects) resumes with entry `N + 1`, and wins over `since`.
 //!   When some of the asked entries were evicted meanwhile, an event named `missed` whose data is
 //!   the exact count comes first.
-//! - When this follower's queue overflows (the client reads slower than the log is written), the
-//!   lost entries are dropped for this client alone and an event named `missed` says how many,
+//! - Each stream is a position in the buffer's ring, not a queue: it sends what the ring retains
+//!   from there on, a batch at a time. When a client reads so slowly that the ring evicts entries
+//!   before its stream sent them, it loses the oldest, and an event named `missed` says how many,
 //!   where they were lost. Writers and other clients never wait for a slow client.
 //! - A comment line keeps idle connections open every 15 seconds
 //!   ([`Config::keep_alive`]); the stream asks browsers to reconnect after one second.
@@ -65,8 +66,11 @@
 //!   browsers' `WebSocket` cannot send headers; the viewer passes on the `token` of its own
 //!   address). memtail never writes the token anywhere; see below for request logging.
 //! - **Bounded.** At most [`Config::max_followers`] streams (256 by default) at once; beyond,
-//!   `/events` and `/ws` answer 503. Each stream has its own queue of
-//!   [`Config::follower_queue`] entries that drops and counts when full.
+//!   `/events` and `/ws` answer 503. A stream holds one batch of entries (at most
+//!   [`Config::follower_batch`] entries and 64 KiB, or one entry if longer) while it sends it; an
+//!   SSE stream hands it to the HTTP server in pieces of at most 8 KiB, of which hyper queues at
+//!   most 16 per connection, so a client that never reads pins about 200 KiB of the server's
+//!   memory, however much is written. A writer does no work per stream.
 //! - Responses carry `X-Content-Type-Options: nosniff`; the page carries a Content Security
 //!   Policy that allows no images, frames or outside connections.
 //!
@@ -133,7 +137,7 @@ pub fn router(buf: LogBuffer) -> Router {
 /// | [`allowed_origins`](Config::allowed_origins) | none beyond the request's own host |
 /// | [`token`](Config::token) | none |
 /// | [`max_followers`](Config::max_followers) | [`Config::DEFAULT_MAX_FOLLOWERS`] (256) |
-/// | [`follower_queue`](Config::follower_queue) | [`Config::DEFAULT_FOLLOWER_QUEUE`] (1024 entries) |
+/// | [`follower_batch`](Config::follower_batch) | [`Config::DEFAULT_FOLLOWER_BATCH`] (1024 entries) |
 /// | [`keep_alive`](Config::keep_alive) | [`Config::DEFAULT_KEEP_ALIVE`] (15 s) |
 ///
 /// # Examples
@@ -157,15 +161,22 @@ pub struct Config {
     allowed_origins: Vec<String>,
     token: Option<String>,
     max_followers: usize,
-    follower_queue: usize,
+    follower_batch: usize,
     keep_alive: Duration,
 }
 
 impl Config {
     /// Streams served at once by default.
     pub const DEFAULT_MAX_FOLLOWERS: usize = 256;
-    /// Entries queued per stream by default before its entries are dropped.
-    pub const DEFAULT_FOLLOWER_QUEUE: usize = 1024;
+    /// The most entries a stream reads from the ring and sends at once, by default.
+    pub const DEFAULT_FOLLOWER_BATCH: usize = 1024;
+    /// What [`DEFAULT_FOLLOWER_BATCH`](Config::DEFAULT_FOLLOWER_BATCH) was called when streams
+    /// had queues.
+    #[deprecated(
+        since = "0.1.0",
+        note = "streams read the ring by position; use DEFAULT_FOLLOWER_BATCH"
+    )]
+    pub const DEFAULT_FOLLOWER_QUEUE: usize = Config::DEFAULT_FOLLOWER_BATCH;
     /// How often an idle SSE stream gets a keep-alive comment by default.
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -176,7 +187,7 @@ impl Config {
             allowed_origins: Vec::new(),
             token: None,
             max_followers: Config::DEFAULT_MAX_FOLLOWERS,
-            follower_queue: Config::DEFAULT_FOLLOWER_QUEUE,
+            follower_batch: Config::DEFAULT_FOLLOWER_BATCH,
             keep_alive: Config::DEFAULT_KEEP_ALIVE,
         }
     }
@@ -240,17 +251,34 @@ impl Config {
         self
     }
 
-    /// Entries queued for each stream before entries are dropped (and counted, and announced to
-    /// the client as missed).
+    /// The most entries a stream reads from the ring and sends at once (one SSE chunk, or that
+    /// many WebSocket messages). A read also stops at 64 KiB, unless its first entry alone is
+    /// longer. A stream holds one batch at a time; it has no queue, so this is not a bound on how
+    /// far a client may fall behind: that is what the ring retains.
     ///
     /// # Panics
     ///
     /// If `entries` is 0.
     #[track_caller]
-    pub fn follower_queue(mut self, entries: usize) -> Config {
+    pub fn follower_batch(mut self, entries: usize) -> Config {
         check_subscriber_capacity(entries);
-        self.follower_queue = entries;
+        self.follower_batch = entries;
         self
+    }
+
+    /// What [`follower_batch`](Config::follower_batch) was called when each stream had a queue
+    /// that dropped the newest entries when full; it now sets the batch.
+    ///
+    /// # Panics
+    ///
+    /// If `entries` is 0.
+    #[deprecated(
+        since = "0.1.0",
+        note = "streams read the ring by position and have no queue; use follower_batch"
+    )]
+    #[track_caller]
+    pub fn follower_queue(self, entries: usize) -> Config {
+        self.follower_batch(entries)
     }
 
     /// How often an idle SSE stream gets a keep-alive comment.
@@ -298,7 +326,7 @@ impl fmt::Debug for Config {
             .field("allowed_origins", &self.allowed_origins)
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("max_followers", &self.max_followers)
-            .field("follower_queue", &self.follower_queue)
+            .field("follower_batch", &self.follower_batch)
             .field("keep_alive", &self.keep_alive)
             .finish()
     }

@@ -14,10 +14,13 @@ use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
 use super::Served;
-use crate::{AsyncSubscription, Entry, TryRecvError};
+use crate::buffer::Start as Position;
+use crate::{AsyncSubscription, Entry, Replay};
 
-/// Entries gathered into one chunk of the response at most, when many are queued.
-const MAX_BATCH: usize = 256;
+/// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16
+/// pieces per connection before it stops asking for more, so a client that does not read pins at
+/// most 16 of them (and the batches they were cut from), not hyper's 400 KiB write buffer.
+const FRAME: usize = 8 * 1024;
 
 pub(super) async fn events(
     State(served): State<Arc<Served>>,
@@ -28,28 +31,18 @@ pub(super) async fn events(
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };
-    let (replay, live) = served
+    let live = served
         .buf
-        .tail_since_async_with_capacity(start.seq, served.config.follower_queue);
-
-    let mut first = BytesMut::new();
-    first.put_slice(b"retry: 1000\n\n");
-    if start.report_missed && replay.missed() > 0 {
-        push_missed(&mut first, replay.missed());
-    }
-    for entry in replay.entries() {
-        push_entry(&mut first, entry);
-    }
+        .follow_async(start.position(), served.config.follower_batch);
     let every = served.config.keep_alive;
     let follow = Follow {
-        gaps: Gaps::new(replay.next_seq()),
         live,
         keep_alive: {
             let mut keep_alive = interval_at(Instant::now() + every, every);
             keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
             keep_alive
         },
-        first: Some(first.freeze()),
+        rest: Bytes::from_static(b"retry: 1000\n\n"),
         _guard: guard,
     };
     let body = stream::unfold(follow, |mut follow| async move {
@@ -75,6 +68,16 @@ pub(super) struct Start {
 }
 
 impl Start {
+    /// Where the follower starts in the ring: at `seq`, reporting what was evicted from there on,
+    /// or, with no position asked, at the oldest entry retained now.
+    pub(super) fn position(&self) -> Position {
+        if self.report_missed {
+            Position::At(self.seq)
+        } else {
+            Position::Oldest
+        }
+    }
+
     pub(super) fn from_request(headers: &HeaderMap, uri: &Uri) -> Result<Start, Refusal> {
         if let Some(last) = headers.get("last-event-id") {
             let last = last
@@ -111,111 +114,38 @@ impl Start {
     }
 }
 
-/// Tells where a follower lost entries: from gaps in the sequence numbers it receives, and, once
-/// it has drained its queue, from its drop count (entries lost after the last one it received).
-pub(super) struct Gaps {
-    /// The sequence number the next entry should have.
-    expected: u64,
-    /// Live drops already reported.
-    reported: u64,
-}
-
-impl Gaps {
-    pub(super) fn new(next_seq: u64) -> Gaps {
-        Gaps {
-            expected: next_seq,
-            reported: 0,
-        }
-    }
-
-    /// How many entries were lost just before `entry`; `None` for an entry already seen, which
-    /// a follower skips (it cannot happen, but a duplicate must never reach a client).
-    pub(super) fn before(&mut self, entry: &Entry) -> Option<u64> {
-        let seq = entry.seq();
-        if seq < self.expected {
-            return None;
-        }
-        let missed = seq - self.expected;
-        self.reported += missed;
-        self.expected = seq + 1;
-        Some(missed)
-    }
-
-    /// Once the queue was found empty after reading `dropped`: how many entries were lost after
-    /// the last one received. They are the newest: any entry sent after them would have been
-    /// received, and would have shown the gap.
-    pub(super) fn after(&mut self, dropped: u64) -> u64 {
-        let missed = dropped.saturating_sub(self.reported);
-        self.reported += missed;
-        self.expected += missed;
-        missed
-    }
-}
-
 struct Follow {
-    gaps: Gaps,
     live: AsyncSubscription,
     keep_alive: Interval,
-    first: Option<Bytes>,
+    /// What is left of the last batch's events, handed out [`FRAME`] bytes at a time.
+    rest: Bytes,
     _guard: FollowerGuard,
 }
 
 impl Follow {
-    /// The next chunk of the response; `None` once the buffer is gone.
+    /// The next piece of the response; `None` once the buffer is gone and everything retained
+    /// was sent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
+        if self.rest.is_empty() {
+            self.rest = tokio::select! {
+                batch = self.live.recv_batch() => frame_batch(&batch?),
+                _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+            };
         }
-        // Entries lost after the last one sent are announced before waiting: the log may stay
-        // quiet for a long time after a burst.
-        let dropped = self.live.dropped();
-        let entry = match self.live.try_recv() {
-            Ok(entry) => entry,
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty) => {
-                let missed = self.gaps.after(dropped);
-                if missed > 0 {
-                    let mut chunk = BytesMut::new();
-                    push_missed(&mut chunk, missed);
-                    return Some(chunk.freeze());
-                }
-                tokio::select! {
-                    entry = self.live.recv() => entry?,
-                    _ = self.keep_alive.tick() => {
-                        return Some(Bytes::from_static(b": keep-alive\n\n"));
-                    }
-                }
-            }
-        };
-        let mut chunk = BytesMut::new();
-        self.push(&mut chunk, &entry);
-        for _ in 1..MAX_BATCH {
-            let dropped = self.live.dropped();
-            match self.live.try_recv() {
-                Ok(entry) => self.push(&mut chunk, &entry),
-                Err(TryRecvError::Empty) => {
-                    let missed = self.gaps.after(dropped);
-                    if missed > 0 {
-                        push_missed(&mut chunk, missed);
-                    }
-                    break;
-                }
-                Err(TryRecvError::Disconnected) => break,
-            }
-        }
-        Some(chunk.freeze())
+        Some(self.rest.split_to(self.rest.len().min(FRAME)))
     }
+}
 
-    fn push(&mut self, chunk: &mut BytesMut, entry: &Entry) {
-        match self.gaps.before(entry) {
-            None => {}
-            Some(0) => push_entry(chunk, entry),
-            Some(missed) => {
-                push_missed(chunk, missed);
-                push_entry(chunk, entry);
-            }
-        }
+/// A batch as events: the notice of what was lost just before it, if anything, then its entries.
+fn frame_batch(batch: &Replay) -> Bytes {
+    let mut out = BytesMut::new();
+    if batch.missed() > 0 {
+        push_missed(&mut out, batch.missed());
     }
+    for entry in batch.entries() {
+        push_entry(&mut out, entry);
+    }
+    out.freeze()
 }
 
 fn push_missed(out: &mut BytesMut, missed: u64) {
@@ -274,21 +204,5 @@ mod tests {
             "id: 0\ndata: a\ndata: \ndata: data: fake\ndata: id: 999\ndata: b\n\n"
         );
         assert_eq!(event(b"\xff"), "id: 0\ndata: \u{fffd}\n\n");
-    }
-
-    #[test]
-    fn gaps() {
-        let buf = LogBuffer::new();
-        for _ in 0..10 {
-            buf.append(b"x");
-        }
-        let entries = buf.entries();
-        let mut gaps = Gaps::new(2);
-        assert_eq!(gaps.before(&entries[2]), Some(0));
-        assert_eq!(gaps.before(&entries[5]), Some(2));
-        assert_eq!(gaps.before(&entries[5]), None);
-        assert_eq!(gaps.after(2), 0);
-        assert_eq!(gaps.after(5), 3);
-        assert_eq!(gaps.before(&entries[9]), Some(0));
     }
 }

@@ -10,9 +10,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::{admit_follower, refuse, FollowerGuard};
-use super::sse::Gaps;
 use super::Served;
-use crate::{AsyncSubscription, Entry, TryRecvError};
+use crate::{AsyncSubscription, Entry};
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -34,47 +33,29 @@ pub(super) async fn ws(
         )
         .into_response();
     };
-    let queue = served.config.follower_queue;
-    upgrade.on_upgrade(move |socket| async move {
-        let (replay, live) = served.buf.tail_since_async_with_capacity(start.seq, queue);
-        let missed = if start.report_missed {
-            replay.missed()
-        } else {
-            0
-        };
-        let gaps = Gaps::new(replay.next_seq());
-        serve(socket, missed, gaps, replay.into_entries(), live, guard).await;
-    })
+    let live = served
+        .buf
+        .follow_async(start.position(), served.config.follower_batch);
+    upgrade.on_upgrade(move |socket| serve(socket, live, guard))
 }
 
-async fn serve(
-    mut socket: WebSocket,
-    missed: u64,
-    mut gaps: Gaps,
-    backlog: Vec<Entry>,
-    mut live: AsyncSubscription,
-    _guard: FollowerGuard,
-) {
-    if missed > 0 && send_missed(&mut socket, missed).await.is_err() {
-        return;
-    }
-    for entry in &backlog {
-        if socket.send(text(entry)).await.is_err() {
-            return;
-        }
-    }
-    drop(backlog);
+async fn serve(mut socket: WebSocket, mut live: AsyncSubscription, _guard: FollowerGuard) {
     loop {
         tokio::select! {
-            entry = live.recv() => {
-                let Some(entry) = entry else {
-                    // The buffer is gone: close.
+            batch = live.recv_batch() => {
+                let Some(batch) = batch else {
+                    // The buffer is gone and everything was sent: close.
                     let _ = socket.send(Message::Close(None)).await;
                     finish_close(&mut socket).await;
                     return;
                 };
-                if send_live(&mut socket, &mut gaps, &mut live, entry).await.is_err() {
+                if batch.missed() > 0 && send_missed(&mut socket, batch.missed()).await.is_err() {
                     return;
+                }
+                for entry in batch.entries() {
+                    if socket.send(text(entry)).await.is_err() {
+                        return;
+                    }
                 }
             }
             message = socket.recv() => match message {
@@ -90,39 +71,6 @@ async fn serve(
             },
         }
     }
-}
-
-/// Sends `entry` and whatever else is queued now, each after the notice of what was lost before
-/// it.
-async fn send_live(
-    socket: &mut WebSocket,
-    gaps: &mut Gaps,
-    live: &mut AsyncSubscription,
-    first: Entry,
-) -> Result<(), axum::Error> {
-    let mut next = Some(first);
-    while let Some(entry) = next.take() {
-        match gaps.before(&entry) {
-            None => {}
-            Some(0) => socket.send(text(&entry)).await?,
-            Some(missed) => {
-                send_missed(socket, missed).await?;
-                socket.send(text(&entry)).await?;
-            }
-        }
-        let dropped = live.dropped();
-        match live.try_recv() {
-            Ok(entry) => next = Some(entry),
-            Err(TryRecvError::Empty) => {
-                let missed = gaps.after(dropped);
-                if missed > 0 {
-                    send_missed(socket, missed).await?;
-                }
-            }
-            Err(TryRecvError::Disconnected) => {}
-        }
-    }
-    Ok(())
 }
 
 async fn send_missed(socket: &mut WebSocket, missed: u64) -> Result<(), axum::Error> {

@@ -10,7 +10,13 @@ use parking_lot::Mutex;
 
 use super::dispatcher::{Dispatcher, Settings, Transform};
 use super::Publisher;
+use crate::buffer::Start;
+use crate::follower::Cursor;
 use crate::{Entry, LogBuffer};
+
+/// The most entries a publisher reads from the ring at once while its destination fails (while
+/// it works, it reads what its queue has room for).
+const FOLLOW_BATCH: usize = 1024;
 
 /// How often a publisher takes new entries and publishes, by default: 200 ms.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
@@ -125,10 +131,11 @@ impl<P: Publisher> PublisherBuilder<P> {
         self
     }
 
-    /// The publisher's own bound, in entries. When publishing fails long enough for the queue to
-    /// fill, the oldest queued entries are dropped and counted. The publisher's channel from the
-    /// buffer holds as many entries, so a burst of more than `entries` within one interval loses its
-    /// newest entries, counted as `dropped_upstream`.
+    /// The publisher's own bound, in entries. While publishing works, a burst larger than the
+    /// queue stays in the ring until the queue has been published (it is lost, and counted as
+    /// `dropped_upstream`, only if the ring evicts it first). When publishing fails long enough
+    /// for the queue to fill, the oldest queued entries are dropped and counted as
+    /// `dropped_queue_full`.
     ///
     /// # Panics
     ///
@@ -220,8 +227,8 @@ impl<P: Publisher> PublisherBuilder<P> {
         self
     }
 
-    /// Subscribes to the buffer and starts the publisher's thread. Every entry written after this
-    /// returns is published or counted.
+    /// Takes its position in the buffer (the next entry written) and starts the publisher's
+    /// thread. Every entry written after this returns is published or counted.
     ///
     /// # Panics
     ///
@@ -231,13 +238,13 @@ impl<P: Publisher> PublisherBuilder<P> {
         let name = self
             .name
             .unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed).to_string());
-        let subscription = self.buffer.events_with_capacity(self.settings.queue);
+        let cursor = Cursor::new(&self.buffer, Start::Now, FOLLOW_BATCH);
         let shared = Arc::new(Mutex::new(PublisherStats::default()));
         let (control_tx, control_rx) = crossbeam_channel::bounded(1);
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let dispatcher = Dispatcher::new(
             Box::new(self.publisher),
-            subscription,
+            cursor,
             self.settings,
             self.transform,
             Arc::clone(&shared),
@@ -376,7 +383,8 @@ impl fmt::Debug for PublisherHandle {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PublisherStats {
-    /// Entries taken from the buffer.
+    /// Entries taken from the buffer (and, at stop, those written before `stop` that it had not
+    /// read yet: they count as `dropped_at_stop`).
     pub received: u64,
     /// Entries the publisher acknowledged.
     pub delivered: u64,
@@ -384,13 +392,15 @@ pub struct PublisherStats {
     pub queued: u64,
     /// Entries the transform turned away.
     pub filtered: u64,
-    /// Entries lost before the publisher took them: more than `queue` arrived within one interval.
+    /// Entries lost before the publisher read them: the ring evicted them first, because the
+    /// publisher had fallen more than the ring's capacity behind. The oldest are lost.
     pub dropped_upstream: u64,
     /// The oldest entries, dropped because the queue was full while publishing failed.
     pub dropped_queue_full: u64,
     /// Entries dropped after failing `max_attempts` times at the head of the queue.
     pub dropped_after_attempts: u64,
-    /// Entries still queued when `stop`'s timeout ran out.
+    /// Entries not delivered when `stop`'s timeout ran out: still queued, or written before the
+    /// stop request and not read from the ring yet.
     pub dropped_at_stop: u64,
     /// Publish calls that failed (returned an error, delivered nothing, or panicked).
     pub failed_attempts: u64,

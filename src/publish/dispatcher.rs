@@ -1,5 +1,5 @@
-//! The publisher's thread: takes entries from its subscription into a bounded queue, publishes
-//! them in batches, retries failures with backoff, and stops on request.
+//! The publisher's thread: reads the ring by position into a bounded queue, publishes the queue in
+//! batches, retries failures with backoff, and stops on request.
 
 use std::collections::hash_map::RandomState;
 use std::collections::VecDeque;
@@ -13,7 +13,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use parking_lot::Mutex;
 
 use super::{Publisher, PublisherStats};
-use crate::{Entry, Subscription};
+use crate::follower::Cursor;
+use crate::Entry;
 
 pub(super) type Transform = Box<dyn FnMut(&Entry) -> Option<Bytes> + Send>;
 
@@ -30,7 +31,10 @@ pub(super) struct Settings {
 
 pub(super) struct Dispatcher {
     publisher: Box<dyn Publisher>,
-    subscription: Option<Subscription>,
+    /// The publisher's position in the ring; `None` once stopped.
+    cursor: Option<Cursor>,
+    /// Entries just read from the ring, on their way into `queue`; kept for its storage.
+    read: Vec<Entry>,
     settings: Settings,
     transform: Option<Transform>,
     shared: Arc<Mutex<PublisherStats>>,
@@ -38,6 +42,8 @@ pub(super) struct Dispatcher {
     queue: VecDeque<Entry>,
     /// Failed attempts of the entry now at the head of the queue.
     attempts: u32,
+    /// Whether the last publishing round ended in a failure.
+    failing: bool,
     stats: PublisherStats,
     jitter: Jitter,
 }
@@ -53,7 +59,7 @@ enum Round {
 impl Dispatcher {
     pub(super) fn new(
         publisher: Box<dyn Publisher>,
-        subscription: Subscription,
+        cursor: Cursor,
         settings: Settings,
         transform: Option<Transform>,
         shared: Arc<Mutex<PublisherStats>>,
@@ -61,13 +67,15 @@ impl Dispatcher {
     ) -> Dispatcher {
         Dispatcher {
             publisher,
-            subscription: Some(subscription),
+            cursor: Some(cursor),
+            read: Vec::new(),
             settings,
             transform,
             shared,
             control,
             queue: VecDeque::new(),
             attempts: 0,
+            failing: false,
             stats: PublisherStats::default(),
             jitter: Jitter::new(),
         }
@@ -89,41 +97,59 @@ impl Dispatcher {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             let now = Instant::now();
-            if now >= next_take {
-                self.take();
+            let take_due = now >= next_take;
+            if take_due {
                 next_take = now + self.settings.interval;
             }
             if now >= next_attempt {
-                next_attempt = match self.round() {
+                next_attempt = match self.take_and_publish(u64::MAX) {
                     Round::Drained => next_take,
-                    Round::Failed(delay) => now + delay,
+                    Round::Failed(delay) => Instant::now() + delay,
                 };
+            } else if take_due {
+                // Waiting out a backoff: take what is new all the same (the queue keeps the newest).
+                self.take(u64::MAX);
             }
             self.publish_stats();
         };
         self.stop(deadline, next_attempt);
     }
 
-    /// Takes what the buffer sent since last time, then unsubscribes; publishes until the queue
-    /// is empty or `deadline`; counts the rest; flushes.
+    /// Takes the entries written before the stop request and publishes until they are all
+    /// delivered or `deadline`; counts the rest; flushes.
     fn stop(&mut self, deadline: Instant, mut next_attempt: Instant) {
-        self.take();
-        if let Some(subscription) = self.subscription.take() {
-            self.stats.dropped_upstream = subscription.dropped();
-        }
+        // Entries written from here on are not this publisher's: it has stopped.
+        let end = match &self.cursor {
+            Some(cursor) => cursor.shared().position(crate::buffer::Start::Now),
+            None => 0,
+        };
         // A retry that was due later than the stop request may run now; backoff still applies to
         // the failures that happen from here on.
         next_attempt = next_attempt.min(Instant::now());
-        while !self.queue.is_empty() && next_attempt <= deadline {
+        loop {
+            let more = self.take(end);
+            if self.queue.is_empty() && !more {
+                break;
+            }
+            if next_attempt > deadline {
+                break;
+            }
             let now = Instant::now();
             if now < next_attempt {
                 std::thread::sleep(next_attempt - now);
             }
             next_attempt = match self.round() {
-                Round::Drained => break,
+                Round::Drained => Instant::now(),
                 Round::Failed(delay) => Instant::now() + delay,
             };
             self.publish_stats();
+        }
+        // What is still queued, or still in the ring unread, was not delivered in time.
+        if let Some(mut cursor) = self.cursor.take() {
+            let (missed, unread) = cursor.skip_to(end);
+            self.stats.dropped_upstream += missed;
+            self.stats.received += unread;
+            self.stats.dropped_at_stop += unread;
         }
         self.stats.dropped_at_stop += self.queue.len() as u64;
         self.queue.clear();
@@ -132,46 +158,79 @@ impl Dispatcher {
         self.publish_stats();
     }
 
-    /// Moves the entries the subscription holds into the queue, transforming them and dropping the
-    /// oldest queued ones past the bound.
-    fn take(&mut self) {
-        let Some(subscription) = &self.subscription else {
-            return;
+    /// Takes new entries and publishes them, again and again while the ring holds more than the
+    /// queue could take and publishing works.
+    fn take_and_publish(&mut self, end: u64) -> Round {
+        loop {
+            let more = self.take(end);
+            match self.round() {
+                Round::Drained if more => continue,
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// Moves the entries written since the last take (and before `end`) from the ring into the
+    /// queue, transforming them. While publishing works, it takes no more than the queue has
+    /// room for and returns whether more are waiting in the ring: they are taken after the queue
+    /// is published. While publishing fails (the last round failed), it takes them all, and the
+    /// oldest queued entries make room.
+    fn take(&mut self, end: u64) -> bool {
+        let Some(cursor) = &mut self.cursor else {
+            return false;
         };
-        for entry in subscription.try_iter() {
-            self.stats.received += 1;
-            let entry = match &mut self.transform {
-                None => entry,
-                Some(transform) => {
-                    match panic::catch_unwind(AssertUnwindSafe(|| transform(&entry))) {
-                        Ok(Some(bytes)) => entry.with_bytes(bytes),
-                        Ok(None) => {
-                            self.stats.filtered += 1;
-                            continue;
-                        }
-                        Err(_) => {
-                            // A transform that panics loses that entry, visibly.
-                            self.stats.filtered += 1;
-                            self.stats.last_error = Some("transform panicked".into());
-                            continue;
+        let failing = self.failing;
+        loop {
+            let wanted = end.saturating_sub(cursor.next_seq());
+            if wanted == 0 {
+                return false;
+            }
+            let room = self.settings.queue - self.queue.len();
+            if room == 0 && !failing {
+                return true;
+            }
+            let limit = if failing { cursor.batch() } else { room };
+            let limit = limit.min(usize::try_from(wanted).unwrap_or(usize::MAX));
+            let read = cursor.read_at_most(limit, &mut self.read);
+            self.stats.dropped_upstream += read.missed;
+            if read.taken == 0 {
+                return false;
+            }
+            for entry in self.read.drain(..) {
+                self.stats.received += 1;
+                let entry = match &mut self.transform {
+                    None => entry,
+                    Some(transform) => {
+                        match panic::catch_unwind(AssertUnwindSafe(|| transform(&entry))) {
+                            Ok(Some(bytes)) => entry.with_bytes(bytes),
+                            Ok(None) => {
+                                self.stats.filtered += 1;
+                                continue;
+                            }
+                            Err(_) => {
+                                // A transform that panics loses that entry, visibly.
+                                self.stats.filtered += 1;
+                                self.stats.last_error = Some("transform panicked".into());
+                                continue;
+                            }
                         }
                     }
+                };
+                if self.queue.len() == self.settings.queue {
+                    self.queue.pop_front();
+                    self.stats.dropped_queue_full += 1;
+                    // The head changed: the new one has not failed yet.
+                    self.attempts = 0;
                 }
-            };
-            if self.queue.len() == self.settings.queue {
-                self.queue.pop_front();
-                self.stats.dropped_queue_full += 1;
-                // The head changed: the new one has not failed yet.
-                self.attempts = 0;
+                self.queue.push_back(entry);
             }
-            self.queue.push_back(entry);
         }
-        self.stats.dropped_upstream = subscription.dropped();
     }
 
     /// Publishes batches until the queue is empty or an attempt fails, then flushes.
     fn round(&mut self) -> Round {
         if self.queue.is_empty() {
+            self.failing = false;
             return Round::Drained;
         }
         let outcome = loop {
@@ -211,6 +270,7 @@ impl Dispatcher {
             }
             break Round::Failed(self.jitter.apply(backoff(&self.settings, self.attempts)));
         };
+        self.failing = matches!(outcome, Round::Failed(_));
         self.flush();
         outcome
     }

@@ -1,11 +1,12 @@
 //! Ship the log elsewhere in batches: μ/log's publishers, with bounded queues, acknowledgements and
 //! retries (feature `publish`, on by default; no extra dependency).
 //!
-//! A log call only appends to the ring. Each publisher follows the buffer through its own
-//! subscription, so a writer pays for a publisher what it pays for one subscriber; the publisher's
-//! thread (`memtail-publish-<name>`) takes the new entries every
+//! A log call only appends to the ring. Each publisher is a position in the ring: its thread
+//! (`memtail-publish-<name>`) reads the entries written since last time every
 //! [`interval`](PublisherBuilder::interval) into its own bounded queue and offers them to
-//! [`Publisher::publish`] in batches. The publisher acknowledges how many entries from the start of
+//! [`Publisher::publish`] in batches. A writer does no work for a running publisher at all: the
+//! ring is the publisher's inbox, and a burst larger than the queue waits there until the queue
+//! has been published. The publisher acknowledges how many entries from the start of
 //! the batch it delivered; the rest stay at the head of the queue and are offered again after a
 //! backoff. Formatting (the [`transform`](PublisherBuilder::transform)) happens on that thread too,
 //! off the caller's path.
@@ -19,15 +20,16 @@
 //!
 //! Every entry written while a publisher runs is counted exactly once in its [`PublisherStats`]:
 //! `delivered`, `queued` (still waiting), `filtered` (the transform returned `None`), or one of the
-//! drop counters: `dropped_upstream` (a burst larger than the publisher's channel within one
-//! interval: the newest entries of the burst), `dropped_queue_full` (the queue was full because
-//! publishing failed: the oldest entries), `dropped_after_attempts` (an entry failed `max_attempts`
-//! times) and `dropped_at_stop` (still queued when `stop`'s timeout ran out).
+//! drop counters: `dropped_upstream` (the ring evicted them before the publisher read them: the
+//! publisher fell more than the ring's capacity behind), `dropped_queue_full` (the queue was full
+//! while publishing failed: the oldest queued entries), `dropped_after_attempts` (an entry failed
+//! `max_attempts` times) and `dropped_at_stop` (not delivered when `stop`'s timeout ran out).
 //!
 //! # Memory
 //!
-//! A publisher holds at most `2 × queue` entries: its channel and its queue, each bounded by
-//! [`queue`](PublisherBuilder::queue). Each entry is at most the buffer's capacity.
+//! A publisher holds at most [`queue`](PublisherBuilder::queue) entries, each at most the
+//! buffer's capacity, plus one read from the ring (at most 1024 entries and 64 KiB) while it moves
+//! them into the queue. Entries it has not read yet are the ring's, not the publisher's.
 //!
 //! # Examples
 //!

@@ -1,0 +1,250 @@
+//! A follower: a position in the ring, and nothing else.
+//!
+//! Async subscriptions, the HTTP streams and publishers follow the buffer this way. A follower
+//! reads every retained entry from its position on, a bounded batch at a time, under the read
+//! lock; when the ring evicted entries before the follower read them, the read says exactly how
+//! many (the oldest are lost, as with `/dev/kmsg` or `tokio::sync::broadcast`'s `Lagged`). The
+//! writer does no work per follower: it appends, and wakes the waiting ones (see [`Waiters`]).
+
+// Async followers use all of it; publishers (feature `publish`) a part; without either, nothing.
+#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+
+use std::sync::Arc;
+
+use crate::buffer::{Read, Shared, Start};
+use crate::{Entry, LogBuffer};
+
+/// The most bytes one read copies out of the ring, unless its first entry alone is longer. A
+/// follower's memory is one such batch, however much is written.
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
+/// A position in the ring: the sequence number of the next entry to read.
+pub(crate) struct Cursor {
+    shared: Arc<Shared>,
+    next: u64,
+    /// Entries lost because the ring evicted them before this follower read them.
+    dropped: u64,
+    /// The most entries one read takes.
+    batch: usize,
+}
+
+impl Cursor {
+    /// A follower of `buf` from `start`, taking at most `batch` entries (at least 1) per read.
+    pub(crate) fn new(buf: &LogBuffer, start: Start, batch: usize) -> Cursor {
+        let shared = Arc::clone(buf.shared());
+        let next = shared.position(start);
+        shared.follower_started();
+        Cursor {
+            shared,
+            next,
+            dropped: 0,
+            batch: batch.max(1),
+        }
+    }
+
+    /// Appends to `out` the next batch: the retained entries from the position on, at most
+    /// `batch` of them and [`BATCH_BYTES`] bytes (or the first entry alone, if longer).
+    pub(crate) fn read(&mut self, out: &mut impl Extend<Entry>) -> Read {
+        self.read_at_most(self.batch, out)
+    }
+
+    /// [`read`](Cursor::read), taking at most `entries` entries.
+    pub(crate) fn read_at_most(&mut self, entries: usize, out: &mut impl Extend<Entry>) -> Read {
+        let read = self.shared.read_from(self.next, entries, BATCH_BYTES, out);
+        self.next = read.next;
+        self.count(read.missed);
+        read
+    }
+
+    /// Moves the position to `end` (at most the buffer's next sequence number) without reading:
+    /// returns how many of the entries skipped had been evicted already, and how many were still
+    /// retained.
+    #[cfg(feature = "publish")]
+    pub(crate) fn skip_to(&mut self, end: u64) -> (u64, u64) {
+        let end = end.max(self.next);
+        let first = self.shared.position(Start::Oldest);
+        let missed = first.saturating_sub(self.next).min(end - self.next);
+        let skipped = end - self.next - missed;
+        self.next = end;
+        self.count(missed);
+        (missed, skipped)
+    }
+
+    fn count(&mut self, missed: u64) {
+        if missed > 0 {
+            self.dropped += missed;
+            self.shared.count_follower_missed(missed);
+        }
+    }
+
+    /// The sequence number of the next entry to read.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next
+    }
+
+    /// Entries lost because the ring evicted them before this follower read them.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The most entries one read takes.
+    pub(crate) fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Entries that could be read now.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn available(&self) -> u64 {
+        self.shared.available(self.next)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        self.shared.follower_stopped();
+    }
+}
+
+#[cfg(feature = "tokio")]
+pub(crate) use self::waiting::{WaitSlot, Waiters};
+
+#[cfg(feature = "tokio")]
+mod waiting {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::task::Waker;
+
+    use parking_lot::Mutex;
+
+    // Implementation notes.
+    //
+    // An async follower that finds nothing to read leaves its waker here, then reads once more
+    // before it returns `Pending`. A writer, still holding the ring's write lock after appending,
+    // loads `any`; if it is set, the writer takes the whole list after releasing the lock and wakes
+    // everyone on it.
+    //
+    // Why no wake-up is lost: the follower sets `any` before it takes the read lock for its second
+    // look. If that look came before the writer's append, the read lock's release happens-before
+    // the writer's acquisition of the write lock, so the writer's load sees `any` set (or a later
+    // `false`, stored by a writer that took the list, this follower's waker with it, and woke it).
+    // If the look came after, it sees the entry. `any` is only cleared under `list`'s lock, when
+    // the list is taken, so a waker on the list always has `any` set.
+    //
+    // The writer's cost is one relaxed load under the lock, plus, when some follower waits, one
+    // wake per waiting follower after it. A follower that is busy (reading, or blocked on its
+    // socket) is not on the list and costs nothing. Each taking of the list starts a new epoch; a
+    // follower remembers the epoch it registered in, so that it leaves its waker once per epoch,
+    // and takes it back when dropped, so the list never holds more than one waker per follower.
+
+    /// The async followers waiting for the next entry.
+    pub(crate) struct Waiters {
+        list: Mutex<Vec<(u64, Waker)>>,
+        /// Whether `list` may hold a waker.
+        any: AtomicBool,
+        /// How many times the list was taken; written under `list`'s lock.
+        epoch: AtomicU64,
+        next_id: AtomicU64,
+    }
+
+    /// A follower's side of the list.
+    pub(crate) struct WaitSlot {
+        id: u64,
+        /// The epoch in which this follower's waker went on the list.
+        epoch: Option<u64>,
+        /// The waker left then, to tell whether the next one is the same.
+        waker: Option<Waker>,
+    }
+
+    thread_local! {
+        /// Wakers taken from the list, woken after its lock is released; kept per thread so that
+        /// their storage is reused.
+        static TAKEN: Cell<Vec<(u64, Waker)>> = const { Cell::new(Vec::new()) };
+    }
+
+    impl Waiters {
+        pub(crate) fn new() -> Waiters {
+            Waiters {
+                list: Mutex::new(Vec::new()),
+                any: AtomicBool::new(false),
+                epoch: AtomicU64::new(0),
+                next_id: AtomicU64::new(0),
+            }
+        }
+
+        pub(crate) fn slot(&self) -> WaitSlot {
+            WaitSlot {
+                id: self.next_id.fetch_add(1, Ordering::Relaxed),
+                epoch: None,
+                waker: None,
+            }
+        }
+
+        /// Whether some follower may be waiting. Writers call it holding the ring's write lock.
+        #[inline]
+        pub(crate) fn any(&self) -> bool {
+            self.any.load(Ordering::Relaxed)
+        }
+
+        /// Leaves `waker` for the next writer. The caller then looks at the ring once more.
+        pub(crate) fn register(&self, slot: &mut WaitSlot, waker: &Waker) {
+            let registered = slot.epoch == Some(self.epoch.load(Ordering::Acquire));
+            if registered && slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                return;
+            }
+            let mut list = self.list.lock();
+            if slot.epoch == Some(self.epoch.load(Ordering::Relaxed)) {
+                if let Some((_, left)) = list.iter_mut().find(|(id, _)| *id == slot.id) {
+                    left.clone_from(waker);
+                }
+            } else {
+                list.push((slot.id, waker.clone()));
+                slot.epoch = Some(self.epoch.load(Ordering::Relaxed));
+            }
+            self.any.store(true, Ordering::Relaxed);
+            drop(list);
+            match &mut slot.waker {
+                Some(left) => left.clone_from(waker),
+                none => *none = Some(waker.clone()),
+            }
+        }
+
+        /// Takes back the waker a dropped follower may have left.
+        pub(crate) fn forget(&self, slot: &WaitSlot) {
+            if slot.epoch.is_none() {
+                return;
+            }
+            let mut list = self.list.lock();
+            if slot.epoch == Some(self.epoch.load(Ordering::Relaxed)) {
+                if let Some(at) = list.iter().position(|(id, _)| *id == slot.id) {
+                    list.swap_remove(at);
+                }
+            }
+        }
+
+        /// Wakes every waiting follower. Called without the ring's lock.
+        pub(crate) fn wake_all(&self) {
+            let mut taken = TAKEN.take();
+            {
+                let mut list = self.list.lock();
+                self.any.store(false, Ordering::Relaxed);
+                let epoch = self.epoch.load(Ordering::Relaxed);
+                self.epoch.store(epoch + 1, Ordering::Release);
+                std::mem::swap(&mut *list, &mut taken);
+            }
+            for (_, waker) in taken.drain(..) {
+                waker.wake();
+            }
+            TAKEN.set(taken);
+        }
+
+        /// How many wakers the list holds now.
+        #[cfg(test)]
+        pub(crate) fn len(&self) -> usize {
+            self.list.lock().len()
+        }
+    }
+}
