@@ -37,25 +37,36 @@
 //!   entry needs more room), so eviction runs at most once per half a capacity of bytes written and
 //!   every read starts at an entry boundary. An entry longer than the capacity keeps its first
 //!   `capacity` bytes.
-//! - **Bounded followers.** Each [`Subscription`] has its own bounded channel (64 entries by
-//!   default). A writer never waits for a subscriber: when a subscriber's channel is full, that
-//!   entry is dropped for that subscriber alone. Subscribers receive entries in sequence order.
-//!   An entry is copied into [`bytes::Bytes`] once, only if some subscriber has room for it, and
-//!   each subscriber gets a reference-counted clone.
+//! - **Two ways to follow, and writers wait for neither.**
+//!   - *Subscriptions* ([`events`](LogBuffer::events), [`tail`](LogBuffer::tail)) each have their
+//!     own bounded channel (64 entries by default). When a subscriber's channel is full, the new
+//!     entry is dropped for that subscriber alone. An entry is copied into [`bytes::Bytes`] once,
+//!     only if some subscriber has room for it, and each subscriber gets a reference-counted
+//!     clone: a few nanoseconds per subscriber per write.
+//!   - *Followers* (async subscriptions, feature `tokio`; the HTTP streams, feature `http`;
+//!     publishers, feature `publish`) are positions in the ring, a sequence number each. A
+//!     follower reads what the ring retains from its position on, a bounded batch at a time;
+//!     when the ring evicted entries before the follower read them, it loses the oldest and
+//!     learns exactly how many. A writer does no work per follower: a write costs the same with
+//!     1 or 1000 of them.
+//!
+//!   Both receive entries in sequence order.
 //! - **Memory.** The ring holds at most `capacity` bytes plus an index of 8 bytes per retained
 //!   entry. Each subscription holds at most `subscriber_capacity` entries of at most `capacity`
-//!   bytes each. A flood of writes with stalled readers keeps memory flat.
-//! - **Loss is never silent.** [`Stats`] counts entries and bytes written, evicted and cut, and
-//!   entries dropped for subscribers; [`Subscription::dropped`] counts one subscriber's losses, and
-//!   [`Replay::missed`] tells a reader how many entries were evicted before it read them. For every
-//!   subscription, once drained with no write under way: received + dropped = entries written since
-//!   it subscribed.
+//!   bytes each; each follower holds one batch (at most 64 KiB, or one entry if longer). A flood
+//!   of writes with stalled readers keeps memory flat.
+//! - **Loss is never silent.** [`Stats`] counts entries and bytes written, evicted and cut,
+//!   entries dropped for subscribers and entries followers lost to eviction;
+//!   [`Subscription::dropped`] counts one subscriber's losses, and [`Replay::missed`] tells a
+//!   reader how many entries were evicted before it read them. For every subscription and every
+//!   follower, once it has received everything with no write under way: received + dropped =
+//!   entries written since it began following.
 //! - **No gap at the seam.** [`LogBuffer::tail`] and [`LogBuffer::tail_since`] take the backlog and
-//!   the subscription under one lock: no entry is missing or repeated between the two.
-//! - **Followers anywhere keep these guarantees.** Async subscriptions (feature `tokio`) are
-//!   subscriptions woken by writers; HTTP streams (feature `http`) each have their own bounded
-//!   queue, and a browser or client is told the exact number of entries it missed, whether they
-//!   were evicted before it resumed or dropped because it read too slowly.
+//!   the subscription under one lock, and their async forms start following where the backlog
+//!   ends: no entry is missing or repeated between the two.
+//! - **Followers anywhere keep these guarantees.** A browser or client of the HTTP streams is told
+//!   the exact number of entries it missed, where it missed them, whether they were evicted before
+//!   it resumed or because it read too slowly.
 //!
 //! # Feature flags
 //!

@@ -127,6 +127,10 @@ impl Follow {
     /// was sent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.rest.is_empty() {
+            // One unit of tokio's cooperative budget per batch: a stream that always finds more
+            // to send (a fast writer, a client whose socket buffers are large) still lets the
+            // other connections on its worker thread run.
+            tokio::task::coop::consume_budget().await;
             self.rest = tokio::select! {
                 batch = self.live.recv_batch() => frame_batch(&batch?),
                 _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
