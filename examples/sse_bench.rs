@@ -38,11 +38,19 @@ fn main() {
     };
     // The server on two worker threads; the followers on a runtime of their own.
     let server = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sse-bench-server")
+        .global_queue_interval(
+            std::env::var("GQI")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(61),
+        )
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let clients = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("sse-bench-client")
         .worker_threads(2)
         .enable_all()
         .build()
@@ -54,6 +62,12 @@ fn main() {
     for (followers, rate) in scenarios {
         let buf = LogBuffer::with_capacity(4 << 20);
         let app = Config::new()
+            .coalesce(Duration::from_millis(
+                std::env::var("CO")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(5),
+            ))
             .max_followers(followers.max(1))
             .router(buf.clone());
         let address = server.block_on(async {
@@ -65,7 +79,10 @@ fn main() {
         let epoch = Instant::now();
         let totals = Arc::new(Totals::default());
         let handles: Vec<_> = (0..followers)
-            .map(|_| clients.spawn(follow(address, epoch, Arc::clone(&totals))))
+            .map(|_| {
+                let expected = rate * SECONDS;
+                clients.spawn(follow(address, epoch, expected, Arc::clone(&totals)))
+            })
             .collect();
         while buf.stats().followers < followers as u64 {
             std::thread::sleep(Duration::from_millis(10));
@@ -88,8 +105,10 @@ fn main() {
             std::thread::sleep(Duration::from_millis(10));
         }
         let elapsed = start.elapsed().as_secs_f64();
+        // Each follower hands in its latencies when it has accounted for every entry.
         for handle in handles {
-            handle.abort();
+            let _ = clients
+                .block_on(async { tokio::time::timeout(Duration::from_secs(30), handle).await });
         }
         let received = totals.received.load(Ordering::Relaxed);
         let missed = totals.missed.load(Ordering::Relaxed);

@@ -77,6 +77,8 @@ struct Slot {
     id: u64,
     tx: Sender<Entry>,
     dropped: Arc<AtomicU64>,
+    /// The subscription was dropped: the slot goes after this write.
+    gone: bool,
 }
 
 /// What one read by position found; see [`Shared::read_from`].
@@ -240,7 +242,7 @@ impl LogBuffer {
         #[cfg(feature = "tokio")]
         let wake = self.shared.waiters.any();
         if !state.subscribers.is_empty() {
-            fan_out(state, Entry::new(seq, Bytes::new(), level), range);
+            fan_out(state, seq, level, range);
         }
         drop(guard);
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
@@ -454,6 +456,7 @@ impl LogBuffer {
             id,
             tx,
             dropped: Arc::clone(&dropped),
+            gone: false,
         });
         Subscription::new(rx, dropped, id, Arc::downgrade(&self.shared))
     }
@@ -577,42 +580,47 @@ impl Drop for LogBuffer {
 }
 
 /// Hands the entry just stored at `range` to every subscriber, copying it into `Bytes` once, and
-/// only if at least one subscriber has room for it. The last subscriber gets that copy itself, the
-/// others clones. `head` carries the entry's sequence number and level.
-#[inline]
-fn fan_out(state: &mut State, head: Entry, range: std::ops::Range<usize>) {
-    let stored = state.ring.slices(range);
+/// only if at least one subscriber has room for it. The last subscriber with room gets that copy
+/// itself, the others clones.
+// Out of line, so that the writer's path without subscribers stays small enough to inline.
+#[inline(never)]
+fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::Range<usize>) {
+    let ring = &state.ring;
     let drops = &mut state.subscriber_drops;
-    let subscribers = &mut state.subscribers;
     let mut payload: Option<Bytes> = None;
-    let last = subscribers.len() - 1;
-    let mut index = 0;
-    subscribers.retain(|slot| {
-        let is_last = index == last;
-        index += 1;
+    let mut disconnected = false;
+    let last = state.subscribers.len() - 1;
+    // A plain loop: `retain` costs more than the rest together when every channel is full, and
+    // a subscriber goes away rarely (then a second pass removes it).
+    for (index, slot) in state.subscribers.iter_mut().enumerate() {
         // Only this writer sends, and only under the lock, so a channel found not full stays so
-        // until `try_send`; a full one costs no copy at all.
+        // until `try_send`; a full one costs no copy at all, nor even finding the entry's bytes.
         if slot.tx.is_full() {
             slot.count_drop(drops);
-            return true;
+            continue;
         }
-        let bytes = if is_last {
-            payload.take().unwrap_or_else(|| join(stored))
+        let copy = || join(ring.slices(range.clone()));
+        let bytes = if index == last {
+            payload.take().unwrap_or_else(copy)
         } else {
-            payload.get_or_insert_with(|| join(stored)).clone()
+            payload.get_or_insert_with(copy).clone()
         };
-        match slot.tx.try_send(head.with_bytes(bytes)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                slot.count_drop(drops);
-                true
+        match slot.tx.try_send(Entry::new(seq, bytes, level)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => slot.count_drop(drops),
+            Err(TrySendError::Disconnected(_)) => {
+                slot.gone = true;
+                disconnected = true;
             }
-            Err(TrySendError::Disconnected(_)) => false,
         }
-    });
+    }
+    if disconnected {
+        state.subscribers.retain(|slot| !slot.gone);
+    }
 }
 
 impl Slot {
+    #[inline]
     fn count_drop(&self, drops: &mut u64) {
         // A load and a store rather than `fetch_add`: only writers holding the lock change the
         // counter, and a locked read-modify-write per stalled subscriber per entry is measurable.

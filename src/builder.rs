@@ -68,6 +68,9 @@ impl Builder {
     /// A subscription holds at most this many entries, each at most the ring's capacity, so its
     /// memory is bounded by `entries × capacity` bytes.
     ///
+    /// Async subscriptions (feature `tokio`) have no channel: they read the ring by position,
+    /// and this is the most entries they take in one read.
+    ///
     /// # Panics
     ///
     /// If `entries` is 0: a subscription that can hold nothing would drop everything.

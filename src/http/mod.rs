@@ -99,6 +99,7 @@
 //! ```
 
 mod guard;
+mod pace;
 mod page;
 mod sse;
 mod ws;
@@ -138,6 +139,7 @@ pub fn router(buf: LogBuffer) -> Router {
 /// | [`token`](Config::token) | none |
 /// | [`max_followers`](Config::max_followers) | [`Config::DEFAULT_MAX_FOLLOWERS`] (256) |
 /// | [`follower_batch`](Config::follower_batch) | [`Config::DEFAULT_FOLLOWER_BATCH`] (1024 entries) |
+/// | [`coalesce`](Config::coalesce) | [`Config::DEFAULT_COALESCE`] (5 ms) |
 /// | [`keep_alive`](Config::keep_alive) | [`Config::DEFAULT_KEEP_ALIVE`] (15 s) |
 ///
 /// # Examples
@@ -162,6 +164,7 @@ pub struct Config {
     token: Option<String>,
     max_followers: usize,
     follower_batch: usize,
+    coalesce: Duration,
     keep_alive: Duration,
 }
 
@@ -177,6 +180,8 @@ impl Config {
         note = "streams read the ring by position; use DEFAULT_FOLLOWER_BATCH"
     )]
     pub const DEFAULT_FOLLOWER_QUEUE: usize = Config::DEFAULT_FOLLOWER_BATCH;
+    /// How long a stream that has sent everything waits before it sends again, by default.
+    pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
     /// How often an idle SSE stream gets a keep-alive comment by default.
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -188,6 +193,7 @@ impl Config {
             token: None,
             max_followers: Config::DEFAULT_MAX_FOLLOWERS,
             follower_batch: Config::DEFAULT_FOLLOWER_BATCH,
+            coalesce: Config::DEFAULT_COALESCE,
             keep_alive: Config::DEFAULT_KEEP_ALIVE,
         }
     }
@@ -281,6 +287,17 @@ impl Config {
         self.follower_batch(entries)
     }
 
+    /// How long a stream that has sent everything waits before it reads the ring again, so
+    /// that the entries written meanwhile go out in one write (one SSE chunk, one WebSocket
+    /// flush) instead of one write each. An entry written after a quiet spell goes out at once;
+    /// a stream that is behind never waits. This is what keeps many streams cheap under load:
+    /// with 1000 streams following 1000 entries a second, it turns a million socket writes a
+    /// second into 200 000. [`Duration::ZERO`] sends every entry as soon as it is written.
+    pub fn coalesce(mut self, wait: Duration) -> Config {
+        self.coalesce = wait;
+        self
+    }
+
     /// How often an idle SSE stream gets a keep-alive comment.
     ///
     /// # Panics
@@ -327,6 +344,7 @@ impl fmt::Debug for Config {
             .field("token", &self.token.as_ref().map(|_| "…"))
             .field("max_followers", &self.max_followers)
             .field("follower_batch", &self.follower_batch)
+            .field("coalesce", &self.coalesce)
             .field("keep_alive", &self.keep_alive)
             .finish()
     }

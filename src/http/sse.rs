@@ -13,6 +13,7 @@ use futures_util::stream;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
+use super::pace::Coalesce;
 use super::Served;
 use crate::buffer::Start as Position;
 use crate::{AsyncSubscription, Entry, Replay};
@@ -43,6 +44,7 @@ pub(super) async fn events(
             keep_alive
         },
         rest: Bytes::from_static(b"retry: 1000\n\n"),
+        coalesce: Coalesce::new(served.config.coalesce),
         _guard: guard,
     };
     let body = stream::unfold(follow, |mut follow| async move {
@@ -119,6 +121,7 @@ struct Follow {
     keep_alive: Interval,
     /// What is left of the last batch's events, handed out [`FRAME`] bytes at a time.
     rest: Bytes,
+    coalesce: Coalesce,
     _guard: FollowerGuard,
 }
 
@@ -127,12 +130,13 @@ impl Follow {
     /// was sent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.rest.is_empty() {
-            // One unit of tokio's cooperative budget per batch: a stream that always finds more
-            // to send (a fast writer, a client whose socket buffers are large) still lets the
-            // other connections on its worker thread run.
-            tokio::task::coop::consume_budget().await;
+            self.coalesce.ready().await;
             self.rest = tokio::select! {
-                batch = self.live.recv_batch() => frame_batch(&batch?),
+                batch = self.live.recv_batch() => {
+                    let events = frame_batch(&batch?);
+                    self.coalesce.sent(&self.live);
+                    events
+                }
                 _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
             };
         }
@@ -142,7 +146,9 @@ impl Follow {
 
 /// A batch as events: the notice of what was lost just before it, if anything, then its entries.
 fn frame_batch(batch: &Replay) -> Bytes {
-    let mut out = BytesMut::new();
+    // "id: N\ndata: " and "\n\n" around each entry: about 32 bytes, more for many short lines.
+    let text: usize = batch.entries().iter().map(|entry| entry.len()).sum();
+    let mut out = BytesMut::with_capacity(text + 32 * batch.entries().len() + 64);
     if batch.missed() > 0 {
         push_missed(&mut out, batch.missed());
     }
@@ -158,29 +164,59 @@ fn push_missed(out: &mut BytesMut, missed: u64) {
 
 /// One event: `id: SEQ`, then one `data:` line per line of the entry (see the module docs).
 pub(super) fn push_entry(out: &mut BytesMut, entry: &Entry) {
-    out.put_slice(format!("id: {}\n", entry.seq()).as_bytes());
-    let text = String::from_utf8_lossy(entry);
+    out.put_slice(b"id: ");
+    push_decimal(out, entry.seq());
+    out.put_u8(b'\n');
+    // Valid UTF-8, the usual case, is framed as it is; CR and LF are ASCII, so cutting lines at
+    // them never splits a character.
+    match std::str::from_utf8(entry) {
+        Ok(text) => push_data(out, text.as_bytes()),
+        Err(_) => push_data(out, String::from_utf8_lossy(entry).as_bytes()),
+    }
+}
+
+/// `data:` lines for `text`, one per line of it, after dropping one final line break.
+fn push_data(out: &mut BytesMut, text: &[u8]) {
     let text = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix(['\n', '\r']))
-        .unwrap_or(&text);
+        .strip_suffix(b"\r\n")
+        .or_else(|| text.strip_suffix(b"\n"))
+        .or_else(|| text.strip_suffix(b"\r"))
+        .unwrap_or(text);
     let mut rest = text;
     loop {
         out.put_slice(b"data: ");
-        match rest.find(['\r', '\n']) {
+        match rest.iter().position(|&b| b == b'\n' || b == b'\r') {
             Some(at) => {
-                out.put_slice(&rest.as_bytes()[..at]);
+                out.put_slice(&rest[..at]);
                 out.put_u8(b'\n');
-                let width = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+                let width = if rest[at..].starts_with(b"\r\n") {
+                    2
+                } else {
+                    1
+                };
                 rest = &rest[at + width..];
             }
             None => {
-                out.put_slice(rest.as_bytes());
+                out.put_slice(rest);
                 out.put_slice(b"\n\n");
                 return;
             }
         }
     }
+}
+
+fn push_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[at..]);
 }
 
 #[cfg(test)]
@@ -197,6 +233,16 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_decimal() {
+        let mut out = BytesMut::new();
+        for n in [0, 7, 10, 99, 1_000_000, u64::MAX] {
+            out.clear();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
     fn framing() {
         assert_eq!(event(b"a\n"), "id: 0\ndata: a\n\n");
         assert_eq!(event(b"a\r\n"), "id: 0\ndata: a\n\n");
@@ -208,5 +254,9 @@ mod tests {
             "id: 0\ndata: a\ndata: \ndata: data: fake\ndata: id: 999\ndata: b\n\n"
         );
         assert_eq!(event(b"\xff"), "id: 0\ndata: \u{fffd}\n\n");
+        assert_eq!(
+            event(b"caf\xc3\xa9\r\x80\n"),
+            "id: 0\ndata: caf\u{e9}\ndata: \u{fffd}\n\n"
+        );
     }
 }

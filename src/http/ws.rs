@@ -8,10 +8,12 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 
 use super::guard::{admit_follower, refuse, FollowerGuard};
+use super::pace::Coalesce;
 use super::Served;
-use crate::{AsyncSubscription, Entry};
+use crate::{AsyncSubscription, Entry, Replay};
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -36,11 +38,18 @@ pub(super) async fn ws(
     let live = served
         .buf
         .follow_async(start.position(), served.config.follower_batch);
-    upgrade.on_upgrade(move |socket| serve(socket, live, guard))
+    let coalesce = Coalesce::new(served.config.coalesce);
+    upgrade.on_upgrade(move |socket| serve(socket, live, coalesce, guard))
 }
 
-async fn serve(mut socket: WebSocket, mut live: AsyncSubscription, _guard: FollowerGuard) {
+async fn serve(
+    mut socket: WebSocket,
+    mut live: AsyncSubscription,
+    mut coalesce: Coalesce,
+    _guard: FollowerGuard,
+) {
     loop {
+        coalesce.ready().await;
         tokio::select! {
             batch = live.recv_batch() => {
                 let Some(batch) = batch else {
@@ -49,14 +58,10 @@ async fn serve(mut socket: WebSocket, mut live: AsyncSubscription, _guard: Follo
                     finish_close(&mut socket).await;
                     return;
                 };
-                if batch.missed() > 0 && send_missed(&mut socket, batch.missed()).await.is_err() {
+                if send_batch(&mut socket, &batch).await.is_err() {
                     return;
                 }
-                for entry in batch.entries() {
-                    if socket.send(text(entry)).await.is_err() {
-                        return;
-                    }
-                }
+                coalesce.sent(&live);
             }
             message = socket.recv() => match message {
                 // The client closed (the close reply is sent on the next read), went away, or
@@ -73,9 +78,21 @@ async fn serve(mut socket: WebSocket, mut live: AsyncSubscription, _guard: Follo
     }
 }
 
-async fn send_missed(socket: &mut WebSocket, missed: u64) -> Result<(), axum::Error> {
-    let json = format!("{{\"missed\":{missed}}}");
-    socket.send(Message::Binary(json.into())).await
+/// Sends the notice of what was lost before `batch`, if anything, then its entries, in one flush:
+/// one write to the socket, not one per entry.
+async fn send_batch(socket: &mut WebSocket, batch: &Replay) -> Result<(), axum::Error> {
+    if batch.missed() > 0 {
+        socket.feed(missed_message(batch.missed())).await?;
+    }
+    for entry in batch.entries() {
+        socket.feed(text(entry)).await?;
+    }
+    socket.flush().await
+}
+
+/// The notice of `missed` lost entries: binary, so that no log line (always text) can pass for it.
+fn missed_message(missed: u64) -> Message {
+    Message::Binary(format!("{{\"missed\":{missed}}}").into())
 }
 
 fn text(entry: &Entry) -> Message {
