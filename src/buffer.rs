@@ -534,7 +534,10 @@ impl Shared {
     #[cfg(feature = "tokio")]
     pub(crate) fn available(&self, from: u64) -> u64 {
         let state = self.state.read();
-        state.ring.next_seq() - from.max(state.ring.first_seq())
+        state
+            .ring
+            .next_seq()
+            .saturating_sub(from.max(state.ring.first_seq()))
     }
 
     pub(crate) fn follower_started(&self) {

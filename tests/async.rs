@@ -266,3 +266,68 @@ async fn tail_since_async_resumes_without_gap() {
     buf.append(b"eee");
     assert_eq!(live.recv().await.unwrap().seq(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_followers_racing_two_writers_miss_no_wake_up() {
+    // Followers that keep catching up and waiting again while two threads write: each must
+    // account for every entry, the last one included, while the buffer is alive (a lost wake-up
+    // would leave one waiting until the deadline; closing the buffer would wake it, so the buffer
+    // stays open until they are done).
+    const PER_WRITER: u64 = 5_000;
+    const FOLLOWERS: usize = 64;
+    let buf = LogBuffer::builder()
+        .capacity(64 * 1024)
+        .subscriber_capacity(16)
+        .build();
+    let followers: Vec<_> = (0..FOLLOWERS)
+        .map(|_| {
+            let mut live = buf.events_async();
+            tokio::spawn(async move {
+                let (mut received, mut last) = (0u64, None);
+                while received + live.dropped() < 2 * PER_WRITER {
+                    let batch = live.recv_batch().await.expect("the buffer is alive");
+                    for entry in batch.entries() {
+                        assert!(last < Some(entry.seq()), "in order");
+                        last = Some(entry.seq());
+                    }
+                    received += batch.entries().len() as u64;
+                    tokio::task::yield_now().await;
+                }
+                (received, live.dropped(), last)
+            })
+        })
+        .collect();
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                for n in 0..PER_WRITER {
+                    writeln!(&buf, "{n}").unwrap();
+                    if n % 128 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let mut dropped_total = 0;
+    for follower in followers {
+        let (received, dropped, last) = timeout(DEADLINE, follower)
+            .await
+            .expect("every follower saw the end")
+            .unwrap();
+        assert_eq!(received + dropped, 2 * PER_WRITER);
+        assert_eq!(last, Some(2 * PER_WRITER - 1), "the last entry arrived");
+        dropped_total += dropped;
+    }
+    assert_eq!(buf.stats().follower_missed, dropped_total);
+}
+
+#[test]
+fn a_subscription_moves_between_threads_and_tasks() {
+    fn movable<T: Send + Sync + Unpin + 'static>() {}
+    movable::<memtail::AsyncSubscription>();
+}

@@ -283,6 +283,41 @@ fn stop_gives_up_at_its_timeout_when_the_publisher_fails() {
     assert_accounted(&stats, 20);
 }
 
+/// Delivers one entry per call, taking 2 ms for it: a slow destination.
+struct Slow;
+
+impl Publisher for Slow {
+    fn publish(&mut self, _: &[Entry]) -> Result<usize, PublishError> {
+        std::thread::sleep(Duration::from_millis(2));
+        Ok(1)
+    }
+}
+
+#[test]
+fn stop_counts_what_it_could_not_read_from_the_ring_in_time() {
+    // A queue of one and a destination that takes 2 ms an entry: in 200 ms, stop delivers a
+    // hundred or so of the 1000 entries; the rest never left the ring, and count as dropped at
+    // stop, so that every entry is accounted for.
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let handle = buf
+        .publisher(Slow)
+        .interval(Duration::from_secs(3600))
+        .queue(1)
+        .start();
+    for i in 0..1000 {
+        buf.append(format!("{i}").as_bytes());
+    }
+    let stats = handle.stop(Duration::from_millis(200));
+    assert!(stats.stopped, "{stats:?}");
+    assert!(
+        stats.delivered < 1000 && stats.dropped_at_stop > 0,
+        "{stats:?}"
+    );
+    assert_eq!(stats.dropped_upstream, 0, "the ring held them all");
+    assert_eq!(stats.delivered + stats.dropped_at_stop, 1000);
+    assert_accounted(&stats, 1000);
+}
+
 /// Blocks in `publish` until released.
 struct Stuck(crossbeam_channel::Receiver<()>);
 
