@@ -61,6 +61,11 @@ pub(crate) struct Shared {
     /// Async followers waiting for the next entry.
     #[cfg(feature = "tokio")]
     pub(crate) waiters: Waiters,
+    /// How full the ring is when the pressure watchers are nudged: three quarters.
+    pressure_mark: usize,
+    /// Where to nudge the pressure watchers, by id.
+    pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
+    next_pressure_id: AtomicU64,
 }
 
 struct State {
@@ -70,6 +75,11 @@ struct State {
     subscriber_drops: u64,
     /// Every handle is gone: nothing more will be written.
     closed: bool,
+    /// Followers that read at intervals (publishers) and want a nudge before the ring evicts
+    /// what they have not read; see `Shared::watch_pressure`.
+    pressure_watchers: usize,
+    /// The eviction round in which they were last nudged.
+    pressure_round: u64,
 }
 
 /// The buffer's side of one subscription.
@@ -171,6 +181,8 @@ impl LogBuffer {
                     next_subscriber_id: 0,
                     subscriber_drops: 0,
                     closed: false,
+                    pressure_watchers: 0,
+                    pressure_round: u64::MAX,
                 }),
                 capacity,
                 subscriber_capacity,
@@ -179,6 +191,9 @@ impl LogBuffer {
                 follower_missed: AtomicU64::new(0),
                 #[cfg(feature = "tokio")]
                 waiters: Waiters::new(),
+                pressure_mark: capacity - capacity / 4,
+                pressure: parking_lot::Mutex::new(Vec::new()),
+                next_pressure_id: AtomicU64::new(0),
             }),
         }
     }
@@ -241,10 +256,21 @@ impl LogBuffer {
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
         let wake = self.shared.waiters.any();
+        // Publishers read at intervals; once per eviction round, when the ring is three quarters
+        // full, they are nudged to read before the next eviction drops what they have not read.
+        let pressure = state.pressure_watchers > 0
+            && state.ring.len() >= self.shared.pressure_mark
+            && state.pressure_round != state.ring.evictions();
+        if pressure {
+            state.pressure_round = state.ring.evictions();
+        }
         if !state.subscribers.is_empty() {
             fan_out(state, seq, level, range);
         }
         drop(guard);
+        if pressure {
+            self.shared.nudge_pressure_watchers();
+        }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
         #[cfg(feature = "tokio")]
@@ -527,6 +553,35 @@ impl Shared {
             taken,
             next: start + taken as u64,
             closed: state.closed,
+        }
+    }
+
+    /// A channel that gets a message (at most one waiting) once per eviction round, when the ring
+    /// is three quarters full: for followers that read at intervals, so that they read before
+    /// the next eviction. Undone by [`unwatch_pressure`](Shared::unwatch_pressure) with the id.
+    #[cfg(feature = "publish")]
+    pub(crate) fn watch_pressure(&self) -> (u64, crossbeam_channel::Receiver<()>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let id = self.next_pressure_id.fetch_add(1, Ordering::Relaxed);
+        self.pressure.lock().push((id, tx));
+        self.state.write().pressure_watchers += 1;
+        (id, rx)
+    }
+
+    #[cfg(feature = "publish")]
+    pub(crate) fn unwatch_pressure(&self, id: u64) {
+        let mut watchers = self.pressure.lock();
+        if let Some(at) = watchers.iter().position(|(watcher, _)| *watcher == id) {
+            watchers.swap_remove(at);
+            self.state.write().pressure_watchers -= 1;
+        }
+    }
+
+    #[cold]
+    fn nudge_pressure_watchers(&self) {
+        for (_, watcher) in self.pressure.lock().iter() {
+            // A nudge already waiting is as good as two.
+            let _ = watcher.try_send(());
         }
     }
 

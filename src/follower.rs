@@ -101,6 +101,33 @@ impl Cursor {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+
+    /// Asks for a nudge, once per eviction round, when the ring is three quarters full: for a
+    /// follower that reads at intervals, so that it reads before the next eviction.
+    #[cfg(feature = "publish")]
+    pub(crate) fn watch_pressure(&self) -> PressureWatch {
+        let (id, nudges) = self.shared.watch_pressure();
+        PressureWatch {
+            shared: Arc::clone(&self.shared),
+            id,
+            nudges,
+        }
+    }
+}
+
+/// Nudges from writers when the ring fills up; see [`Cursor::watch_pressure`].
+#[cfg(feature = "publish")]
+pub(crate) struct PressureWatch {
+    shared: Arc<Shared>,
+    id: u64,
+    pub(crate) nudges: crossbeam_channel::Receiver<()>,
+}
+
+#[cfg(feature = "publish")]
+impl Drop for PressureWatch {
+    fn drop(&mut self) {
+        self.shared.unwatch_pressure(self.id);
+    }
 }
 
 impl Drop for Cursor {

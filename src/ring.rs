@@ -67,6 +67,8 @@ pub(crate) struct Ring {
     index: VecDeque<u64>,
     /// The sequence number the next entry gets.
     next_seq: u64,
+    /// How many times entries were evicted to make room (each time, down to half the capacity).
+    evictions: u64,
     counters: RingCounters,
 }
 
@@ -84,6 +86,7 @@ impl Ring {
             len: 0,
             index: VecDeque::new(),
             next_seq: 0,
+            evictions: 0,
             counters: RingCounters::default(),
         }
     }
@@ -106,6 +109,11 @@ impl Ring {
     /// The sequence number the next entry will get; also how many entries were ever written.
     pub(crate) fn next_seq(&self) -> u64 {
         self.next_seq
+    }
+
+    /// How many times entries were evicted to make room.
+    pub(crate) fn evictions(&self) -> u64 {
+        self.evictions
     }
 
     pub(crate) fn counters(&self) -> RingCounters {
@@ -215,6 +223,7 @@ impl Ring {
         let entries = last + 1;
         let evicted = self.logical(self.index[last]);
         self.index.drain(..entries);
+        self.evictions += 1;
         self.counters.entries_evicted += entries as u64;
         self.counters.bytes_evicted += evicted as u64;
         self.len -= evicted;

@@ -236,6 +236,36 @@ fn entries_the_ring_evicted_before_the_publisher_read_them_are_counted_upstream(
 }
 
 #[test]
+fn a_ring_filling_up_nudges_the_publisher_before_it_evicts_anything_unread() {
+    // An interval of an hour: only the nudge, when the ring is three quarters full, makes the
+    // publisher read. Each time, the writer waits for it to have read, then writes on through the
+    // next eviction: nothing it had not read is ever evicted.
+    let buf = LogBuffer::with_capacity(1000);
+    let script = Scripted::default();
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_secs(3600))
+        .start();
+    for i in 0..100u64 {
+        let before = buf.len();
+        buf.append(format!("entry {i:03} {}\n", "x".repeat(39)).as_bytes());
+        if before < 750 && buf.len() >= 750 {
+            wait_for_stats(&handle, "the nudged publisher to read", |s| {
+                s.received == i + 1
+            });
+        }
+    }
+    assert!(
+        buf.stats().entries_evicted > 50,
+        "the ring went round several times"
+    );
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(stats.dropped(), 0, "{stats:?}");
+    assert_eq!(*script.delivered.lock(), (0..100).collect::<Vec<u64>>());
+    assert_accounted(&stats, 100);
+}
+
+#[test]
 fn a_publisher_costs_the_writer_nothing_and_is_a_follower() {
     let buf = LogBuffer::new();
     let handle = buf.publish(Scripted::default());

@@ -116,7 +116,9 @@ impl LogBuffer {
 }
 
 impl<P: Publisher> PublisherBuilder<P> {
-    /// How often the publisher takes new entries from the buffer and publishes them.
+    /// How often the publisher takes new entries from the buffer and publishes them. It also
+    /// takes them, at once, whenever the ring is three quarters full, so that a burst that fills
+    /// the ring within one interval is not evicted before the publisher reads it.
     ///
     /// # Panics
     ///

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::{Publisher, PublisherStats};
-use crate::follower::Cursor;
+use crate::follower::{Cursor, PressureWatch};
 use crate::Entry;
 
 pub(super) type Transform = Box<dyn FnMut(&Entry) -> Option<Bytes> + Send>;
@@ -35,6 +35,8 @@ pub(super) struct Dispatcher {
     cursor: Option<Cursor>,
     /// Entries just read from the ring, on their way into `queue`; kept for its storage.
     read: Vec<Entry>,
+    /// Nudges from writers when the ring is three quarters full.
+    pressure: PressureWatch,
     settings: Settings,
     transform: Option<Transform>,
     shared: Arc<Mutex<PublisherStats>>,
@@ -67,6 +69,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         Dispatcher {
             publisher,
+            pressure: cursor.watch_pressure(),
             cursor: Some(cursor),
             read: Vec::new(),
             settings,
@@ -87,21 +90,25 @@ impl Dispatcher {
         let mut next_attempt = next_take;
         let deadline = loop {
             let wake = next_take.min(next_attempt);
-            match self
-                .control
-                .recv_timeout(wake.saturating_duration_since(Instant::now()))
-            {
-                Ok(deadline) => break deadline,
-                // The handle is gone without asking to stop (it always asks): stop now.
-                Err(RecvTimeoutError::Disconnected) => break Instant::now(),
-                Err(RecvTimeoutError::Timeout) => {}
+            let timeout = wake.saturating_duration_since(Instant::now());
+            let mut nudged = false;
+            crossbeam_channel::select! {
+                recv(self.control) -> request => match request {
+                    Ok(deadline) => break deadline,
+                    // The handle is gone without asking to stop (it always asks): stop now.
+                    Err(_) => break Instant::now(),
+                },
+                recv(self.pressure.nudges) -> _ => nudged = true,
+                default(timeout) => {}
             }
             let now = Instant::now();
-            let take_due = now >= next_take;
-            if take_due {
+            // A nudge means the ring is three quarters full: read now, or lose the oldest of what
+            // is unread at the next eviction.
+            let take_due = now >= next_take || nudged;
+            if now >= next_take {
                 next_take = now + self.settings.interval;
             }
-            if now >= next_attempt {
+            if now >= next_attempt || (nudged && !self.failing) {
                 next_attempt = match self.take_and_publish(u64::MAX) {
                     Round::Drained => next_take,
                     Round::Failed(delay) => Instant::now() + delay,

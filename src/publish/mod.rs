@@ -4,9 +4,11 @@
 //! A log call only appends to the ring. Each publisher is a position in the ring: its thread
 //! (`memtail-publish-<name>`) reads the entries written since last time every
 //! [`interval`](PublisherBuilder::interval) into its own bounded queue and offers them to
-//! [`Publisher::publish`] in batches. A writer does no work for a running publisher at all: the
-//! ring is the publisher's inbox, and a burst larger than the queue waits there until the queue
-//! has been published. The publisher acknowledges how many entries from the start of
+//! [`Publisher::publish`] in batches. The ring is the publisher's inbox: a burst larger than the
+//! queue waits there until the queue has been published. A writer does no work for a running
+//! publisher, but for one nudge per eviction round: when the ring is three quarters full, the
+//! publisher is told to read now rather than at its next interval, so that the next eviction does
+//! not drop what it has not read (as long as it keeps up with the writers). The publisher acknowledges how many entries from the start of
 //! the batch it delivered; the rest stay at the head of the queue and are offered again after a
 //! backoff. Formatting (the [`transform`](PublisherBuilder::transform)) happens on that thread too,
 //! off the caller's path.
