@@ -14,6 +14,7 @@ mod webdriver;
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::serve::ListenerExt;
 use memtail::follow::Follow;
 use memtail::LogBuffer;
 
@@ -47,6 +48,9 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let app = memtail::http::router(buf.clone());
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let driver = webdriver::Driver::start(&chromium, &chromedriver).await;

@@ -19,6 +19,7 @@ use memtail::LogBuffer;
 
 #[path = "support/stamped.rs"]
 mod stamped;
+use axum::serve::ListenerExt;
 use stamped::{follow, quantile, Totals};
 
 const SECONDS: u64 = 3;
@@ -64,6 +65,9 @@ fn main() {
         let address = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let address = listener.local_addr().unwrap();
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
             address
         });

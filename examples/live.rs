@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use memtail::LogBuffer;
 use tracing_subscriber::prelude::*;
 
@@ -47,6 +48,10 @@ async fn main() {
     println!("live: serving http://{address}/");
 
     tokio::spawn(service(buf.clone()));
+    // TCP_NODELAY: without it, Nagle's algorithm can hold an event back for up to 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Err(error) = axum::serve(listener, memtail::http::router(buf)).await {
         eprintln!("live: {error}");
         std::process::exit(1);

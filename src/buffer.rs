@@ -517,42 +517,47 @@ impl Shared {
         max_bytes: usize,
         out: &mut impl Extend<Entry>,
     ) -> Read {
-        let state = self.state.read();
-        let ring = &state.ring;
-        let missed = ring.first_seq().saturating_sub(from);
-        let start = from.max(ring.first_seq());
-        let mut spans = ring.ranges_from(start);
-        let Some((_, first, _)) = spans.next() else {
-            return Read {
-                missed,
-                taken: 0,
-                next: start,
-                closed: state.closed,
+        // The read lock is held for finding the entries and copying their bytes, nothing else:
+        // a reader that the scheduler preempts while it holds the lock keeps writers (and, with
+        // a writer waiting, every other reader) waiting, so the less it does there the better.
+        let mut spans: Vec<(usize, u8)> = Vec::with_capacity(max_entries.clamp(1, 64));
+        let (bytes, missed, start, closed) = {
+            let state = self.state.read();
+            let ring = &state.ring;
+            let missed = ring.first_seq().saturating_sub(from);
+            let start = from.max(ring.first_seq());
+            let mut ranges = ring.ranges_from(start);
+            let Some((_, first, meta)) = ranges.next() else {
+                return Read {
+                    missed,
+                    taken: 0,
+                    next: start,
+                    closed: state.closed,
+                };
             };
-        };
-        let mut taken = 1;
-        let mut end = first.end;
-        for (_, range, _) in spans.take(max_entries.saturating_sub(1)) {
-            if range.end - first.start > max_bytes {
-                break;
+            spans.push((first.len(), meta));
+            let mut end = first.end;
+            for (_, range, meta) in ranges.take(max_entries.saturating_sub(1)) {
+                if range.end - first.start > max_bytes {
+                    break;
+                }
+                spans.push((range.len(), meta));
+                end = range.end;
             }
-            end = range.end;
-            taken += 1;
-        }
-        let bytes = copy_out(ring, first.start..end);
-        out.extend(
-            ring.ranges_from(start)
-                .take(taken)
-                .map(|(seq, range, meta)| {
-                    let bytes = bytes.slice(range.start - first.start..range.end - first.start);
-                    Entry::new(seq, bytes, Level::decode(meta))
-                }),
-        );
+            let bytes = copy_out(ring, first.start..end);
+            (bytes, missed, start, state.closed)
+        };
+        let mut offset = 0;
+        out.extend(spans.iter().zip(start..).map(|(&(len, meta), seq)| {
+            let entry = Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta));
+            offset += len;
+            entry
+        }));
         Read {
             missed,
-            taken,
-            next: start + taken as u64,
-            closed: state.closed,
+            taken: spans.len(),
+            next: start + spans.len() as u64,
+            closed,
         }
     }
 

@@ -2,13 +2,25 @@
 //! Server-Sent Events and WebSocket (feature `http`).
 //!
 //! ```no_run
+//! use axum::serve::ListenerExt;
+//!
 //! # async fn run() -> std::io::Result<()> {
 //! let buf = memtail::LogBuffer::with_capacity(1 << 20);
 //! let app = axum::Router::new().nest("/logs", memtail::http::router(buf.clone()));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080")
+//!     .await?
+//!     .tap_io(|tcp| {
+//!         // Without it, Nagle's algorithm can hold an event back for up to 40 ms.
+//!         let _ = tcp.set_nodelay(true);
+//!     });
 //! axum::serve(listener, app).await
 //! # }
 //! ```
+//!
+//! Set `TCP_NODELAY` on the connections, as above: a live stream writes small pieces, and with
+//! Nagle's algorithm on, a piece waits until the client acknowledged the previous one, which
+//! delayed acknowledgements stretch to 40 ms: in `sse_bench`, with Nagle on, the 99th percentile
+//! of 1000 followers at 1000 entries a second never went below 40 ms.
 //!
 //! # Routes
 //!
