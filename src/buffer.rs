@@ -1,6 +1,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
@@ -78,8 +79,31 @@ struct State {
     /// Followers that read at intervals (publishers) and want a nudge before the ring evicts
     /// what they have not read; see `Shared::watch_pressure`.
     pressure_watchers: usize,
-    /// The eviction round in which they were last nudged.
+    /// The eviction round in which they were last nudged, and when.
     pressure_round: u64,
+    pressure_at: Option<Instant>,
+}
+
+/// Nudges for publishers come at most this often: waking a thread costs the writer a system
+/// call, and a ring that goes round faster than this is beyond what a publisher can keep up with.
+const NUDGE_GAP: Duration = Duration::from_millis(1);
+
+impl State {
+    /// Whether a nudge may go out now (this eviction round has had none): at most one per
+    /// [`NUDGE_GAP`]; a round that comes sooner goes without.
+    #[cold]
+    fn nudge_due(&mut self) -> bool {
+        self.pressure_round = self.ring.evictions();
+        let now = Instant::now();
+        if self
+            .pressure_at
+            .is_some_and(|last| now.duration_since(last) < NUDGE_GAP)
+        {
+            return false;
+        }
+        self.pressure_at = Some(now);
+        true
+    }
 }
 
 /// The buffer's side of one subscription.
@@ -183,6 +207,7 @@ impl LogBuffer {
                     closed: false,
                     pressure_watchers: 0,
                     pressure_round: u64::MAX,
+                    pressure_at: None,
                 }),
                 capacity,
                 subscriber_capacity,
@@ -260,10 +285,8 @@ impl LogBuffer {
         // full, they are nudged to read before the next eviction drops what they have not read.
         let pressure = state.pressure_watchers > 0
             && state.ring.len() >= self.shared.pressure_mark
-            && state.pressure_round != state.ring.evictions();
-        if pressure {
-            state.pressure_round = state.ring.evictions();
-        }
+            && state.pressure_round != state.ring.evictions()
+            && state.nudge_due();
         if !state.subscribers.is_empty() {
             fan_out(state, seq, level, range);
         }

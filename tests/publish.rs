@@ -239,7 +239,9 @@ fn entries_the_ring_evicted_before_the_publisher_read_them_are_counted_upstream(
 fn a_ring_filling_up_nudges_the_publisher_before_it_evicts_anything_unread() {
     // An interval of an hour: only the nudge, when the ring is three quarters full, makes the
     // publisher read. Each time, the writer waits for it to have read, then writes on through the
-    // next eviction: nothing it had not read is ever evicted.
+    // next eviction: nothing it had not read is ever evicted. (Writers nudge at most once a
+    // millisecond, so each round also lets that much time pass: not to wait for the publisher,
+    // which `wait_for_stats` does, but to be allowed the next nudge.)
     let buf = LogBuffer::with_capacity(1000);
     let script = Scripted::default();
     let handle = buf
@@ -253,6 +255,7 @@ fn a_ring_filling_up_nudges_the_publisher_before_it_evicts_anything_unread() {
             wait_for_stats(&handle, "the nudged publisher to read", |s| {
                 s.received == i + 1
             });
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
     assert!(

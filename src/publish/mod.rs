@@ -6,9 +6,9 @@
 //! [`interval`](PublisherBuilder::interval) into its own bounded queue and offers them to
 //! [`Publisher::publish`] in batches. The ring is the publisher's inbox: a burst larger than the
 //! queue waits there until the queue has been published. A writer does no work for a running
-//! publisher, but for one nudge per eviction round: when the ring is three quarters full, the
-//! publisher is told to read now rather than at its next interval, so that the next eviction does
-//! not drop what it has not read (as long as it keeps up with the writers). The publisher acknowledges how many entries from the start of
+//! publisher, but for one nudge per eviction round (at most one a millisecond): when the ring is
+//! three quarters full, the publisher is told to read now rather than at its next interval, so
+//! that the next eviction does not drop what it has not read (as long as it keeps up). The publisher acknowledges how many entries from the start of
 //! the batch it delivered; the rest stay at the head of the queue and are offered again after a
 //! backoff. Formatting (the [`transform`](PublisherBuilder::transform)) happens on that thread too,
 //! off the caller's path.
