@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
@@ -50,60 +50,38 @@ pub struct LogBuffer {
 /// What every handle to one buffer shares. Subscriptions hold it weakly, to unsubscribe; followers
 /// hold it strongly, to read what the ring retains even after the last handle is gone.
 pub(crate) struct Shared {
-    state: RwLock<State>,
+    pub(crate) state: RwLock<State>,
     capacity: usize,
     subscriber_capacity: usize,
     /// `LogBuffer` handles alive. The last one to go closes the buffer.
     handles: AtomicUsize,
     /// Followers (positions in the ring) alive now.
-    followers: AtomicU64,
+    pub(crate) followers: AtomicU64,
     /// Entries that followers, past and present, lost because the ring evicted them first.
-    follower_missed: AtomicU64,
+    pub(crate) follower_missed: AtomicU64,
     /// Async followers waiting for the next entry.
     #[cfg(feature = "tokio")]
     pub(crate) waiters: Waiters,
     /// How full the ring is when the pressure watchers are nudged: three quarters.
-    pressure_mark: usize,
+    pub(crate) pressure_mark: usize,
     /// Where to nudge the pressure watchers, by id.
-    pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
-    next_pressure_id: AtomicU64,
+    pub(crate) pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
+    pub(crate) next_pressure_id: AtomicU64,
 }
 
-struct State {
-    ring: Ring,
+pub(crate) struct State {
+    pub(crate) ring: Ring,
     subscribers: Vec<Slot>,
     next_subscriber_id: u64,
     subscriber_drops: u64,
     /// Every handle is gone: nothing more will be written.
-    closed: bool,
+    pub(crate) closed: bool,
     /// Followers that read at intervals (publishers) and want a nudge before the ring evicts
     /// what they have not read; see `Shared::watch_pressure`.
-    pressure_watchers: usize,
+    pub(crate) pressure_watchers: usize,
     /// The eviction round in which they were last nudged, and when.
-    pressure_round: u64,
-    pressure_at: Option<Instant>,
-}
-
-/// Nudges for publishers come at most this often: waking a thread costs the writer a system
-/// call, and a ring that goes round faster than this is beyond what a publisher can keep up with.
-const NUDGE_GAP: Duration = Duration::from_millis(1);
-
-impl State {
-    /// Whether a nudge may go out now (this eviction round has had none): at most one per
-    /// [`NUDGE_GAP`]; a round that comes sooner goes without.
-    #[cold]
-    fn nudge_due(&mut self) -> bool {
-        self.pressure_round = self.ring.evictions();
-        let now = Instant::now();
-        if self
-            .pressure_at
-            .is_some_and(|last| now.duration_since(last) < NUDGE_GAP)
-        {
-            return false;
-        }
-        self.pressure_at = Some(now);
-        true
-    }
+    pub(crate) pressure_round: u64,
+    pub(crate) pressure_at: Option<Instant>,
 }
 
 /// The buffer's side of one subscription.
@@ -113,34 +91,6 @@ struct Slot {
     dropped: Arc<AtomicU64>,
     /// The subscription was dropped: the slot goes after this write.
     gone: bool,
-}
-
-/// What one read by position found; see [`Shared::read_from`].
-// Which fields are read, and which `Start`s are made, depends on the features.
-#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Read {
-    /// Entries from the position on that the ring evicted before this read.
-    pub(crate) missed: u64,
-    /// Entries appended to the output.
-    pub(crate) taken: usize,
-    /// Where the next read starts: one past the last entry taken.
-    pub(crate) next: u64,
-    /// Whether every handle to the buffer is gone, so that nothing more will be written.
-    pub(crate) closed: bool,
-}
-
-/// Where a follower starts.
-#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Start {
-    /// With the next entry written.
-    Now,
-    /// With the oldest entry retained now.
-    Oldest,
-    /// With entry `seq` (or with the next one written, when `seq` is still in the future);
-    /// entries from `seq` on that were evicted already are reported missed by the first read.
-    At(u64),
 }
 
 impl LogBuffer {
@@ -520,121 +470,6 @@ impl Shared {
         self.state.write().subscribers.retain(|slot| slot.id != id);
     }
 
-    /// The position a follower starting at `start` takes now.
-    pub(crate) fn position(&self, start: Start) -> u64 {
-        let state = self.state.read();
-        match start {
-            Start::Now => state.ring.next_seq(),
-            Start::Oldest => state.ring.first_seq(),
-            Start::At(seq) => seq.min(state.ring.next_seq()),
-        }
-    }
-
-    /// Reads by position: appends to `out` the retained entries from `from` on, at most
-    /// `max_entries` of them (at least 1) and, past the first, at most `max_bytes` bytes in all,
-    /// in one copy of their bytes. The read lock is held for that copy only.
-    pub(crate) fn read_from(
-        &self,
-        from: u64,
-        max_entries: usize,
-        max_bytes: usize,
-        out: &mut impl Extend<Entry>,
-    ) -> Read {
-        // The read lock is held for finding the entries and copying their bytes, nothing else:
-        // a reader that the scheduler preempts while it holds the lock keeps writers (and, with
-        // a writer waiting, every other reader) waiting, so the less it does there the better.
-        let mut spans: Vec<(usize, u8)> = Vec::with_capacity(max_entries.clamp(1, 64));
-        let (bytes, missed, start, closed) = {
-            let state = self.state.read();
-            let ring = &state.ring;
-            let missed = ring.first_seq().saturating_sub(from);
-            let start = from.max(ring.first_seq());
-            let mut ranges = ring.ranges_from(start);
-            let Some((_, first, meta)) = ranges.next() else {
-                return Read {
-                    missed,
-                    taken: 0,
-                    next: start,
-                    closed: state.closed,
-                };
-            };
-            spans.push((first.len(), meta));
-            let mut end = first.end;
-            for (_, range, meta) in ranges.take(max_entries.saturating_sub(1)) {
-                if range.end - first.start > max_bytes {
-                    break;
-                }
-                spans.push((range.len(), meta));
-                end = range.end;
-            }
-            let bytes = copy_out(ring, first.start..end);
-            (bytes, missed, start, state.closed)
-        };
-        let mut offset = 0;
-        out.extend(spans.iter().zip(start..).map(|(&(len, meta), seq)| {
-            let entry = Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta));
-            offset += len;
-            entry
-        }));
-        Read {
-            missed,
-            taken: spans.len(),
-            next: start + spans.len() as u64,
-            closed,
-        }
-    }
-
-    /// A channel that gets a message (at most one waiting) once per eviction round, when the ring
-    /// is three quarters full: for followers that read at intervals, so that they read before
-    /// the next eviction. Undone by [`unwatch_pressure`](Shared::unwatch_pressure) with the id.
-    #[cfg(feature = "publish")]
-    pub(crate) fn watch_pressure(&self) -> (u64, crossbeam_channel::Receiver<()>) {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let id = self.next_pressure_id.fetch_add(1, Ordering::Relaxed);
-        self.pressure.lock().push((id, tx));
-        self.state.write().pressure_watchers += 1;
-        (id, rx)
-    }
-
-    #[cfg(feature = "publish")]
-    pub(crate) fn unwatch_pressure(&self, id: u64) {
-        let mut watchers = self.pressure.lock();
-        if let Some(at) = watchers.iter().position(|(watcher, _)| *watcher == id) {
-            watchers.swap_remove(at);
-            self.state.write().pressure_watchers -= 1;
-        }
-    }
-
-    #[cold]
-    fn nudge_pressure_watchers(&self) {
-        for (_, watcher) in self.pressure.lock().iter() {
-            // A nudge already waiting is as good as two.
-            let _ = watcher.try_send(());
-        }
-    }
-
-    /// Entries a follower at `from` could read now.
-    #[cfg(feature = "tokio")]
-    pub(crate) fn available(&self, from: u64) -> u64 {
-        let state = self.state.read();
-        state
-            .ring
-            .next_seq()
-            .saturating_sub(from.max(state.ring.first_seq()))
-    }
-
-    pub(crate) fn follower_started(&self) {
-        self.followers.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn follower_stopped(&self) {
-        self.followers.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn count_follower_missed(&self, missed: u64) {
-        self.follower_missed.fetch_add(missed, Ordering::Relaxed);
-    }
-
     /// The last handle is gone: subscriptions are disconnected (once they have received what
     /// they hold), and waiting followers are woken to read what is left and see the end.
     fn close(&self) {
@@ -732,7 +567,7 @@ fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
 }
 
 /// One copy of a logical range of the ring.
-fn copy_out(ring: &Ring, range: std::ops::Range<usize>) -> Bytes {
+pub(crate) fn copy_out(ring: &Ring, range: std::ops::Range<usize>) -> Bytes {
     join(ring.slices(range))
 }
 

@@ -9,10 +9,12 @@
 // Async followers use all of it; publishers (feature `publish`) a part; without either, nothing.
 #![cfg_attr(not(feature = "tokio"), allow(dead_code))]
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::buffer::{Read, Shared, Start};
-use crate::{Entry, LogBuffer};
+use crate::buffer::{copy_out, Shared, State};
+use crate::{Entry, Level, LogBuffer};
 
 /// The most bytes one read copies out of the ring, unless its first entry alone is longer. A
 /// follower's memory is one such batch, however much is written.
@@ -133,6 +135,173 @@ impl Drop for PressureWatch {
 impl Drop for Cursor {
     fn drop(&mut self) {
         self.shared.follower_stopped();
+    }
+}
+
+/// What one read by position found; see [`Shared::read_from`].
+// Which fields are read, and which `Start`s are made, depends on the features.
+#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Read {
+    /// Entries from the position on that the ring evicted before this read.
+    pub(crate) missed: u64,
+    /// Entries appended to the output.
+    pub(crate) taken: usize,
+    /// Where the next read starts: one past the last entry taken.
+    pub(crate) next: u64,
+    /// Whether every handle to the buffer is gone, so that nothing more will be written.
+    pub(crate) closed: bool,
+}
+
+/// Where a follower starts.
+#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Start {
+    /// With the next entry written.
+    Now,
+    /// With the oldest entry retained now.
+    Oldest,
+    /// With entry `seq` (or with the next one written, when `seq` is still in the future);
+    /// entries from `seq` on that were evicted already are reported missed by the first read.
+    At(u64),
+}
+
+impl Shared {
+    /// The position a follower starting at `start` takes now.
+    pub(crate) fn position(&self, start: Start) -> u64 {
+        let state = self.state.read();
+        match start {
+            Start::Now => state.ring.next_seq(),
+            Start::Oldest => state.ring.first_seq(),
+            Start::At(seq) => seq.min(state.ring.next_seq()),
+        }
+    }
+
+    /// Reads by position: appends to `out` the retained entries from `from` on, at most
+    /// `max_entries` of them (at least 1) and, past the first, at most `max_bytes` bytes in all,
+    /// in one copy of their bytes. The read lock is held for that copy only.
+    pub(crate) fn read_from(
+        &self,
+        from: u64,
+        max_entries: usize,
+        max_bytes: usize,
+        out: &mut impl Extend<Entry>,
+    ) -> Read {
+        // The read lock is held for finding the entries and copying their bytes, nothing else:
+        // a reader that the scheduler preempts while it holds the lock keeps writers (and, with
+        // a writer waiting, every other reader) waiting, so the less it does there the better.
+        let mut spans: Vec<(usize, u8)> = Vec::with_capacity(max_entries.clamp(1, 64));
+        let (bytes, missed, start, closed) = {
+            let state = self.state.read();
+            let ring = &state.ring;
+            let missed = ring.first_seq().saturating_sub(from);
+            let start = from.max(ring.first_seq());
+            let mut ranges = ring.ranges_from(start);
+            let Some((_, first, meta)) = ranges.next() else {
+                return Read {
+                    missed,
+                    taken: 0,
+                    next: start,
+                    closed: state.closed,
+                };
+            };
+            spans.push((first.len(), meta));
+            let mut end = first.end;
+            for (_, range, meta) in ranges.take(max_entries.saturating_sub(1)) {
+                if range.end - first.start > max_bytes {
+                    break;
+                }
+                spans.push((range.len(), meta));
+                end = range.end;
+            }
+            let bytes = copy_out(ring, first.start..end);
+            (bytes, missed, start, state.closed)
+        };
+        let mut offset = 0;
+        out.extend(spans.iter().zip(start..).map(|(&(len, meta), seq)| {
+            let entry = Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta));
+            offset += len;
+            entry
+        }));
+        Read {
+            missed,
+            taken: spans.len(),
+            next: start + spans.len() as u64,
+            closed,
+        }
+    }
+
+    /// A channel that gets a message (at most one waiting) once per eviction round, when the ring
+    /// is three quarters full: for followers that read at intervals, so that they read before
+    /// the next eviction. Undone by [`unwatch_pressure`](Shared::unwatch_pressure) with the id.
+    #[cfg(feature = "publish")]
+    pub(crate) fn watch_pressure(&self) -> (u64, crossbeam_channel::Receiver<()>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let id = self.next_pressure_id.fetch_add(1, Ordering::Relaxed);
+        self.pressure.lock().push((id, tx));
+        self.state.write().pressure_watchers += 1;
+        (id, rx)
+    }
+
+    #[cfg(feature = "publish")]
+    pub(crate) fn unwatch_pressure(&self, id: u64) {
+        let mut watchers = self.pressure.lock();
+        if let Some(at) = watchers.iter().position(|(watcher, _)| *watcher == id) {
+            watchers.swap_remove(at);
+            self.state.write().pressure_watchers -= 1;
+        }
+    }
+
+    #[cold]
+    pub(crate) fn nudge_pressure_watchers(&self) {
+        for (_, watcher) in self.pressure.lock().iter() {
+            // A nudge already waiting is as good as two.
+            let _ = watcher.try_send(());
+        }
+    }
+
+    /// Entries a follower at `from` could read now.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn available(&self, from: u64) -> u64 {
+        let state = self.state.read();
+        state
+            .ring
+            .next_seq()
+            .saturating_sub(from.max(state.ring.first_seq()))
+    }
+
+    pub(crate) fn follower_started(&self) {
+        self.followers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn follower_stopped(&self) {
+        self.followers.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_follower_missed(&self, missed: u64) {
+        self.follower_missed.fetch_add(missed, Ordering::Relaxed);
+    }
+}
+
+/// Nudges for publishers come at most this often: waking a thread costs the writer a system
+/// call, and a ring that goes round faster than this is beyond what a publisher can keep up with.
+const NUDGE_GAP: Duration = Duration::from_millis(1);
+
+impl State {
+    /// Whether a nudge may go out now (this eviction round has had none): at most one per
+    /// [`NUDGE_GAP`]; a round that comes sooner goes without.
+    #[cold]
+    pub(crate) fn nudge_due(&mut self) -> bool {
+        self.pressure_round = self.ring.evictions();
+        let now = Instant::now();
+        if self
+            .pressure_at
+            .is_some_and(|last| now.duration_since(last) < NUDGE_GAP)
+        {
+            return false;
+        }
+        self.pressure_at = Some(now);
+        true
     }
 }
 

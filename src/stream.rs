@@ -6,9 +6,8 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::buffer::{Read, Start};
 use crate::builder::check_subscriber_capacity;
-use crate::follower::{Cursor, WaitSlot};
+use crate::follower::{Cursor, Read, Start, WaitSlot};
 use crate::{Entry, LogBuffer, Replay, TryRecvError};
 
 /// A follower of a [`LogBuffer`] for async code: a [`Stream`] of every entry from its position

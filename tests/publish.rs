@@ -316,6 +316,38 @@ fn stop_gives_up_at_its_timeout_when_the_publisher_fails() {
     assert_accounted(&stats, 20);
 }
 
+#[test]
+fn stop_is_heard_while_writers_outrun_the_publisher() {
+    // A writer that never pauses and a queue of 10: there is always more in the ring than the
+    // queue takes. The publisher must still come round to its stop request.
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let script = Scripted::default();
+    let handle = buf
+        .publisher(script.clone())
+        .interval(Duration::from_millis(1))
+        .queue(10)
+        .start();
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = std::thread::spawn({
+        let (buf, writing) = (buf.clone(), Arc::clone(&writing));
+        move || {
+            while writing.load(Ordering::Relaxed) {
+                buf.append(b"more");
+            }
+        }
+    });
+    wait_for_stats(&handle, "some deliveries", |s| s.delivered > 1000);
+    let stats = handle.stop(Duration::from_secs(5));
+    writing.store(false, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(stats.stopped, "{stats:?}");
+    assert_eq!(
+        stats.received,
+        stats.delivered + stats.dropped_at_stop,
+        "{stats:?}"
+    );
+}
+
 /// Delivers one entry per call, taking 2 ms for it: a slow destination.
 struct Slow;
 

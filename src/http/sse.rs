@@ -15,7 +15,7 @@ use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
 use super::pace::Coalesce;
 use super::Served;
-use crate::buffer::Start as Position;
+use crate::follower::Start as Position;
 use crate::{AsyncSubscription, Entry, Replay};
 
 /// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16

@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 
 use super::dispatcher::{Dispatcher, Settings, Transform};
 use super::Publisher;
-use crate::buffer::Start;
 use crate::follower::Cursor;
+use crate::follower::Start;
 use crate::{Entry, LogBuffer};
 
 /// The most entries a publisher reads from the ring at once while its destination fails (while

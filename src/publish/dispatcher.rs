@@ -109,7 +109,10 @@ impl Dispatcher {
                 next_take = now + self.settings.interval;
             }
             if now >= next_attempt || (nudged && !self.failing) {
-                next_attempt = match self.take_and_publish(u64::MAX) {
+                // What was written up to now, and no more: under a writer faster than the
+                // publisher, the loop would never end, nor see a stop request.
+                let end = self.written_so_far();
+                next_attempt = match self.take_and_publish(end) {
                     Round::Drained => next_take,
                     Round::Failed(delay) => Instant::now() + delay,
                 };
@@ -126,10 +129,7 @@ impl Dispatcher {
     /// delivered or `deadline`; counts the rest; flushes.
     fn stop(&mut self, deadline: Instant, mut next_attempt: Instant) {
         // Entries written from here on are not this publisher's: it has stopped.
-        let end = match &self.cursor {
-            Some(cursor) => cursor.shared().position(crate::buffer::Start::Now),
-            None => 0,
-        };
+        let end = self.written_so_far();
         // A retry that was due later than the stop request may run now; backoff still applies to
         // the failures that happen from here on.
         next_attempt = next_attempt.min(Instant::now());
@@ -165,8 +165,16 @@ impl Dispatcher {
         self.publish_stats();
     }
 
-    /// Takes new entries and publishes them, again and again while the ring holds more than the
-    /// queue could take and publishing works.
+    /// The sequence number the next entry written will get.
+    fn written_so_far(&self) -> u64 {
+        match &self.cursor {
+            Some(cursor) => cursor.shared().position(crate::follower::Start::Now),
+            None => 0,
+        }
+    }
+
+    /// Takes new entries (written before `end`) and publishes them, again and again while the
+    /// ring holds more than the queue could take and publishing works.
     fn take_and_publish(&mut self, end: u64) -> Round {
         loop {
             let more = self.take(end);
