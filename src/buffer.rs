@@ -66,6 +66,7 @@ pub(crate) struct Shared {
     pub(crate) pressure_mark: usize,
     /// Where to nudge the pressure watchers, by id.
     pub(crate) pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
+    #[cfg_attr(not(feature = "publish"), allow(dead_code))]
     pub(crate) next_pressure_id: AtomicU64,
 }
 

@@ -37,6 +37,7 @@ impl Entry {
 
     /// The same entry (sequence number and level) with other bytes: how a publisher's
     /// `transform` reshapes entries.
+    #[cfg(feature = "publish")]
     pub(crate) fn with_bytes(&self, bytes: Bytes) -> Entry {
         Entry::new(self.seq, bytes, self.level)
     }
