@@ -77,6 +77,13 @@ async fn stalled_client(address: std::net::SocketAddr) -> TcpStream {
 #[test]
 fn a_thousand_clients_that_never_read_keep_the_server_under_400_mb_and_flat() {
     let needed = 2 * CLIENTS as u64 + 100;
+    if open_files_limit().unwrap_or(0) < needed {
+        // Raise this process's soft limit with util-linux's prlimit, if it is there.
+        let _ = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", std::process::id()))
+            .arg(format!("--nofile={needed}:"))
+            .status();
+    }
     let limit = open_files_limit().unwrap_or(0);
     assert!(
         limit >= needed,
