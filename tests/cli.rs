@@ -1,14 +1,26 @@
-//! The `memtail` command end to end: `memtail serve` on a temporary file, read with `curl -N`
-//! (a real SSE client) and with `memtail tail`.
+//! The `memtail` command end to end: `memtail serve` on a temporary file, read over plain HTTP
+//! (a raw SSE client on a `TcpStream`, no library in between) and with `memtail tail`.
+//!
+//! Every process a test starts is a [`Process`] guard, killed and reaped however the test ends,
+//! and every test runs under a deadline ([`with_deadline`]).
+
+#[path = "support/process.rs"]
+mod process;
 
 use std::fs::{self, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use process::{with_deadline, Process};
+
+/// How long any single wait may take.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// How long a whole test may take.
+const TEST_DEADLINE: Duration = Duration::from_secs(120);
 const MEMTAIL: &str = env!("CARGO_BIN_EXE_memtail");
 
 struct Dir(PathBuf);
@@ -28,40 +40,44 @@ impl Drop for Dir {
     }
 }
 
-/// A child process whose standard output is read line by line; killed when dropped.
-struct Running {
-    child: Child,
+/// Lines read from a child process's standard output or from a socket, by a thread of their own.
+struct Lines {
     lines: mpsc::Receiver<String>,
+    _process: Option<Process>,
 }
 
-impl Running {
-    fn start(command: &mut Command) -> Running {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the command starts");
-        let stdout = child.stdout.take().unwrap();
+impl Lines {
+    fn read(from: impl Read + Send + 'static, process: Option<Process>) -> Lines {
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in BufReader::new(from).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
                     break;
                 }
             }
         });
-        Running { child, lines }
+        Lines {
+            lines,
+            _process: process,
+        }
     }
 
-    /// The next line of output; fails after the deadline.
+    /// Starts `command` and reads its standard output.
+    fn start(command: &mut Command) -> Lines {
+        let mut process = Process::spawn(command.stdout(Stdio::piped()).stderr(Stdio::inherit()));
+        let stdout = process.stdout().unwrap();
+        Lines::read(stdout, Some(process))
+    }
+
+    /// The next line; fails after the deadline.
     fn line(&self) -> String {
         self.lines
             .recv_timeout(DEADLINE)
-            .expect("a line of output within the deadline")
+            .expect("a line within the deadline")
     }
 
-    /// Lines until one for which `keep` holds, skipping the others; returns the kept ones.
+    /// Lines until `n` for which `keep` holds, skipping the others; returns the kept ones.
     fn lines_where(&self, n: usize, keep: impl Fn(&str) -> bool) -> Vec<String> {
         let mut kept = Vec::new();
         while kept.len() < n {
@@ -74,23 +90,21 @@ impl Running {
     }
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `memtail serve ARGS --listen 127.0.0.1:0` and the address it printed.
-fn serve(args: &[&str]) -> (Running, String) {
-    let server = Running::start(
+fn serve(args: &[&str]) -> (Lines, String) {
+    let server = Lines::start(
         Command::new(MEMTAIL)
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null()),
     );
-    let first = server.line();
+    let url = served_url(&server.line());
+    (server, url)
+}
+
+/// The address in `memtail serve`'s first line.
+fn served_url(first: &str) -> String {
     let url = first
         .strip_prefix("memtail: serving ")
         .unwrap_or_else(|| panic!("the serving line, not {first:?}"))
@@ -100,7 +114,7 @@ fn serve(args: &[&str]) -> (Running, String) {
         "{url}"
     );
     assert!(!url.ends_with(":0/"), "the real port: {url}");
-    (server, url)
+    url
 }
 
 fn append(path: &PathBuf, text: &str) {
@@ -112,210 +126,265 @@ fn append(path: &PathBuf, text: &str) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-fn curl(url: &str) -> Running {
-    Running::start(Command::new("curl").args(["-N", "-s", url]))
+/// Runs `memtail ARGS` to its end, like `Command::output`, but guarded and bounded.
+fn run(args: &[&str]) -> std::process::Output {
+    let mut process = Process::spawn(
+        Command::new(MEMTAIL)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let read_all = |mut from: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = from.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(process.stdout().unwrap()));
+    let stderr = read_all(Box::new(process.stderr().unwrap()));
+    let status = process.wait(DEADLINE);
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }
 
-/// Runs `curl -s URL` until its output satisfies `done`; a bounded poll.
-fn curl_until(url: &str, done: impl Fn(&str) -> bool) -> String {
-    let deadline = std::time::Instant::now() + DEADLINE;
+/// Sends `GET` for `url` as HTTP/1.0 (so the body is neither chunked nor kept alive: it ends when
+/// the server closes) and returns the connection positioned at the start of the body, after
+/// checking the status is 200.
+fn get(url: &str) -> BufReader<TcpStream> {
+    let rest = url.strip_prefix("http://").expect("an http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(
+        status.starts_with("HTTP/1.") && status.contains(" 200 "),
+        "{status:?}"
+    );
     loop {
-        let output = Command::new("curl").args(["-s", url]).output().unwrap();
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim_end().is_empty() {
+            return reader;
+        }
+    }
+}
+
+/// Follows the SSE stream at `url`, line by line.
+fn follow(url: &str) -> Lines {
+    Lines::read(get(url), None)
+}
+
+/// Fetches `url` until its body satisfies `done`; a bounded poll.
+fn get_until(url: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut text = String::new();
+        get(url).read_to_string(&mut text).unwrap();
         if done(&text) {
             return text;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never got it: {text:?}"
-        );
+        assert!(Instant::now() < deadline, "never got it: {text:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 #[test]
-fn serve_a_file_and_read_it_with_curl_and_memtail_tail() {
-    let dir = Dir::new("serve");
-    let log = dir.0.join("app.log");
-    append(&log, "before memtail started\n");
-    let (_server, url) = serve(&[log.to_str().unwrap()]);
-    let sse = curl(&format!("{url}events"));
-    let tail = Running::start(Command::new(MEMTAIL).args(["tail", &url]));
-    // Both followers are connected once the server reports two subscribers... which it does not
-    // expose; instead, lines are appended until the first one shows up at both.
-    let deadline = std::time::Instant::now() + DEADLINE;
-    let mut n = 0;
-    let first_seen = loop {
-        append(&log, &format!("probe {n}\n"));
-        if let Ok(line) = tail.lines.recv_timeout(Duration::from_millis(200)) {
-            break line;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "memtail tail printed nothing"
+fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("serve");
+        let log = dir.0.join("app.log");
+        append(&log, "before memtail started\n");
+        let (_server, url) = serve(&[log.to_str().unwrap()]);
+        let sse = follow(&format!("{url}events"));
+        let tail = Lines::start(Command::new(MEMTAIL).args(["tail", &url]));
+        // Both followers are connected once the server reports two subscribers... which it does not
+        // expose; instead, lines are appended until the first one shows up at both.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let mut n = 0;
+        let first_seen = loop {
+            append(&log, &format!("probe {n}\n"));
+            if let Ok(line) = tail.lines.recv_timeout(Duration::from_millis(200)) {
+                break line;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "memtail tail printed nothing"
+            );
+            n += 1;
+        };
+        assert!(first_seen.starts_with("probe "), "{first_seen}");
+        let last_probe = n;
+        append(&log, "plain line\n");
+        append(&log, "\x1b]0;pwned\x07 and \x1b[31mred\x1b[0m\n");
+        append(&log, "no newline yet");
+        append(&log, ", now done\n");
+
+        // memtail tail: the probes it has not printed yet, then the lines, escaped.
+        let printed = tail.lines_where(3, |line| !line.starts_with("probe "));
+        assert_eq!(
+            printed,
+            [
+                "plain line",
+                "\\x1b]0;pwned\\x07 and \\x1b[31mred\\x1b[0m",
+                "no newline yet, now done",
+            ]
         );
-        n += 1;
-    };
-    assert!(first_seen.starts_with("probe "), "{first_seen}");
-    let last_probe = n;
-    append(&log, "plain line\n");
-    append(&log, "\x1b]0;pwned\x07 and \x1b[31mred\x1b[0m\n");
-    append(&log, "no newline yet");
-    append(&log, ", now done\n");
 
-    // memtail tail: the probes it has not printed yet, then the lines, escaped.
-    let printed = tail.lines_where(3, |line| !line.starts_with("probe "));
-    assert_eq!(
-        printed,
-        [
-            "plain line",
-            "\\x1b]0;pwned\\x07 and \\x1b[31mred\\x1b[0m",
-            "no newline yet, now done",
-        ]
-    );
+        // The raw SSE stream: the same entries as events.
+        let data = sse.lines_where(3, |line| {
+            line.starts_with("data: ") && !line.starts_with("data: probe ")
+        });
+        assert_eq!(data[0], "data: plain line");
+        assert_eq!(data[1], "data: \x1b]0;pwned\x07 and \x1b[31mred\x1b[0m");
+        assert_eq!(data[2], "data: no newline yet, now done");
+        assert!(last_probe < 10_000);
 
-    // curl: the same entries as SSE events, with their ids.
-    let data = sse.lines_where(3, |line| {
-        line.starts_with("data: ") && !line.starts_with("data: probe ")
+        // The snapshot has every line once, in order.
+        let snapshot = get_until(&format!("{url}snapshot"), |text| {
+            text.ends_with("now done\n")
+        });
+        let probes: Vec<_> = snapshot
+            .lines()
+            .filter(|l| l.starts_with("probe "))
+            .collect();
+        assert_eq!(probes.len(), last_probe + 1);
+        assert!(
+            !snapshot.contains("before memtail started"),
+            "started at the end"
+        );
     });
-    assert_eq!(data[0], "data: plain line");
-    assert_eq!(data[1], "data: \x1b]0;pwned\x07 and \x1b[31mred\x1b[0m");
-    assert_eq!(data[2], "data: no newline yet, now done");
-    assert!(last_probe < 10_000);
-
-    // The snapshot has every line once, in order.
-    let snapshot = curl_until(&format!("{url}snapshot"), |text| {
-        text.ends_with("now done\n")
-    });
-    let probes: Vec<_> = snapshot
-        .lines()
-        .filter(|l| l.starts_with("probe "))
-        .collect();
-    assert_eq!(probes.len(), last_probe + 1);
-    assert!(
-        !snapshot.contains("before memtail started"),
-        "started at the end"
-    );
 }
 
 #[test]
 fn raw_output_and_missed_entries() {
-    let dir = Dir::new("missed");
-    let log = dir.0.join("app.log");
-    append(&log, "");
-    // 64 bytes of memory: most of the 50 lines below are evicted before anyone reads them.
-    let (_server, url) = serve(&[log.to_str().unwrap(), "--capacity", "64"]);
-    for n in 0..50 {
-        append(&log, &format!("line {n:02}\n"));
-    }
-    append(&log, "\x1b[1mbold\x1b[0m\n");
-    curl_until(&format!("{url}snapshot"), |text| text.contains("bold"));
-    let tail = Running::start(Command::new(MEMTAIL).args(["tail", &url, "--since", "0", "--raw"]));
-    let missed = tail.line();
-    let n: u64 = missed
-        .strip_prefix("-- ")
-        .and_then(|rest| rest.strip_suffix(" entries missed --"))
-        .unwrap_or_else(|| panic!("a missed notice, not {missed:?}"))
-        .parse()
-        .unwrap();
-    let mut rest = Vec::new();
-    loop {
-        let line = tail.line();
-        let done = line.contains("bold");
-        rest.push(line);
-        if done {
-            break;
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("missed");
+        let log = dir.0.join("app.log");
+        append(&log, "");
+        // 64 bytes of memory: most of the 50 lines below are evicted before anyone reads them.
+        let (_server, url) = serve(&[log.to_str().unwrap(), "--capacity", "64"]);
+        for n in 0..50 {
+            append(&log, &format!("line {n:02}\n"));
         }
-    }
-    assert_eq!(
-        n + rest.len() as u64,
-        51,
-        "every line printed or counted: {rest:?}"
-    );
-    assert_eq!(
-        rest.last().unwrap(),
-        "\x1b[1mbold\x1b[0m",
-        "--raw prints escapes as they are"
-    );
+        append(&log, "\x1b[1mbold\x1b[0m\n");
+        get_until(&format!("{url}snapshot"), |text| text.contains("bold"));
+        let tail =
+            Lines::start(Command::new(MEMTAIL).args(["tail", &url, "--since", "0", "--raw"]));
+        let missed = tail.line();
+        let n: u64 = missed
+            .strip_prefix("-- ")
+            .and_then(|rest| rest.strip_suffix(" entries missed --"))
+            .unwrap_or_else(|| panic!("a missed notice, not {missed:?}"))
+            .parse()
+            .unwrap();
+        let mut rest = Vec::new();
+        loop {
+            let line = tail.line();
+            let done = line.contains("bold");
+            rest.push(line);
+            if done {
+                break;
+            }
+        }
+        assert_eq!(
+            n + rest.len() as u64,
+            51,
+            "every line printed or counted: {rest:?}"
+        );
+        assert_eq!(
+            rest.last().unwrap(),
+            "\x1b[1mbold\x1b[0m",
+            "--raw prints escapes as they are"
+        );
+    });
 }
 
 #[test]
 fn several_files_are_prefixed_with_their_names() {
-    let dir = Dir::new("several");
-    let (a, b) = (dir.0.join("a.log"), dir.0.join("b.log"));
-    append(&a, "");
-    let (_server, url) = serve(&[a.to_str().unwrap(), b.to_str().unwrap()]);
-    append(&a, "from a\n");
-    append(&b, "from b\n");
-    let snapshot = curl_until(&format!("{url}snapshot"), |text| text.lines().count() == 2);
-    let mut lines: Vec<_> = snapshot.lines().collect();
-    lines.sort();
-    assert_eq!(
-        lines,
-        [
-            format!("{}: from a", a.display()),
-            format!("{}: from b", b.display())
-        ]
-    );
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("several");
+        let (a, b) = (dir.0.join("a.log"), dir.0.join("b.log"));
+        append(&a, "");
+        let (_server, url) = serve(&[a.to_str().unwrap(), b.to_str().unwrap()]);
+        append(&a, "from a\n");
+        append(&b, "from b\n");
+        let snapshot = get_until(&format!("{url}snapshot"), |text| text.lines().count() == 2);
+        let mut lines: Vec<_> = snapshot.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                format!("{}: from a", a.display()),
+                format!("{}: from b", b.display())
+            ]
+        );
+    });
 }
 
 #[test]
 fn stdin_is_followed_when_no_file_is_given() {
-    let mut server = Command::new(MEMTAIL)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = server.stdin.take().unwrap();
-    let mut stdout = BufReader::new(server.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    let url = first
-        .trim()
-        .strip_prefix("memtail: serving ")
-        .unwrap()
-        .to_owned();
-    stdin.write_all(b"piped in\n").unwrap();
-    stdin.flush().unwrap();
-    let snapshot = curl_until(&format!("{url}snapshot"), |text| !text.is_empty());
-    assert_eq!(snapshot, "piped in\n");
-    server.kill().unwrap();
-    server.wait().unwrap();
+    with_deadline(TEST_DEADLINE, || {
+        let mut server = Process::spawn(
+            Command::new(MEMTAIL)
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped()),
+        );
+        let mut stdin = server.stdin().unwrap();
+        let output = Lines::read(server.stdout().unwrap(), None);
+        let url = served_url(&output.line());
+        stdin.write_all(b"piped in\n").unwrap();
+        stdin.flush().unwrap();
+        let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
+        assert_eq!(snapshot, "piped in\n");
+        // The end of its input does not end the server: it goes on serving what it has.
+        drop(stdin);
+        assert_eq!(get_until(&format!("{url}snapshot"), |_| true), "piped in\n");
+        assert!(server.try_wait().is_none(), "still serving");
+    });
 }
 
 #[test]
 fn bad_arguments_give_one_line_and_exit_code_2() {
-    for args in [
-        &["serve", "--bogus"][..],
-        &["serve", "--capacity", "lots"],
-        &["serve", "--capacity", "0"],
-        &["tail"],
-        &["tail", "not a url"],
-        &["tail", "https://example.com/"],
-        &["serve", "-", "-"],
-    ] {
-        let output = Command::new(MEMTAIL).args(args).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8(output.stderr).unwrap();
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
-        assert!(stderr.starts_with("memtail: "), "{stderr}");
-    }
-    let help = Command::new(MEMTAIL).arg("--help").output().unwrap();
-    assert!(help.status.success());
-    assert!(String::from_utf8(help.stdout).unwrap().contains("serve"));
+    with_deadline(TEST_DEADLINE, || {
+        for args in [
+            &["serve", "--bogus"][..],
+            &["serve", "--capacity", "lots"],
+            &["serve", "--capacity", "0"],
+            &["tail"],
+            &["tail", "not a url"],
+            &["tail", "https://example.com/"],
+            &["serve", "-", "-"],
+        ] {
+            let output = run(args);
+            assert_eq!(output.status.code(), Some(2), "{args:?}");
+            let stderr = String::from_utf8(output.stderr).unwrap();
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.starts_with("memtail: "), "{stderr}");
+        }
+        let help = run(&["--help"]);
+        assert!(help.status.success());
+        assert!(String::from_utf8(help.stdout).unwrap().contains("serve"));
+    });
 }
 
 #[test]
 fn an_unreadable_file_is_named_in_a_clear_message() {
-    let dir = Dir::new("unreadable");
-    let output = Command::new(MEMTAIL)
-        .args(["serve", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains(dir.0.to_str().unwrap()), "{stderr}");
-    assert!(stderr.contains("directory"), "{stderr}");
-    assert!(output.stdout.is_empty(), "nothing served");
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("unreadable");
+        let output = run(&["serve", dir.0.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(dir.0.to_str().unwrap()), "{stderr}");
+        assert!(stderr.contains("directory"), "{stderr}");
+        assert!(output.stdout.is_empty(), "nothing served");
+    });
 }

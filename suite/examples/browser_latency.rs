@@ -34,9 +34,10 @@ const OBSERVE: &str = r#"
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some((chromium, chromedriver)) = webdriver::browser() else {
-        std::process::exit(1);
-    };
+    let (chromium, chromedriver) = webdriver::browser().unwrap_or_else(|missing| {
+        eprintln!("browser_latency: {}", missing.reason);
+        std::process::exit(2)
+    });
     let dir = std::env::temp_dir().join(format!("memtail-browser-latency-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("app.log");

@@ -131,7 +131,7 @@ fn a_thousand_clients_that_never_read_keep_the_server_under_400_mb_and_flat() {
     let deadline = Instant::now() + 4 * DEADLINE;
     // At least 1 GiB, and at least 256 MiB after the streams stalled.
     let mut n = 0;
-    while stalled_at.map_or(true, |(after, _)| n < entries.max(after + 4096)) {
+    while stalled_at.is_none_or(|(after, _)| n < entries.max(after + 4096)) {
         n += 1;
         buf.append(entry.as_bytes());
         if n % 1024 == 0 {

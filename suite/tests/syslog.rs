@@ -1,17 +1,34 @@
 //! `SyslogPublisher` against a real rsyslog daemon on loopback: messages arrive whole and in order
 //! over TCP and UDP, and over TCP the publisher rides out a daemon restart with exact accounting.
 //!
-//! Needs `rsyslogd` (Debian's `rsyslog`; `.ci/run` installs it). Without it the tests say so
-//! loudly and pass, unless `MEMTAIL_REQUIRE_RSYSLOG` is set (as in CI), where they fail.
-#![cfg(all(unix, feature = "publish"))]
+//! Needs `rsyslogd` on the PATH (Debian's `rsyslog`; `.ci/run` installs it) or named by
+//! `MEMTAIL_RSYSLOGD`. Without it the tests are reported as ignored, with the reason, unless
+//! `MEMTAIL_REQUIRE_RSYSLOG` is set (as in CI): then they fail.
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memtail::publish::{PublisherBuilder, PublisherHandle, PublisherStats, SyslogPublisher};
 use memtail::LogBuffer;
+use memtail_suite::process::Process;
+use memtail_suite::{need_program, system_test, Missing};
+
+fn main() {
+    memtail_suite::run(vec![
+        system_test(
+            "rsyslog_stores_every_message_intact_over_tcp_and_udp",
+            rsyslogd,
+            rsyslog_stores_every_message_intact_over_tcp_and_udp,
+        ),
+        system_test(
+            "tcp_publishing_survives_a_daemon_restart_with_exact_accounting",
+            rsyslogd,
+            tcp_publishing_survives_a_daemon_restart_with_exact_accounting,
+        ),
+    ]);
+}
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -21,26 +38,20 @@ fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-fn rsyslogd() -> Option<PathBuf> {
-    let found = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd", "/usr/bin/rsyslogd"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var_os("MEMTAIL_REQUIRE_RSYSLOG").is_none(),
-            "rsyslogd is required (MEMTAIL_REQUIRE_RSYSLOG is set) but not installed"
-        );
-        eprintln!("\n*** SKIPPED: rsyslogd is not installed (apt-get install rsyslog) ***\n");
-    }
-    found
+fn rsyslogd() -> Result<PathBuf, Missing> {
+    need_program(
+        "rsyslogd",
+        "MEMTAIL_RSYSLOGD",
+        "apt-get install rsyslog",
+        "MEMTAIL_REQUIRE_RSYSLOG",
+    )
 }
 
 /// An rsyslog daemon in the foreground, listening on loopback, writing each message's PRI, header
 /// fields and JSON-escaped MSG as one line per message into `tcp.log` or `udp.log`.
 struct Rsyslog {
     dir: PathBuf,
-    child: Option<Child>,
+    daemon: Option<Process>,
     tcp_port: u16,
     udp_port: u16,
 }
@@ -58,7 +69,7 @@ impl Rsyslog {
             .port();
         let mut daemon = Rsyslog {
             dir,
-            child: None,
+            daemon: None,
             tcp_port: 0,
             udp_port,
         };
@@ -87,16 +98,16 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
         );
         let config_path = self.dir.join("rsyslog.conf");
         std::fs::write(&config_path, config).unwrap();
-        let child = Command::new(binary)
-            .arg("-n")
-            .arg("-f")
-            .arg(&config_path)
-            .arg("-i")
-            .arg(self.dir.join("rsyslog.pid"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("rsyslogd starts");
-        self.child = Some(child);
+        let daemon = Process::spawn(
+            Command::new(binary)
+                .arg("-n")
+                .arg("-f")
+                .arg(&config_path)
+                .arg("-i")
+                .arg(self.dir.join("rsyslog.pid"))
+                .stdin(Stdio::null()),
+        );
+        self.daemon = Some(daemon);
         if self.tcp_port == 0 {
             // rsyslog writes the port it chose into the port file once it listens.
             wait_for("rsyslog's TCP port", || {
@@ -123,13 +134,8 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
 
     /// Stops the daemon with SIGTERM, as an init system would, and waits for it to exit.
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let status = Command::new("kill")
-                .arg(child.id().to_string())
-                .status()
-                .unwrap();
-            assert!(status.success());
-            child.wait().unwrap();
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.terminate(Duration::from_secs(30));
         }
     }
 
@@ -148,10 +154,8 @@ input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="udp")
 
 impl Drop for Rsyslog {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        // The daemon's guard kills it first.
+        self.daemon = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -224,9 +228,7 @@ fn check_delivery(daemon: &Rsyslog, file: &str, handle: PublisherHandle, sent: &
     }
 }
 
-#[test]
-fn rsyslog_stores_every_message_intact_over_tcp_and_udp() {
-    let Some(binary) = rsyslogd() else { return };
+fn rsyslog_stores_every_message_intact_over_tcp_and_udp(binary: PathBuf) {
     let daemon = Rsyslog::start(&binary, "intact");
     let sent = sample_entries();
 
@@ -250,9 +252,7 @@ fn rsyslog_stores_every_message_intact_over_tcp_and_udp() {
     }
 }
 
-#[test]
-fn tcp_publishing_survives_a_daemon_restart_with_exact_accounting() {
-    let Some(binary) = rsyslogd() else { return };
+fn tcp_publishing_survives_a_daemon_restart_with_exact_accounting(binary: PathBuf) {
     let mut daemon = Rsyslog::start(&binary, "restart");
     let buf = LogBuffer::new();
     let syslog = SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port)).unwrap();

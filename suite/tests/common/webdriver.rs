@@ -3,9 +3,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use memtail_suite::process::Process;
+use memtail_suite::{need_program, Missing};
 use serde_json::{json, Value};
 
 /// How long the driver may take to answer at start.
@@ -23,39 +25,20 @@ const FLAGS: &[&str] = &[
     "--window-size=1100,700",
 ];
 
-fn find(name: &str, env: &str) -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os(env) {
-        return Some(path.into());
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
+/// The browser and its driver (on the PATH, or named by `MEMTAIL_CHROMIUM` and
+/// `MEMTAIL_CHROMEDRIVER`), or what is missing.
+pub fn browser() -> Result<(PathBuf, PathBuf), Missing> {
+    let install = "apt-get install chromium chromium-driver";
+    let require = "MEMTAIL_REQUIRE_CHROMIUM";
+    let chromium = need_program("chromium", "MEMTAIL_CHROMIUM", install, require)?;
+    let driver = need_program("chromedriver", "MEMTAIL_CHROMEDRIVER", install, require)?;
+    Ok((chromium, driver))
 }
 
-/// The browser and its driver, or `None` (after saying so) when this machine has none.
-pub fn browser() -> Option<(PathBuf, PathBuf)> {
-    let chromium = find("chromium", "MEMTAIL_CHROMIUM");
-    let driver = find("chromedriver", "MEMTAIL_CHROMEDRIVER");
-    match (chromium, driver) {
-        (Some(chromium), Some(driver)) => Some((chromium, driver)),
-        _ if std::env::var_os("MEMTAIL_REQUIRE_CHROMIUM").is_some() => {
-            panic!("MEMTAIL_REQUIRE_CHROMIUM is set but chromium or chromedriver is missing")
-        }
-        _ => {
-            eprintln!(
-                "\n\n*** SKIPPED: the browser test needs chromium and chromedriver \
-                 (apt-get install -y chromium chromium-driver) ***\n\n"
-            );
-            None
-        }
-    }
-}
-
-/// A WebDriver session on a chromedriver of its own.
+/// A WebDriver session on a chromedriver of its own; the driver and its browser are killed when
+/// this is dropped.
 pub struct Driver {
-    process: tokio::process::Child,
+    process: Process,
     url: String,
     session: String,
     client: reqwest::Client,
@@ -69,13 +52,12 @@ impl Driver {
             .local_addr()
             .unwrap()
             .port();
-        let process = tokio::process::Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver starts");
+        let process = Process::spawn(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        );
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         // Bounded poll until the driver answers.
@@ -136,10 +118,10 @@ impl Driver {
         post(&self.client, &url, body).await
     }
 
-    pub async fn quit(mut self) {
+    /// Ends the session; the driver and the browser are killed when `self` drops here.
+    pub async fn quit(self) {
         let url = format!("{}/session/{}", self.url, self.session);
         let _ = self.client.delete(url).send().await;
-        let _ = self.process.kill().await;
     }
 }
 

@@ -1,17 +1,62 @@
 //! The viewer page in a real browser: Debian's headless Chromium, driven over WebDriver by
 //! `chromedriver`.
 //!
-//! `.ci/run` installs `chromium` and `chromium-driver` and sets `MEMTAIL_REQUIRE_CHROMIUM=1`, so
-//! that there a missing browser fails the test. Elsewhere the test says loudly that it skipped.
+//! Without `chromium` and `chromedriver` on the PATH the tests are reported as ignored, with the
+//! reason. `.ci/run` installs Debian's `chromium` and `chromium-driver` and sets
+//! `MEMTAIL_REQUIRE_CHROMIUM=1`, so that there a missing browser fails the tests.
 
 mod common;
 
+use std::future::Future;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use common::webdriver::{browser, Driver};
 use common::{serve, DEADLINE};
 use memtail::LogBuffer;
+use memtail_suite::system_test;
+
+fn main() {
+    memtail_suite::run(vec![
+        system_test(
+            "the_viewer_shows_backlog_then_live_entries_as_text",
+            browser,
+            |(chromium, chromedriver)| {
+                // The server on two workers, the test on this thread.
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(the_viewer_shows_backlog_then_live_entries_as_text(
+                    chromium,
+                    chromedriver,
+                ));
+            },
+        ),
+        system_test(
+            "the_viewer_says_how_many_entries_were_missed",
+            browser,
+            |(chromium, chromedriver)| {
+                // One thread: while the test writes its burst, the server cannot run, so the
+                // page's stream finds the entries it had not sent evicted from the small ring.
+                on_one_thread(the_viewer_says_how_many_entries_were_missed(
+                    chromium,
+                    chromedriver,
+                ));
+            },
+        ),
+    ]);
+}
+
+fn on_one_thread(test: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
 
 /// The lines the page shows: `[seq, text]` pairs, in page order, and how many `<img>` elements
 /// the log area holds.
@@ -26,11 +71,10 @@ const READ_PAGE: &str = r#"
     };
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_viewer_shows_backlog_then_live_entries_as_text() {
-    let Some((chromium, chromedriver)) = browser() else {
-        return;
-    };
+async fn the_viewer_shows_backlog_then_live_entries_as_text(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
     let buf = LogBuffer::with_capacity(1 << 20);
     let backlog = [
         "first line\n",
@@ -110,13 +154,7 @@ async fn the_viewer_shows_backlog_then_live_entries_as_text() {
     driver.quit().await;
 }
 
-// One thread: while the test writes its burst, the server cannot run, so the page's stream
-// finds the entries it had not sent evicted from the small ring.
-#[tokio::test(flavor = "current_thread")]
-async fn the_viewer_says_how_many_entries_were_missed() {
-    let Some((chromium, chromedriver)) = browser() else {
-        return;
-    };
+async fn the_viewer_says_how_many_entries_were_missed(chromium: PathBuf, chromedriver: PathBuf) {
     let buf = LogBuffer::with_capacity(4096);
     let address = serve(memtail::http::router(buf.clone())).await;
     let driver = Driver::start(&chromium, &chromedriver).await;
