@@ -87,9 +87,14 @@
 //!
 //! # Supported Rust versions
 //!
-//! memtail declares a minimum supported Rust version of 1.74 (`rust-version` in `Cargo.toml`).
+//! memtail itself, with the default features and with `tracing`, `tokio` and `follow`, needs Rust
+//! 1.74 (`rust-version` in `Cargo.toml`). The dependencies of two features need more, with the
+//! versions in memtail's `Cargo.lock`: `http` needs 1.85 (tokio, hyper-util) and `cli` needs 1.88
+//! (reqwest's URL parsing, through the ICU crates). An older toolchain may still build them with
+//! older dependency versions (Cargo's `incompatible-rust-versions = "fallback"` picks those).
 //! CI builds and tests with the current stable toolchain only.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod buffer;
 mod builder;
