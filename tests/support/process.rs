@@ -255,12 +255,20 @@ mod tests {
         }
         let grandchild: u32 = text.trim().parse().unwrap();
         drop(shell);
-        let status = std::fs::read_to_string(format!("/proc/{grandchild}/status"));
-        // Gone, or a zombie waiting for its new parent to reap it: either way not running.
-        assert!(
-            status.map_or(true, |s| s.contains("State:\tZ")),
-            "the background sleep (pid {grandchild}) was killed"
-        );
+        // The signal is delivered asynchronously: wait (bounded) until the sleep is gone, or a
+        // zombie waiting for its new parent to reap it. Either way it no longer runs.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{grandchild}/status"));
+            if status.map_or(true, |s| s.contains("State:\tZ")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the background sleep (pid {grandchild}) was not killed"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]
