@@ -7,7 +7,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use memtail::LogBuffer;
 use tracing_subscriber::prelude::*;
 
@@ -48,11 +47,9 @@ async fn main() {
     println!("live: serving http://{address}/");
 
     tokio::spawn(service(buf.clone()));
-    // TCP_NODELAY: without it, Nagle's algorithm can hold an event back for up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    if let Err(error) = axum::serve(listener, memtail::http::router(buf)).await {
+    // With memtail's connection limits (header and idle timeouts, a cap on connections) and
+    // TCP_NODELAY, which keeps Nagle's algorithm from holding an event back for up to 40 ms.
+    if let Err(error) = memtail::http::Config::new().serve(buf, listener).await {
         eprintln!("live: {error}");
         std::process::exit(1);
     }

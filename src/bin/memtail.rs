@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use clap::{Args, Parser, Subcommand};
 use memtail::follow::{Follow, Follower};
 use memtail::http::Config;
@@ -244,12 +243,10 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     let _ = io::stdout().flush();
 
     tokio::spawn(report_errors(followers));
-    // Without TCP_NODELAY, Nagle's algorithm holds a small event back until the client has
-    // acknowledged the previous one, and delayed acknowledgements make that up to 40 ms.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, config.router(buf))
+    // With the connection limits (header and idle timeouts, a cap on connections) and
+    // TCP_NODELAY on every connection.
+    config
+        .serve(buf, listener)
         .await
         .map_err(|error| fail(1, format!("serving: {error}")))
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::http::header::{
@@ -54,16 +54,17 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The checks every route makes: the `Host` header, then the token.
-pub(super) fn admit(served: &Served, headers: &HeaderMap, uri: &Uri) -> Result<(), Refusal> {
-    let host = headers
-        .get(HOST)
-        .and_then(|host| host.to_str().ok())
-        .or_else(|| uri.authority().map(|authority| authority.as_str()));
-    let Some(host) = host else {
-        return Err(refuse(StatusCode::FORBIDDEN, "no Host header"));
-    };
-    if !host_allowed(&served.config.allowed_hosts, host) {
+/// The checks every route makes: the host asked for, then the token. Returns the host (as
+/// sent), for the `Origin` check.
+pub(super) fn admit<'a>(
+    served: &Served,
+    headers: &'a HeaderMap,
+    uri: &'a Uri,
+) -> Result<&'a str, Refusal> {
+    let host = requested_host(headers, uri)?;
+    let allowed =
+        host_name(host).is_some_and(|name| host_allowed(&served.config.allowed_hosts, &name));
+    if !allowed {
         return Err(refuse(
             StatusCode::FORBIDDEN,
             "this Host is not allowed (see memtail::http::Config::allowed_hosts)",
@@ -74,7 +75,37 @@ pub(super) fn admit(served: &Served, headers: &HeaderMap, uri: &Uri) -> Result<(
             return Err(refuse(StatusCode::UNAUTHORIZED, "a token is required"));
         }
     }
-    Ok(())
+    Ok(host)
+}
+
+/// The host a request asks for: the request target's authority when it has one (RFC 9112
+/// 3.2.2: then `Host` is ignored, and here it must agree), else the one `Host` header. 400 for
+/// none, two, one that is not visible ASCII, or one that disagrees with the target.
+fn requested_host<'a>(headers: &'a HeaderMap, uri: &'a Uri) -> Result<&'a str, Refusal> {
+    let mut hosts = headers.get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(refuse(StatusCode::BAD_REQUEST, "more than one Host header"));
+    }
+    let header = match header.map(|value| value.to_str()) {
+        None => None,
+        Some(Ok(value)) => Some(value.trim()),
+        Some(Err(_)) => {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "the Host header is not visible ASCII",
+            ))
+        }
+    };
+    match (uri.authority().map(|authority| authority.as_str()), header) {
+        (Some(target), Some(header)) if !target.eq_ignore_ascii_case(header) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "the Host header and the request target name different hosts",
+        )),
+        (Some(target), _) => Ok(target),
+        (None, Some(header)) => Ok(header),
+        (None, None) => Err(refuse(StatusCode::BAD_REQUEST, "no Host header")),
+    }
 }
 
 /// The checks of the streaming routes: [`admit`], then `Origin`, then where the stream starts,
@@ -84,9 +115,8 @@ pub(super) fn admit_follower(
     headers: &HeaderMap,
     uri: &Uri,
 ) -> Result<(FollowerGuard, Start), Refusal> {
-    admit(served, headers, uri)?;
+    let host = admit(served, headers, uri)?;
     if let Some(origin) = headers.get(ORIGIN) {
-        let host = headers.get(HOST).and_then(|host| host.to_str().ok());
         let allowed = origin
             .to_str()
             .is_ok_and(|origin| origin_allowed(&served.config.allowed_origins, origin, host));
@@ -98,7 +128,8 @@ pub(super) fn admit_follower(
         }
     }
     let start = Start::from_request(headers, uri)?;
-    let guard = FollowerGuard::new(served).ok_or(refuse(
+    let max = served.config.max_followers;
+    let guard = Place::take(served, |served| &served.followers, max).ok_or(refuse(
         StatusCode::SERVICE_UNAVAILABLE,
         "too many followers (see memtail::http::Config::max_followers)",
     ))?;
@@ -106,24 +137,36 @@ pub(super) fn admit_follower(
 }
 
 /// One open stream, counted against `max_followers` until dropped.
-pub(super) struct FollowerGuard(Arc<Served>);
+pub(super) type FollowerGuard = Place;
 
-impl FollowerGuard {
-    fn new(served: &Arc<Served>) -> Option<FollowerGuard> {
-        let max = served.config.max_followers;
-        served
-            .followers
+/// A place taken out of a limited number (streams, snapshots), given back when dropped.
+pub(super) struct Place {
+    served: Arc<Served>,
+    count: fn(&Served) -> &AtomicUsize,
+}
+
+impl Place {
+    /// A place out of `max` counted by `count`, or `None` if all are taken.
+    pub(super) fn take(
+        served: &Arc<Served>,
+        count: fn(&Served) -> &AtomicUsize,
+        max: usize,
+    ) -> Option<Place> {
+        count(served)
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
                 (open < max).then_some(open + 1)
             })
             .ok()?;
-        Some(FollowerGuard(Arc::clone(served)))
+        Some(Place {
+            served: Arc::clone(served),
+            count,
+        })
     }
 }
 
-impl Drop for FollowerGuard {
+impl Drop for Place {
     fn drop(&mut self) {
-        self.0.followers.fetch_sub(1, Ordering::AcqRel);
+        (self.count)(&self.served).fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -155,8 +198,39 @@ pub(super) fn normalize_host(host: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-fn host_allowed(allowed: &[String], host: &str) -> bool {
-    let name = normalize_host(host);
+/// The name in a `Host` value (or a request target's authority), lower case, without port,
+/// brackets or a final dot; `None` unless it is well formed (RFC 3986): an IPv6 literal in
+/// brackets, or a name or IPv4 address of letters, digits, `-`, `.` and `_`, then an optional
+/// `:` and port digits. So `[::1]evil.com`, `[::1]@evil.com` or `localhost:80x` name no host.
+fn host_name(host: &str) -> Option<String> {
+    let (name, port) = match host.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']')?;
+            inside.parse::<std::net::Ipv6Addr>().ok()?;
+            (inside, after)
+        }
+        None => {
+            let (name, port) = host.find(':').map_or((host, ""), |at| host.split_at(at));
+            let name_bytes = name.bytes();
+            let well_formed = !name.is_empty()
+                && name_bytes
+                    .into_iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if !well_formed {
+                return None;
+            }
+            (name, port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|digits| digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()));
+    port_ok.then(|| name.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// Whether `name` (from [`host_name`]) is a loopback name or address, or allowed.
+fn host_allowed(allowed: &[String], name: &str) -> bool {
     if name == "localhost" || name.ends_with(".localhost") {
         return true;
     }
@@ -165,17 +239,17 @@ fn host_allowed(allowed: &[String], host: &str) -> bool {
     }
     allowed
         .iter()
-        .any(|allowed| allowed == "*" || *allowed == name)
+        .any(|allowed| allowed == "*" || allowed == name)
 }
 
-/// Whether a page of `origin` may follow: it was served by the same host, or it is allowed.
-fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> bool {
+/// Whether a page of `origin` may follow: it was served by this server (over `http`, the only
+/// scheme memtail speaks, and the same host), or it is allowed.
+fn origin_allowed(allowed: &[String], origin: &str, host: &str) -> bool {
     let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    let authority = origin
+    let same_origin = origin
         .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    let same_host = matches!((authority, host), (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host.trim()));
-    same_host
+        .is_some_and(|authority| authority.eq_ignore_ascii_case(host.trim()));
+    same_origin
         || allowed
             .iter()
             .any(|allowed| allowed == "*" || *allowed == origin)
@@ -225,7 +299,7 @@ mod tests {
             "[::1]:8080",
             "localhost.",
         ] {
-            assert!(host_allowed(&[], host), "{host}");
+            assert!(allowed(&[], host), "{host}");
         }
         for host in [
             "evil.com",
@@ -235,20 +309,48 @@ mod tests {
             "[::2]",
             "",
         ] {
-            assert!(!host_allowed(&[], host), "{host}");
+            assert!(!allowed(&[], host), "{host}");
         }
-        assert!(host_allowed(&["logs.internal".into()], "Logs.Internal:443"));
-        assert!(host_allowed(&["*".into()], "anything"));
+        assert!(allowed(&["logs.internal".into()], "Logs.Internal:443"));
+        assert!(allowed(&["*".into()], "anything"));
+    }
+
+    fn allowed(hosts: &[String], host: &str) -> bool {
+        host_name(host).is_some_and(|name| host_allowed(hosts, &name))
+    }
+
+    #[test]
+    fn malformed_hosts_name_nothing() {
+        for host in [
+            "[::1]evil.com",
+            "[::1]@evil.com:80",
+            "127.0.0.1@evil.com",
+            "localhost:80x",
+            "localhost:123456",
+            "[::1",
+            "[evil.com]",
+            "local host",
+            "localhost/",
+            ":80",
+        ] {
+            assert_eq!(host_name(host), None, "{host}");
+        }
+        assert_eq!(host_name("[::1]:8080").as_deref(), Some("::1"));
+        assert_eq!(host_name("LocalHost.:80").as_deref(), Some("localhost"));
+        assert_eq!(host_name("127.0.0.1:").as_deref(), Some("127.0.0.1"));
     }
 
     #[test]
     fn origins() {
-        let host = Some("127.0.0.1:8080");
+        let host = "127.0.0.1:8080";
         assert!(origin_allowed(&[], "http://127.0.0.1:8080", host));
         assert!(!origin_allowed(&[], "http://127.0.0.1:8081", host));
         assert!(!origin_allowed(&[], "null", host));
         assert!(!origin_allowed(&[], "http://evil.com", host));
-        assert!(!origin_allowed(&[], "http://evil.com", None));
+        assert!(
+            !origin_allowed(&[], "https://127.0.0.1:8080", host),
+            "same host, another scheme: another origin"
+        );
         let allowed = ["https://admin.internal".to_owned()];
         assert!(origin_allowed(&allowed, "https://admin.internal", host));
         assert!(origin_allowed(&allowed, "HTTPS://ADMIN.INTERNAL/", host));

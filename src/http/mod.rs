@@ -2,31 +2,41 @@
 //! Server-Sent Events and WebSocket (feature `http`).
 //!
 //! ```no_run
-//! use axum::serve::ListenerExt;
+//! use memtail::http::Config;
 //!
 //! # async fn run() -> std::io::Result<()> {
 //! let buf = memtail::LogBuffer::with_capacity(1 << 20);
-//! let app = axum::Router::new().nest("/logs", memtail::http::router(buf.clone()));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080")
-//!     .await?
-//!     .tap_io(|tcp| {
-//!         // Without it, Nagle's algorithm can hold an event back for up to 40 ms.
-//!         let _ = tcp.set_nodelay(true);
-//!     });
-//! axum::serve(listener, app).await
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! Config::new().serve(buf, listener).await
 //! # }
 //! ```
 //!
-//! Set `TCP_NODELAY` on the connections, as above: a live stream writes small pieces, and with
-//! Nagle's algorithm on, a piece waits until the client acknowledged the previous one, which
-//! delayed acknowledgements stretch to 40 ms: in `sse_bench`, with Nagle on, the 99th percentile
-//! of 1000 followers at 1000 entries a second never went below 40 ms.
+//! [`Config::serve`] (or [`Config::serve_app`] for an application that nests the router among
+//! its own routes) runs its own accept loop with connection limits (see "Safe by default") and
+//! `TCP_NODELAY`. Served by `axum::serve` instead, the router still checks hosts, origins and
+//! tokens and bounds streams and snapshots, but nothing bounds connections: set `TCP_NODELAY`
+//! yourself (`axum::serve::ListenerExt::tap_io`), since a live stream writes small pieces, and
+//! with Nagle's algorithm on, a piece waits until the client acknowledged the previous one,
+//! which delayed acknowledgements stretch to 40 ms (in `sse_bench`, the 99th percentile of 1000
+//! followers at 1000 entries a second never went below 40 ms that way).
+//!
+//! To nest the router in an application with state of its own, use `nest_service`: it routes
+//! both `/logs` and `/logs/` (axum's `nest` routes only `/logs`):
+//!
+//! ```
+//! #[derive(Clone)]
+//! struct AppState;
+//!
+//! let buf = memtail::LogBuffer::new();
+//! let app: axum::Router = axum::Router::<AppState>::new()
+//!     .nest_service("/logs", memtail::http::router(buf))
+//!     .with_state(AppState);
+//! ```
 //!
 //! # Routes
 //!
 //! Relative to where the router is mounted; the page uses relative links only, so it works nested
-//! under any prefix: nested at `/logs`, the page is `/logs` (axum 0.8 does not route `/logs/` to
-//! a nested `/`; the page works there too if your app routes it).
+//! under any prefix: with `nest_service("/logs", …)`, at both `/logs` and `/logs/`.
 //!
 //! | route | what it answers |
 //! |---|---|
@@ -69,10 +79,15 @@
 //!   (`localhost`, `*.localhost`, `127.0.0.0/8`, `[::1]`) or one of
 //!   [`Config::allowed_hosts`]. This stops DNS rebinding: a page on an attacker's name that
 //!   resolves to 127.0.0.1 sends its own name as `Host`. Serving on another interface means naming
-//!   the hosts clients use, or `allowed_hosts(["*"])` behind a proxy that checks them.
-//! - **Origin.** `/events` and `/ws` answer 403 to a request whose `Origin` is neither the
-//!   request's own host nor in [`Config::allowed_origins`]: another site's page cannot read the
-//!   log through its visitors' browsers. Requests without `Origin` (curl, servers) pass.
+//!   the hosts clients use, or `allowed_hosts(["*"])` behind a proxy that checks them. A `Host`
+//!   must be well formed (`[::1]evil.com` or `127.0.0.1@evil.com` name no host: 403); two `Host`
+//!   headers, one that is not visible ASCII, or an absolute-form request target naming another
+//!   host than `Host` answer 400; an absolute-form target is checked like `Host`.
+//! - **Origin.** `/events` and `/ws` answer 403 to a request whose `Origin` is neither
+//!   `http://` and the request's own host (memtail speaks plain HTTP: `https://` is another
+//!   origin) nor in [`Config::allowed_origins`]: another site's page cannot read the log through
+//!   its visitors' browsers. Behind a proxy that terminates TLS, allow `https://your.host`.
+//!   Requests without `Origin` (curl, servers) pass.
 //! - **Token.** With [`Config::token`] set, every route answers 401 unless the request carries
 //!   it, as `Authorization: Bearer TOKEN` or as a `token` query parameter (`EventSource` and
 //!   browsers' `WebSocket` cannot send headers; the viewer passes on the `token` of its own
@@ -83,6 +98,23 @@
 //!   SSE stream hands it to the HTTP server in pieces of at most 8 KiB, of which hyper queues at
 //!   most 16 per connection: a client that never reads pins at most about 200 KiB of the server's
 //!   memory (130 KiB measured), however much is written. A writer does no work per stream.
+//! - **Snapshots.** At most [`Config::max_snapshots`] (16 by default) `/snapshot` answers are sent
+//!   at once; beyond, 503 with `Retry-After`. Each holds one copy of what it sends (at most the
+//!   buffer's capacity), handed to the HTTP server in pieces of 16 KiB.
+//! - **WebSocket messages from the client** are read (pings, pongs, close) but may not be longer
+//!   than 1 KiB, whole or per frame: a client that sends more is disconnected, so no client can
+//!   make the server buffer a message. The server pings every [`Config::keep_alive`].
+//! - **Connections**, when served by [`Config::serve`] or [`Config::serve_app`]:
+//!   - [`Config::header_read_timeout`] (10 s by default): a request's line and headers must
+//!     arrive within it, so a half-sent request is closed after it, and so is a keep-alive
+//!     connection that sends no next request.
+//!   - [`Config::idle_timeout`] (60 s by default): a connection on which no byte moved either way
+//!     for that long is closed (a client that stopped reading). Live streams are not idle while
+//!     their client reads: SSE sends a keep-alive comment, WebSocket a ping, every
+//!     [`Config::keep_alive`] (15 s).
+//!   - [`Config::max_connections`] (512 by default): connections of every kind, streams and
+//!     half-sent requests included. Beyond, a new connection is closed as soon as it is accepted;
+//!     the open ones, streams among them, go on.
 //! - Responses carry `X-Content-Type-Options: nosniff`; the page carries a Content Security
 //!   Policy that allows no images, frames or outside connections.
 //!
@@ -113,6 +145,7 @@
 mod guard;
 mod pace;
 mod page;
+mod serve;
 mod sse;
 mod ws;
 
@@ -136,7 +169,10 @@ use crate::LogBuffer;
 /// let buf = memtail::LogBuffer::new();
 /// let app: axum::Router = axum::Router::new().nest("/logs", memtail::http::router(buf));
 /// ```
-pub fn router(buf: LogBuffer) -> Router {
+pub fn router<S>(buf: LogBuffer) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
     Config::new().router(buf)
 }
 
@@ -153,6 +189,10 @@ pub fn router(buf: LogBuffer) -> Router {
 /// | [`follower_batch`](Config::follower_batch) | [`Config::DEFAULT_FOLLOWER_BATCH`] (1024 entries) |
 /// | [`coalesce`](Config::coalesce) | [`Config::DEFAULT_COALESCE`] (5 ms) |
 /// | [`keep_alive`](Config::keep_alive) | [`Config::DEFAULT_KEEP_ALIVE`] (15 s) |
+/// | [`max_snapshots`](Config::max_snapshots) | [`Config::DEFAULT_MAX_SNAPSHOTS`] (16) |
+/// | [`header_read_timeout`](Config::header_read_timeout) | [`Config::DEFAULT_HEADER_READ_TIMEOUT`] (10 s) |
+/// | [`idle_timeout`](Config::idle_timeout) | [`Config::DEFAULT_IDLE_TIMEOUT`] (60 s) |
+/// | [`max_connections`](Config::max_connections) | [`Config::DEFAULT_MAX_CONNECTIONS`] (512) |
 ///
 /// # Examples
 ///
@@ -178,6 +218,10 @@ pub struct Config {
     follower_batch: usize,
     coalesce: Duration,
     keep_alive: Duration,
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+    max_snapshots: usize,
 }
 
 impl Config {
@@ -194,6 +238,8 @@ impl Config {
     pub const DEFAULT_FOLLOWER_QUEUE: usize = Config::DEFAULT_FOLLOWER_BATCH;
     /// How long a stream that has sent everything waits before it sends again, by default.
     pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
+    /// `/snapshot` answers sent at once by default.
+    pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
     /// How often an idle SSE stream gets a keep-alive comment by default.
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -207,6 +253,10 @@ impl Config {
             follower_batch: Config::DEFAULT_FOLLOWER_BATCH,
             coalesce: Config::DEFAULT_COALESCE,
             keep_alive: Config::DEFAULT_KEEP_ALIVE,
+            header_read_timeout: Config::DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: Config::DEFAULT_IDLE_TIMEOUT,
+            max_connections: Config::DEFAULT_MAX_CONNECTIONS,
+            max_snapshots: Config::DEFAULT_MAX_SNAPSHOTS,
         }
     }
 
@@ -269,6 +319,16 @@ impl Config {
         self
     }
 
+    /// At most this many `/snapshot` answers being sent at once; beyond, `/snapshot` answers 503
+    /// with `Retry-After`. Each holds a copy of what it sends, at most the buffer's capacity, so
+    /// snapshots pin at most this many times the capacity, however many clients ask and however
+    /// slowly they read (a client that stops reading is disconnected after
+    /// [`idle_timeout`](Config::idle_timeout) when served by [`serve`](Config::serve)).
+    pub fn max_snapshots(mut self, snapshots: usize) -> Config {
+        self.max_snapshots = snapshots;
+        self
+    }
+
     /// The most entries a stream reads from the ring and sends at once (one SSE chunk, or that
     /// many WebSocket messages). A read also stops at 64 KiB, unless its first entry alone is
     /// longer. A stream holds one batch at a time; it has no queue, so this is not a bound on how
@@ -310,7 +370,7 @@ impl Config {
         self
     }
 
-    /// How often an idle SSE stream gets a keep-alive comment.
+    /// How often an idle SSE stream gets a keep-alive comment, and a WebSocket a ping.
     ///
     /// # Panics
     ///
@@ -326,11 +386,15 @@ impl Config {
     }
 
     /// The router serving `buf` with these options.
-    pub fn router(self, buf: LogBuffer) -> Router {
+    pub fn router<S>(self, buf: LogBuffer) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
         let served = Arc::new(Served {
             buf,
             config: self,
             followers: AtomicUsize::new(0),
+            snapshots: AtomicUsize::new(0),
         });
         Router::new()
             .route("/", get(page::page))
@@ -358,6 +422,10 @@ impl fmt::Debug for Config {
             .field("follower_batch", &self.follower_batch)
             .field("coalesce", &self.coalesce)
             .field("keep_alive", &self.keep_alive)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_snapshots", &self.max_snapshots)
             .finish()
     }
 }
@@ -368,4 +436,6 @@ struct Served {
     config: Config,
     /// Streams open now.
     followers: AtomicUsize,
+    /// Snapshots being sent now.
+    snapshots: AtomicUsize,
 }

@@ -18,6 +18,14 @@ use crate::{AsyncSubscription, Entry, Replay};
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// The largest message, and frame, a client may send. It has nothing to say: the server only
+/// reads pings, pongs and the close frame (control frames carry at most 125 bytes). A client that
+/// sends more is disconnected, so no client can make the server buffer a message.
+pub(super) const MAX_CLIENT_MESSAGE: usize = 1024;
+
+/// What the server reads from a client's socket at once.
+const READ_BUFFER: usize = 4096;
+
 pub(super) async fn ws(
     State(served): State<Arc<Served>>,
     headers: HeaderMap,
@@ -39,18 +47,32 @@ pub(super) async fn ws(
         .buf
         .follow_async(start.position(), served.config.follower_batch);
     let coalesce = Coalesce::new(served.config.coalesce);
-    upgrade.on_upgrade(move |socket| serve(socket, live, coalesce, guard))
+    let ping = served.config.keep_alive;
+    upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, guard))
 }
 
 async fn serve(
     mut socket: WebSocket,
     mut live: AsyncSubscription,
     mut coalesce: Coalesce,
+    ping: Duration,
     _guard: FollowerGuard,
 ) {
+    // A ping every `keep_alive`: the client's pong keeps the connection from being idle, and a
+    // client that is gone is noticed.
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
     loop {
         coalesce.ready().await;
         tokio::select! {
+            _ = pings.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             batch = live.recv_batch() => {
                 let Some(batch) = batch else {
                     // The buffer is gone and everything was sent: close.
@@ -70,6 +92,7 @@ async fn serve(
                     finish_close(&mut socket).await;
                     return;
                 }
+                // (Err: a message over MAX_CLIENT_MESSAGE among them.)
                 None | Some(Err(_)) => return,
                 // Anything else from the client is ignored.
                 Some(Ok(_)) => {}

@@ -224,13 +224,28 @@ async fn snapshot_is_plain_text_from_a_position() {
 }
 
 #[tokio::test]
-async fn the_page_is_small_self_contained_and_works_nested() {
+async fn the_page_is_small_self_contained_and_works_nested_in_a_stateful_app() {
+    // An application with state of its own, as the README shows.
+    #[derive(Clone)]
+    struct AppState {
+        name: &'static str,
+    }
+    async fn name(axum::extract::State(state): axum::extract::State<AppState>) -> &'static str {
+        state.name
+    }
     let buf = LogBuffer::new();
     buf.append(b"nested\n");
-    let app = axum::Router::new().nest("/logs", router(buf));
+    // `nest_service` routes `/logs`, `/logs/` and what is under them to memtail's router;
+    // `nest` would route `/logs` but not `/logs/`.
+    let app = axum::Router::<AppState>::new()
+        .route("/name", axum::routing::get(name))
+        .nest_service("/logs", router(buf.clone()))
+        .nest("/other", router(buf))
+        .with_state(AppState { name: "app" });
     let address = serve(app).await;
-    {
-        let path = "/logs";
+    let response = get(&format!("http://{address}/name")).await;
+    assert_eq!(response.text().await.unwrap(), "app");
+    for path in ["/logs", "/logs/"] {
         let response = get(&format!("http://{address}{path}")).await;
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(
@@ -251,6 +266,13 @@ async fn the_page_is_small_self_contained_and_works_nested() {
             "log text is never parsed as HTML"
         );
     }
+    assert_eq!(
+        get(&format!("http://{address}/logs/nothing"))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(get(&format!("http://{address}/other")).await.status(), 200);
     let mut events = open_events(&format!("http://{address}/logs/events")).await;
     assert_eq!(events.next().await.data, "nested");
 }

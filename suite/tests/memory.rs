@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::DEADLINE;
+use common::{need_open_files, rss, DEADLINE};
 use memtail::http::Config;
 use memtail::LogBuffer;
 use tokio::io::AsyncWriteExt;
@@ -22,27 +22,6 @@ const ENTRY: usize = 64 * 1024;
 const WRITTEN: usize = 1 << 30;
 /// The bound the server's resident memory must stay under, in bytes.
 const BOUND: u64 = 400 << 20;
-
-/// This process's resident set size, in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kib| kib.trim().parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib << 10
-}
-
-/// The soft limit on open files: each client costs two (its socket and the server's).
-fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
 
 /// Serves `app` on a loopback listener whose connections have small kernel send buffers.
 ///
@@ -76,19 +55,8 @@ async fn stalled_client(address: std::net::SocketAddr) -> TcpStream {
 
 #[test]
 fn a_thousand_clients_that_never_read_keep_the_server_under_400_mb_and_flat() {
-    let needed = 2 * CLIENTS as u64 + 100;
-    if open_files_limit().unwrap_or(0) < needed {
-        // Raise this process's soft limit with util-linux's prlimit, if it is there.
-        let _ = std::process::Command::new("prlimit")
-            .arg(format!("--pid={}", std::process::id()))
-            .arg(format!("--nofile={needed}:"))
-            .status();
-    }
-    let limit = open_files_limit().unwrap_or(0);
-    assert!(
-        limit >= needed,
-        "this test opens {needed} files, the limit is {limit}: raise it with `ulimit -n {needed}`"
-    );
+    // Each client costs two: its socket and the server's.
+    need_open_files(2 * CLIENTS as u64 + 100);
     // The server on two worker threads; this thread writes.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -19,6 +19,45 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     address
 }
 
+/// This process's resident set size, in bytes, from `/proc/self/status`.
+pub fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().strip_suffix("kB"))
+        .and_then(|kib| kib.trim().parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib << 10
+}
+
+/// The soft limit on open files.
+pub fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// Makes sure this process may open `needed` files, raising its soft limit with util-linux's
+/// `prlimit` if it is there; panics saying what to do if the limit stays lower.
+pub fn need_open_files(needed: u64) {
+    if open_files_limit().unwrap_or(0) < needed {
+        let _ = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", std::process::id()))
+            .arg(format!("--nofile={needed}:"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+    let limit = open_files_limit().unwrap_or(0);
+    assert!(
+        limit >= needed,
+        "this test opens {needed} files, the limit is {limit}: raise it with `ulimit -n {needed}`"
+    );
+}
+
 /// One parsed event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {

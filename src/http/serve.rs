@@ -1,0 +1,347 @@
+//! Serving with connection limits: [`Config::serve`] and [`Config::serve_app`].
+//!
+//! `axum::serve` sets no limit on connections: a client that sends half a request, or opens
+//! connections and says nothing, holds them forever. This accept loop gives every connection
+//! a slot out of [`Config::max_connections`] (held until its socket closes, upgraded WebSockets
+//! included), a deadline for each request's head ([`Config::header_read_timeout`], which also
+//! ends a keep-alive connection that sends no next request), and closes any connection on which
+//! no byte moved either way for [`Config::idle_timeout`].
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, Sleep};
+
+use super::Config;
+use crate::LogBuffer;
+
+/// How long the accept loop rests after an error that says the process or the system is out of
+/// something (file descriptors, memory), instead of retrying at once in a busy loop.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+impl Config {
+    /// How long a client has to send a request's line and headers, by default.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a connection may go without a byte moving either way, by default.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Connections open at once, of every kind, by default.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+    /// How long a client has to send a request's line and headers once the server waits for
+    /// them: from the connection's start for the first request, from the end of the previous
+    /// response for the next. A client that sends half a request, or keeps a connection open
+    /// without a next request, is disconnected after this. Used by [`serve`](Config::serve)
+    /// and [`serve_app`](Config::serve_app).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    #[track_caller]
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Config {
+        assert!(
+            !timeout.is_zero(),
+            "memtail::http::Config::header_read_timeout: zero timeout"
+        );
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// A connection on which no byte moved, in either direction, for this long is closed: a
+    /// client that stopped reading a snapshot or a stream, or stopped answering. Live streams
+    /// are never idle while their client reads: SSE sends a keep-alive comment and WebSocket a
+    /// ping every [`keep_alive`](Config::keep_alive), which must be shorter. Used by
+    /// [`serve`](Config::serve) and [`serve_app`](Config::serve_app).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    #[track_caller]
+    pub fn idle_timeout(mut self, timeout: Duration) -> Config {
+        assert!(
+            !timeout.is_zero(),
+            "memtail::http::Config::idle_timeout: zero timeout"
+        );
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// At most this many connections open at once, of every kind (page, snapshot, streams,
+    /// connections still sending their request). Beyond, a new connection is closed as soon as
+    /// it is accepted; the connections already open, streams among them, go on. Used by
+    /// [`serve`](Config::serve) and [`serve_app`](Config::serve_app).
+    ///
+    /// # Panics
+    ///
+    /// If `connections` is 0.
+    #[track_caller]
+    pub fn max_connections(mut self, connections: usize) -> Config {
+        assert!(
+            connections > 0,
+            "memtail::http::Config::max_connections: zero connections"
+        );
+        self.max_connections = connections;
+        self
+    }
+
+    /// Serves `buf` (the router of this config) on `listener`, with this config's connection
+    /// limits, until an error that is not about one connection. Sets `TCP_NODELAY` on every
+    /// connection.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> std::io::Result<()> {
+    /// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// memtail::http::Config::new().serve(buf, listener).await
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When accepting fails for a reason that is not about one connection and is not a
+    /// shortage that passes (out of file descriptors or memory: then it waits 100 ms and goes
+    /// on).
+    pub fn serve(
+        self,
+        buf: LogBuffer,
+        listener: TcpListener,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        let limits = Limits::of(&self);
+        serve_with(limits, listener, self.router(buf))
+    }
+
+    /// Serves `app`, an application that nests [`router`](Config::router) among its own
+    /// routes, on `listener` with this config's connection limits (the other options are the
+    /// router's). See [`serve`](Config::serve).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use axum::routing::get;
+    /// use memtail::http::Config;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+    /// let config = Config::new().max_connections(128);
+    /// let app = axum::Router::new()
+    ///     .route("/health", get(|| async { "ok" }))
+    ///     .nest("/logs", config.clone().router(buf));
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// config.serve_app(listener, app).await
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](Config::serve).
+    pub fn serve_app(
+        self,
+        listener: TcpListener,
+        app: Router,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        serve_with(Limits::of(&self), listener, app)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
+}
+
+impl Limits {
+    fn of(config: &Config) -> Limits {
+        Limits {
+            header_read_timeout: config.header_read_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+        }
+    }
+}
+
+async fn serve_with(limits: Limits, listener: TcpListener, app: Router) -> io::Result<()> {
+    let open = Arc::new(AtomicUsize::new(0));
+    loop {
+        let tcp = match listener.accept().await {
+            Ok((tcp, _)) => tcp,
+            Err(error) if about_one_connection(&error) => continue,
+            Err(error) if a_passing_shortage(&error) => {
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        // Over the cap: closed at once, before reading a byte.
+        let Some(slot) = Slot::take(&open, limits.max_connections) else {
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(Connection::new(tcp, limits.idle_timeout, slot));
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            // Errors are the client's: a timeout, a broken request, a reset. The connection ends.
+            let _ = http.serve_connection(io, service).with_upgrades().await;
+        });
+    }
+}
+
+fn about_one_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+fn a_passing_shortage(error: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS and ENOMEM carry no ErrorKind of their own on stable Rust.
+    const SHORTAGES: [i32; 4] = [24, 23, 105, 12];
+    error.kind() == io::ErrorKind::OutOfMemory
+        || (cfg!(target_os = "linux")
+            && error
+                .raw_os_error()
+                .is_some_and(|code| SHORTAGES.contains(&code)))
+}
+
+/// One of the `max_connections` places, held by a connection's socket until it closes.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .ok()?;
+        Some(Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A connection's socket that fails with `TimedOut` when it is waited on and no byte has moved
+/// either way for the idle timeout, and holds the connection's slot.
+struct Connection {
+    tcp: TcpStream,
+    idle: Duration,
+    /// When a byte last moved.
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
+    _slot: Slot,
+}
+
+impl Connection {
+    fn new(tcp: TcpStream, idle: Duration, slot: Slot) -> Connection {
+        let now = Instant::now();
+        Connection {
+            tcp,
+            idle,
+            last: now,
+            timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            _slot: slot,
+        }
+    }
+
+    fn moved(&mut self, bytes: usize) {
+        if bytes > 0 {
+            self.last = Instant::now();
+        }
+    }
+
+    /// Called when the socket is not ready: `Pending` until the idle deadline, then the error.
+    fn idle<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let deadline = self.last + self.idle;
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no byte moved for the idle timeout",
+        )))
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.tcp).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                let read = buf.filled().len() - before;
+                self.moved(read);
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.idle(cx),
+        }
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.tcp).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                self.moved(*result.as_ref().unwrap_or(&0));
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.idle(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                self.moved(*result.as_ref().unwrap_or(&0));
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.idle(cx),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(&mut self.tcp).poll_flush(cx) {
+            Poll::Ready(result) => Poll::Ready(result),
+            Poll::Pending => self.idle(cx),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
