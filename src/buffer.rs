@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     pub(crate) pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
     #[cfg_attr(not(feature = "publish"), allow(dead_code))]
     pub(crate) next_pressure_id: AtomicU64,
+    /// A random number that tells this buffer from another, such as the one of a restarted
+    /// process: resume positions handed out over HTTP carry it.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) instance: u32,
 }
 
 pub(crate) struct State {
@@ -163,6 +167,7 @@ impl LogBuffer {
                 capacity,
                 subscriber_capacity,
                 handles: AtomicUsize::new(1),
+                instance: random_instance(),
                 followers: AtomicU64::new(0),
                 follower_missed: AtomicU64::new(0),
                 #[cfg(feature = "tokio")]
@@ -464,6 +469,22 @@ impl LogBuffer {
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
+}
+
+/// A number unlikely to be drawn again, here or in another process: the standard library's
+/// randomly keyed hasher over the time, the process id and a counter.
+fn random_instance() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    hasher.write_u128(now);
+    hasher.write_u32(std::process::id());
+    hasher.write_u64(DRAWN.fetch_add(1, Ordering::Relaxed));
+    let hash = hasher.finish();
+    (hash ^ (hash >> 32)) as u32
 }
 
 impl Shared {

@@ -54,6 +54,49 @@ impl Level {
     }
 }
 
+/// Reads a level's name, in any case: `trace`, `debug`, `info`, `warn` (or `warning`), `error`.
+///
+/// # Examples
+///
+/// ```
+/// use memtail::Level;
+///
+/// assert_eq!("warn".parse::<Level>(), Ok(Level::Warn));
+/// assert_eq!("ERROR".parse::<Level>(), Ok(Level::Error));
+/// assert!("loud".parse::<Level>().is_err());
+/// ```
+impl std::str::FromStr for Level {
+    type Err = ParseLevelError;
+
+    fn from_str(name: &str) -> Result<Level, ParseLevelError> {
+        let levels = [
+            ("trace", Level::Trace),
+            ("debug", Level::Debug),
+            ("info", Level::Info),
+            ("warn", Level::Warn),
+            ("warning", Level::Warn),
+            ("error", Level::Error),
+        ];
+        levels
+            .iter()
+            .find(|(known, _)| known.eq_ignore_ascii_case(name.trim()))
+            .map(|&(_, level)| level)
+            .ok_or(ParseLevelError(()))
+    }
+}
+
+/// The error of parsing a [`Level`] from a name it does not know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseLevelError(());
+
+impl fmt::Display for ParseLevelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a level: expected trace, debug, info, warn or error")
+    }
+}
+
+impl std::error::Error for ParseLevelError {}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())

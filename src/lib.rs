@@ -120,7 +120,7 @@ mod write;
 pub use crate::buffer::{global, LogBuffer};
 pub use crate::builder::Builder;
 pub use crate::entry::Entry;
-pub use crate::level::Level;
+pub use crate::level::{Level, ParseLevelError};
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
 #[cfg(feature = "tokio")]

@@ -388,3 +388,53 @@ fn an_unreadable_file_is_named_in_a_clear_message() {
         assert!(output.stdout.is_empty(), "nothing served");
     });
 }
+
+#[test]
+fn memtail_tail_says_the_log_started_over_when_the_server_restarts() {
+    with_deadline(TEST_DEADLINE, || {
+        // The new server has fewer entries than the old one, then more.
+        for (old_lines, new_lines) in [(20, 7), (5, 20)] {
+            let dir = Dir::new(&format!("restart-{old_lines}"));
+            let (old_log, new_log) = (dir.0.join("old.log"), dir.0.join("new.log"));
+            append(&old_log, "");
+            append(&new_log, "");
+            let (old_server, url) = serve(&[old_log.to_str().unwrap()]);
+            let tail = Lines::start(Command::new(MEMTAIL).args(["tail", &url]));
+            // Probes until tail follows, then the old log.
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                append(&old_log, "probe\n");
+                if tail.lines.recv_timeout(Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "memtail tail printed nothing");
+            }
+            for n in 1..=old_lines {
+                append(&old_log, &format!("old-{n}\n"));
+            }
+            let printed = tail.lines_where(old_lines, |line| line.starts_with("old-"));
+            assert_eq!(printed.last().unwrap(), &format!("old-{old_lines}"));
+
+            // The server restarts on the same address, following another file.
+            drop(old_server);
+            let listen = url
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned();
+            let new_server = Lines::start(
+                Command::new(MEMTAIL)
+                    .args(["serve", new_log.to_str().unwrap(), "--listen", &listen])
+                    .stdin(Stdio::null()),
+            );
+            assert_eq!(served_url(&new_server.line()), url);
+            for n in 1..=new_lines {
+                append(&new_log, &format!("new-{n}\n"));
+            }
+            // tail reconnects on its own: the notice, then every new line, none lost.
+            let rest = tail.lines_where(new_lines + 1, |line| !line.starts_with("probe"));
+            assert_eq!(rest[0], "-- the log started over --", "{rest:?}");
+            let expected: Vec<String> = (1..=new_lines).map(|n| format!("new-{n}")).collect();
+            assert_eq!(rest[1..], expected[..]);
+        }
+    });
+}

@@ -310,15 +310,16 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
         out: io::BufWriter::new(stdout.lock()),
         raw: tail.raw,
     };
-    // The last entry printed: where a reconnection resumes.
-    let mut last: Option<u64> = None;
+    // The id of the last entry printed (`INSTANCE-SEQ`): where a reconnection resumes. A server
+    // that is not the same buffer any more (restarted) says so and starts from its oldest entry.
+    let mut last: Option<String> = None;
     let mut delay = Duration::from_millis(250);
     loop {
         let mut request = client
             .get(url.clone())
             .header("accept", "text/event-stream");
-        match (last, tail.since) {
-            (Some(last), _) => request = request.header("last-event-id", last.to_string()),
+        match (&last, tail.since) {
+            (Some(last), _) => request = request.header("last-event-id", last.as_str()),
             (None, Some(since)) => request = request.query(&[("since", since)]),
             (None, None) => {}
         }
@@ -410,13 +411,17 @@ impl<W: Write> Output<W> {
         let count: u64 = count.trim().parse().unwrap_or(0);
         writeln!(self.out, "-- {count} entries missed --")
     }
+
+    fn restarted(&mut self) -> io::Result<()> {
+        writeln!(self.out, "-- the log started over --")
+    }
 }
 
 /// Reads one response's events until it ends, printing them.
 async fn read_events<W: Write>(
     mut response: reqwest::Response,
     out: &mut Output<W>,
-    last: &mut Option<u64>,
+    last: &mut Option<String>,
 ) -> Result<(), ReadError> {
     let mut parser = SseParser::default();
     loop {
@@ -428,9 +433,10 @@ async fn read_events<W: Write>(
         for event in parser.push(&chunk) {
             let written = match event.name.as_str() {
                 "missed" => out.missed(&event.data),
+                "restart" => out.restarted(),
                 "message" | "" => {
-                    if let Some(id) = event.id.as_deref().and_then(|id| id.parse().ok()) {
-                        *last = Some(id);
+                    if let Some(id) = event.id.as_deref().filter(|id| !id.is_empty()) {
+                        *last = Some(id.to_owned());
                     }
                     out.entry(&event.data)
                 }

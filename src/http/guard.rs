@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::sse::Start;
 use super::Served;
+use crate::{Entry, Level};
 
 /// A refusal: a status and a one-line reason, answered in plain text.
 #[derive(Debug)]
@@ -127,7 +128,9 @@ pub(super) fn admit_follower(
             ));
         }
     }
-    let start = Start::from_request(headers, uri)?;
+    let written = served.buf.stats().entries_written;
+    let mut start = Start::from_request(headers, uri, served.buf.shared().instance, written)?;
+    start.level = min_level(uri)?;
     let max = served.config.max_followers;
     let guard = Place::take(served, |served| &served.followers, max).ok_or(refuse(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -167,6 +170,29 @@ impl Place {
 impl Drop for Place {
     fn drop(&mut self) {
         (self.count)(&self.served).fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The `level` query parameter: the least severe level an answer keeps (entries with no level
+/// are always kept).
+pub(super) fn min_level(uri: &Uri) -> Result<Option<Level>, Refusal> {
+    match query_param(uri, "level") {
+        None => Ok(None),
+        Some(name) => name.parse().map(Some).map_err(|_| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "level must be one of trace, debug, info, warn, error",
+            )
+        }),
+    }
+}
+
+/// Whether an answer asked for `level` or more severe keeps `entry`: entries with no level
+/// (written through `io::Write`) are always kept.
+pub(super) fn keeps(level: Option<Level>, entry: &Entry) -> bool {
+    match (level, entry.level()) {
+        (Some(least), Some(level)) => level >= least,
+        _ => true,
     }
 }
 

@@ -7,9 +7,12 @@ use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
-use super::guard::{admit, query_param, refuse, Place};
+use super::guard::{admit, keeps, min_level, query_param, refuse, Place};
+use super::sse::parse_position;
 use super::Served;
+use crate::Entry;
 
 /// The viewer: one self-contained page, its script and style inline.
 const PAGE: &str = include_str!("viewer.html");
@@ -59,13 +62,33 @@ pub(super) async fn snapshot(
     if let Err(refusal) = admit(&served, &headers, &uri) {
         return refusal.into_response();
     }
-    // Without `since`: everything retained, and nothing reported missed.
-    let since = match query_param(&uri, "since").map(|since| since.trim().parse::<u64>()) {
-        None => None,
-        Some(Ok(seq)) => Some(seq),
-        Some(Err(_)) => {
-            return refuse(StatusCode::BAD_REQUEST, "since must be a sequence number")
-                .into_response()
+    // Without `since`, or with a position of another buffer (a restarted server): everything
+    // retained, and nothing reported missed.
+    let instance = served.buf.shared().instance;
+    let written = served.buf.stats().entries_written;
+    let (since, restarted) = match query_param(&uri, "since").map(|since| parse_position(&since)) {
+        None => (None, false),
+        Some(Some((of, seq))) if of.is_some_and(|of| of != instance) || seq > written => {
+            (None, true)
+        }
+        Some(Some((_, seq))) => (Some(seq), false),
+        Some(None) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "since must be an event id (INSTANCE-SEQ) or a sequence number",
+            )
+            .into_response()
+        }
+    };
+    let level = match min_level(&uri) {
+        Ok(level) => level,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let ndjson = match query_param(&uri, "format").as_deref() {
+        None | Some("text") => false,
+        Some("ndjson") => true,
+        Some(_) => {
+            return refuse(StatusCode::BAD_REQUEST, "format must be text or ndjson").into_response()
         }
     };
     let max = served.config.max_snapshots;
@@ -76,9 +99,29 @@ pub(super) async fn snapshot(
         )
         .into_response();
     };
-    // The bytes and the position, read together.
-    let (bytes, next_seq, missed) = served.buf.bytes_since(since.unwrap_or(0));
+    // The bytes and the position, read together: the retained bytes as they are, or built from
+    // the entries when they are filtered or formatted.
+    let (bytes, next_seq, missed) = if level.is_none() && !ndjson {
+        served.buf.bytes_since(since.unwrap_or(0))
+    } else {
+        let replay = served.buf.since(since.unwrap_or(0));
+        let kept = replay.entries().iter().filter(|entry| keeps(level, entry));
+        let bytes = if ndjson {
+            ndjson_lines(kept)
+        } else {
+            kept.fold(Vec::new(), |mut text, entry| {
+                text.extend_from_slice(entry);
+                text
+            })
+        };
+        (Bytes::from(bytes), replay.next_seq(), replay.missed())
+    };
     let length = bytes.len();
+    let content_type = if ndjson {
+        "application/x-ndjson"
+    } else {
+        "text/plain; charset=utf-8"
+    };
     // Handed to the server in pieces, so that what it queues for the socket is bounded; the
     // place is given back once the server took the last piece (the rest was written by then), or
     // when the connection is dropped.
@@ -96,10 +139,7 @@ pub(super) async fn snapshot(
     let missed = if since.is_some() { missed } else { 0 };
     (
         [
-            (
-                CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ),
+            (CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (CACHE_CONTROL, HeaderValue::from_static("no-store")),
         ],
         [
@@ -107,8 +147,92 @@ pub(super) async fn snapshot(
             ("x-memtail-next-seq", HeaderValue::from(next_seq)),
             ("x-memtail-missed", HeaderValue::from(missed)),
             ("content-length", HeaderValue::from(length)),
+            (
+                "x-memtail-instance",
+                HeaderValue::from_str(&format!("{instance:08x}")).expect("hexadecimal digits"),
+            ),
+            (
+                "x-memtail-restarted",
+                HeaderValue::from_static(if restarted { "true" } else { "false" }),
+            ),
         ],
         body,
     )
         .into_response()
+}
+
+/// One JSON object per entry and line: `{"seq":N,"level":"WARN","text":"..."}`, `level` `null`
+/// for an entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final
+/// line break.
+fn ndjson_lines<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in entries {
+        out.extend_from_slice(b"{\"seq\":");
+        out.extend_from_slice(entry.seq().to_string().as_bytes());
+        out.extend_from_slice(b",\"level\":");
+        match entry.level() {
+            Some(level) => {
+                out.push(b'"');
+                out.extend_from_slice(level.as_str().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"text\":");
+        let text = String::from_utf8_lossy(entry);
+        let text = text
+            .strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(&text);
+        push_json_string(&mut out, text);
+        out.extend_from_slice(b"}\n");
+    }
+    out
+}
+
+/// `text` as a JSON string: quotes, backslashes and control characters escaped.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    for c in text.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+            }
+            c => {
+                let mut utf8 = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogBuffer;
+
+    #[test]
+    fn ndjson_escapes_what_json_needs() {
+        let buf = LogBuffer::new();
+        buf.append(b"plain\n");
+        buf.append(b"\"quoted\" back\\slash\ttab\x1b[31m\x7f\r\n");
+        buf.append(b"bad \xff utf-8");
+        let lines = String::from_utf8(ndjson_lines(buf.entries().iter())).unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines[0], r#"{"seq":0,"level":null,"text":"plain"}"#);
+        assert_eq!(
+            lines[1],
+            r#"{"seq":1,"level":null,"text":"\"quoted\" back\\slash\ttab\u001b[31m\u007f"}"#
+        );
+        assert_eq!(
+            lines[2],
+            "{\"seq\":2,\"level\":null,\"text\":\"bad \u{fffd} utf-8\"}"
+        );
+    }
 }

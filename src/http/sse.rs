@@ -12,11 +12,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
+use super::guard::keeps;
 use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
 use super::pace::Coalesce;
 use super::Served;
 use crate::follower::Start as Position;
-use crate::{AsyncSubscription, Entry, Replay};
+use crate::{AsyncSubscription, Entry, Level, Replay};
 
 /// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16
 /// pieces per connection before it stops asking for more, so a client that does not read pins at
@@ -36,14 +37,21 @@ pub(super) async fn events(
         .buf
         .follow_async(start.position(), served.config.follower_batch);
     let every = served.config.keep_alive;
+    let first: &'static [u8] = if start.restarted {
+        b"event: restart\ndata: the log started over\n\nretry: 1000\n\n"
+    } else {
+        b"retry: 1000\n\n"
+    };
     let follow = Follow {
+        id_prefix: id_prefix(served.buf.shared().instance),
+        level: start.level,
         live,
         keep_alive: {
             let mut keep_alive = interval_at(Instant::now() + every, every);
             keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
             keep_alive
         },
-        rest: Bytes::from_static(b"retry: 1000\n\n"),
+        rest: Bytes::from_static(first),
         coalesce: Coalesce::new(served.config.coalesce),
         _guard: guard,
     };
@@ -62,11 +70,17 @@ pub(super) async fn events(
         .into_response()
 }
 
-/// Where a stream starts: `Last-Event-ID: N` resumes at N + 1, `?since=SEQ` starts at SEQ, and
-/// neither gives the retained entries without reporting what was evicted before.
+/// Where a stream starts: `Last-Event-ID: ID` resumes after entry `ID`, `?since=ID` starts at
+/// entry `ID`, and neither gives the retained entries without reporting what was evicted before.
+/// An `ID` is `INSTANCE-SEQ`, as event ids are (see [`parse_position`]), or a bare `SEQ`.
 pub(super) struct Start {
     pub(super) seq: u64,
     pub(super) report_missed: bool,
+    /// The position asked for is not in this buffer (another instance's, or beyond what this
+    /// one ever wrote): the stream says so, then gives the retained entries from the oldest.
+    pub(super) restarted: bool,
+    /// The least severe level the stream sends (`?level=`); entries with no level always go.
+    pub(super) level: Option<Level>,
 }
 
 impl Start {
@@ -80,43 +94,85 @@ impl Start {
         }
     }
 
-    pub(super) fn from_request(headers: &HeaderMap, uri: &Uri) -> Result<Start, Refusal> {
-        if let Some(last) = headers.get("last-event-id") {
-            let last = last
-                .to_str()
-                .ok()
-                .and_then(|last| last.trim().parse::<u64>().ok());
-            return match last {
-                Some(last) => Ok(Start {
-                    seq: last.saturating_add(1),
-                    report_missed: true,
-                }),
-                None => Err(refuse(
+    /// Where a stream of the buffer `instance`, which has written `written` entries, starts.
+    pub(super) fn from_request(
+        headers: &HeaderMap,
+        uri: &Uri,
+        instance: u32,
+        written: u64,
+    ) -> Result<Start, Refusal> {
+        let asked = if let Some(last) = headers.get("last-event-id") {
+            let last = last.to_str().ok().and_then(parse_position);
+            let Some((of, last)) = last else {
+                return Err(refuse(
                     StatusCode::BAD_REQUEST,
-                    "Last-Event-ID must be a sequence number",
-                )),
+                    "Last-Event-ID must be an event id (INSTANCE-SEQ) or a sequence number",
+                ));
             };
-        }
-        match query_param(uri, "since") {
-            Some(since) => match since.trim().parse::<u64>() {
-                Ok(seq) => Ok(Start {
-                    seq,
-                    report_missed: true,
-                }),
-                Err(_) => Err(refuse(
+            Some((of, last.saturating_add(1)))
+        } else if let Some(since) = query_param(uri, "since") {
+            let Some(since) = parse_position(&since) else {
+                return Err(refuse(
                     StatusCode::BAD_REQUEST,
-                    "since must be a sequence number",
-                )),
-            },
-            None => Ok(Start {
+                    "since must be an event id (INSTANCE-SEQ) or a sequence number",
+                ));
+            };
+            Some(since)
+        } else {
+            None
+        };
+        Ok(match asked {
+            None => Start {
                 seq: 0,
                 report_missed: false,
-            }),
-        }
+                restarted: false,
+                level: None,
+            },
+            Some((of, seq)) if of.is_some_and(|of| of != instance) || seq > written => Start {
+                seq: 0,
+                report_missed: false,
+                restarted: true,
+                level: None,
+            },
+            Some((_, seq)) => Start {
+                seq,
+                report_missed: true,
+                restarted: false,
+                level: None,
+            },
+        })
     }
 }
 
+/// A position as clients send it back: `INSTANCE-SEQ` (an event id: the buffer's instance in 8
+/// hexadecimal digits, a dash, the entry's sequence number) or a bare `SEQ`, which is taken to be
+/// of this buffer.
+pub(super) fn parse_position(text: &str) -> Option<(Option<u32>, u64)> {
+    let text = text.trim();
+    let decimal = |digits: &str| {
+        (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| digits.parse::<u64>().ok())
+            .flatten()
+    };
+    match text.split_once('-') {
+        Some((instance, seq)) => {
+            let hex = instance.len() == 8 && instance.bytes().all(|b| b.is_ascii_hexdigit());
+            let instance = u32::from_str_radix(instance, 16).ok().filter(|_| hex)?;
+            Some((Some(instance), decimal(seq)?))
+        }
+        None => Some((None, decimal(text)?)),
+    }
+}
+
+/// `id: INSTANCE-`: what every event id of the buffer `instance` starts with.
+pub(super) fn id_prefix(instance: u32) -> Bytes {
+    Bytes::from(format!("id: {instance:08x}-"))
+}
+
 struct Follow {
+    /// `id: INSTANCE-`, before each entry's sequence number.
+    id_prefix: Bytes,
+    level: Option<Level>,
     live: AsyncSubscription,
     keep_alive: Interval,
     /// What is left of the last batch's events, handed out [`FRAME`] bytes at a time.
@@ -133,7 +189,7 @@ impl Follow {
             self.coalesce.ready().await;
             self.rest = tokio::select! {
                 batch = self.live.recv_batch() => {
-                    let events = frame_batch(&batch?);
+                    let events = frame_batch(&self.id_prefix, self.level, &batch?);
                     self.coalesce.sent(&self.live);
                     events
                 }
@@ -145,15 +201,15 @@ impl Follow {
 }
 
 /// A batch as events: the notice of what was lost just before it, if anything, then its entries.
-fn frame_batch(batch: &Replay) -> Bytes {
-    // "id: N\ndata: " and "\n\n" around each entry: about 32 bytes, more for many short lines.
+fn frame_batch(id_prefix: &[u8], level: Option<Level>, batch: &Replay) -> Bytes {
+    // "id: I-N\ndata: " and "\n\n" around each entry: about 40 bytes, more for many short lines.
     let text: usize = batch.entries().iter().map(|entry| entry.len()).sum();
-    let mut out = BytesMut::with_capacity(text + 32 * batch.entries().len() + 64);
+    let mut out = BytesMut::with_capacity(text + 40 * batch.entries().len() + 64);
     if batch.missed() > 0 {
         push_missed(&mut out, batch.missed());
     }
-    for entry in batch.entries() {
-        push_entry(&mut out, entry);
+    for entry in batch.entries().iter().filter(|entry| keeps(level, entry)) {
+        push_entry(&mut out, id_prefix, entry);
     }
     out.freeze()
 }
@@ -162,9 +218,10 @@ fn push_missed(out: &mut BytesMut, missed: u64) {
     out.put_slice(format!("event: missed\ndata: {missed}\n\n").as_bytes());
 }
 
-/// One event: `id: SEQ`, then one `data:` line per line of the entry (see the module docs).
-pub(super) fn push_entry(out: &mut BytesMut, entry: &Entry) {
-    out.put_slice(b"id: ");
+/// One event: `id: INSTANCE-SEQ` (`id_prefix` holds `id: INSTANCE-`), then one `data:` line per
+/// line of the entry (see the module docs).
+pub(super) fn push_entry(out: &mut BytesMut, id_prefix: &[u8], entry: &Entry) {
+    out.put_slice(id_prefix);
     push_decimal(out, entry.seq());
     out.put_u8(b'\n');
     // Valid UTF-8, the usual case, is framed as it is; CR and LF are ASCII, so cutting lines at
@@ -228,7 +285,7 @@ mod tests {
         let buf = LogBuffer::new();
         buf.append(text);
         let mut out = BytesMut::new();
-        push_entry(&mut out, &buf.entries()[0]);
+        push_entry(&mut out, b"id: ", &buf.entries()[0]);
         String::from_utf8(out.to_vec()).unwrap()
     }
 
@@ -239,6 +296,30 @@ mod tests {
             out.clear();
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn positions() {
+        assert_eq!(parse_position("42"), Some((None, 42)));
+        assert_eq!(parse_position(" 0 "), Some((None, 0)));
+        assert_eq!(parse_position("00c0ffee-7"), Some((Some(0x00c0_ffee), 7)));
+        assert_eq!(id_prefix(0xc0ffee), "id: 00c0ffee-");
+        for bad in [
+            "",
+            "-",
+            "x",
+            "+1",
+            "-1",
+            "c0ffee-7",
+            "00c0ffee-",
+            "00c0ffee-+7",
+            "0xc0ffee-7",
+            "00c0ffeg-7",
+            "1-2-3",
+            "18446744073709551616",
+        ] {
+            assert_eq!(parse_position(bad), None, "{bad}");
         }
     }
 

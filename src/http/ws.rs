@@ -10,10 +10,11 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 
+use super::guard::keeps;
 use super::guard::{admit_follower, refuse, FollowerGuard};
 use super::pace::Coalesce;
 use super::Served;
-use crate::{AsyncSubscription, Entry, Replay};
+use crate::{AsyncSubscription, Entry, Level, Replay};
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -48,11 +49,13 @@ pub(super) async fn ws(
         .follow_async(start.position(), served.config.follower_batch);
     let coalesce = Coalesce::new(served.config.coalesce);
     let ping = served.config.keep_alive;
+    let restarted = start.restarted;
+    let level = start.level;
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, guard))
+        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, restarted, level, guard))
 }
 
 async fn serve(
@@ -60,8 +63,20 @@ async fn serve(
     mut live: AsyncSubscription,
     mut coalesce: Coalesce,
     ping: Duration,
+    restarted: bool,
+    level: Option<Level>,
     _guard: FollowerGuard,
 ) {
+    // The position asked for was another buffer's (a restarted server): say so, before this
+    // buffer's entries from its oldest.
+    if restarted
+        && socket
+            .send(Message::Binary(r#"{"restart":true}"#.into()))
+            .await
+            .is_err()
+    {
+        return;
+    }
     // A ping every `keep_alive`: the client's pong keeps the connection from being idle, and a
     // client that is gone is noticed.
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
@@ -80,7 +95,7 @@ async fn serve(
                     finish_close(&mut socket).await;
                     return;
                 };
-                if send_batch(&mut socket, &batch).await.is_err() {
+                if send_batch(&mut socket, &batch, level).await.is_err() {
                     return;
                 }
                 coalesce.sent(&live);
@@ -103,11 +118,15 @@ async fn serve(
 
 /// Sends the notice of what was lost before `batch`, if anything, then its entries, in one flush:
 /// one write to the socket, not one per entry.
-async fn send_batch(socket: &mut WebSocket, batch: &Replay) -> Result<(), axum::Error> {
+async fn send_batch(
+    socket: &mut WebSocket,
+    batch: &Replay,
+    level: Option<Level>,
+) -> Result<(), axum::Error> {
     if batch.missed() > 0 {
         socket.feed(missed_message(batch.missed())).await?;
     }
-    for entry in batch.entries() {
+    for entry in batch.entries().iter().filter(|entry| keeps(level, entry)) {
         socket.feed(text(entry)).await?;
     }
     socket.flush().await

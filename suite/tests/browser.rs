@@ -20,6 +20,18 @@ use memtail_suite::system_test;
 fn main() {
     memtail_suite::run(vec![
         system_test(
+            "the_viewer_says_the_log_started_over_when_the_server_restarts",
+            browser,
+            |(chromium, chromedriver)| {
+                on_one_thread(
+                    the_viewer_says_the_log_started_over_when_the_server_restarts(
+                        chromium,
+                        chromedriver,
+                    ),
+                );
+            },
+        ),
+        system_test(
             "the_viewer_shows_backlog_then_live_entries_as_text",
             browser,
             |(chromium, chromedriver)| {
@@ -48,6 +60,128 @@ fn main() {
             },
         ),
     ]);
+}
+
+/// A server with a runtime of its own, like a process: stopping it closes every connection.
+struct ServerProcess {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerProcess {
+    /// Serves `buf` on `port` of 127.0.0.1 (0: any), and the address.
+    fn start(buf: LogBuffer, port: u16) -> (ServerProcess, std::net::SocketAddr) {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (bound, address) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4().unwrap();
+                // The port of the process before: its closed connections may linger.
+                socket.set_reuseaddr(true).unwrap();
+                socket
+                    .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+                    .unwrap();
+                let listener = socket.listen(64).unwrap();
+                bound.send(listener.local_addr().unwrap()).unwrap();
+                tokio::spawn(memtail::http::Config::new().serve(buf, listener));
+            });
+            let _ = stopped.recv();
+            // Dropping the runtime drops every connection.
+            drop(runtime);
+        });
+        let address = address.recv().unwrap();
+        let process = ServerProcess {
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        (process, address)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the page shows: the texts of its lines and its notices.
+async fn shown(driver: &Driver) -> (Vec<String>, Vec<String>) {
+    let page = driver
+        .run(
+            r#"const log = document.getElementById("log");
+            return {
+                lines: Array.from(log.querySelectorAll(".line")).map((el) => el.textContent),
+                notices: Array.from(log.querySelectorAll(".notice")).map((el) => el.textContent),
+            };"#,
+        )
+        .await;
+    let texts = |key: &str| -> Vec<String> {
+        page[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|text| text.as_str().unwrap().to_owned())
+            .collect()
+    };
+    (texts("lines"), texts("notices"))
+}
+
+/// Waits (bounded) until the page shows what `done` wants.
+async fn until_shown(driver: &Driver, done: impl Fn(&[String], &[String]) -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (lines, notices) = shown(driver).await;
+        if done(&lines, &notices) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page showed {lines:?} and {notices:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The server restarts twice on the same port, with fewer entries, then more: each time the
+/// page says the log started over and shows every entry of the new log.
+async fn the_viewer_says_the_log_started_over_when_the_server_restarts(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let log = |name: &str, entries: usize| {
+        let buf = LogBuffer::new();
+        for n in 1..=entries {
+            writeln!(&buf, "{name}-{n}").unwrap();
+        }
+        buf
+    };
+    let (first, address) = ServerProcess::start(log("first", 20), 0);
+    let driver = Driver::start(&chromium, &chromedriver).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_shown(&driver, |lines, _| lines.len() == 20).await;
+    drop(first);
+    let mut expected: Vec<String> = (1..=20).map(|n| format!("first-{n}")).collect();
+    for (restarts, (name, entries)) in [("second", 5), ("third", 20)].into_iter().enumerate() {
+        let (server, _) = ServerProcess::start(log(name, entries), address.port());
+        expected.extend((1..=entries).map(|n| format!("{name}-{n}")));
+        until_shown(&driver, |lines, notices| {
+            lines.len() >= expected.len() && notices.len() > restarts
+        })
+        .await;
+        let (lines, notices) = shown(&driver).await;
+        assert_eq!(lines, expected, "every entry of every log, once");
+        assert_eq!(notices, vec!["the log started over"; restarts + 1]);
+        drop(server);
+    }
+    driver.quit().await;
 }
 
 fn on_one_thread(test: impl Future<Output = ()>) {

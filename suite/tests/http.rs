@@ -76,6 +76,112 @@ async fn last_event_id_resumes_after_it() {
     assert_eq!(events.next().await.id.as_deref(), Some("5"));
 }
 
+/// The id of `buf`'s entry `seq`, as its stream sends it.
+async fn event_id(buf: &LogBuffer, seq: u64) -> String {
+    let address = serve(router(buf.clone())).await;
+    let mut events = open_events(&format!("http://{address}/events?since={seq}")).await;
+    let event = events.next().await;
+    assert_eq!(event.id, Some(seq.to_string()));
+    let id = event.full_id.unwrap();
+    let (instance, at) = id.split_once('-').expect("INSTANCE-SEQ");
+    assert_eq!((instance.len(), at), (8, seq.to_string().as_str()), "{id}");
+    assert!(instance.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    id
+}
+
+#[tokio::test]
+async fn a_position_of_another_buffer_says_the_log_started_over() {
+    // Old has more entries than new, then fewer: positions past the end and inside the range of
+    // the new buffer are both another buffer's, told by the instance in the id.
+    for (old_entries, new_entries) in [(20, 5), (5, 20)] {
+        let old = LogBuffer::new();
+        for n in 0..old_entries {
+            writeln!(&old, "old {n}").unwrap();
+        }
+        let last_old = event_id(&old, old_entries - 1).await;
+        let new = LogBuffer::new();
+        for n in 0..new_entries {
+            writeln!(&new, "new {n}").unwrap();
+        }
+        let address = serve(router(new.clone())).await;
+        let response = reqwest::Client::new()
+            .get(format!("http://{address}/events"))
+            .header("Last-Event-ID", &last_old)
+            .send()
+            .await
+            .unwrap();
+        let mut events = Events::new(response);
+        let notice = events.next().await;
+        assert_eq!(
+            (notice.name.as_str(), notice.data.as_str()),
+            ("restart", "the log started over")
+        );
+        for n in 0..new_entries {
+            let event = events.next().await;
+            assert_eq!(event.data, format!("new {n}"), "every entry of the new log");
+        }
+        // The same through `?since=`, which takes ids too, and in the snapshot's headers.
+        let next_old =
+            last_old.replace(&format!("-{}", old_entries - 1), &format!("-{old_entries}"));
+        let mut events = open_events(&format!("http://{address}/events?since={next_old}")).await;
+        assert_eq!(events.next().await.name, "restart");
+        assert_eq!(events.next().await.data, "new 0");
+        let snapshot = get(&format!("http://{address}/snapshot?since={next_old}")).await;
+        assert_eq!(snapshot.headers()["x-memtail-restarted"], "true");
+        let instance = snapshot.headers()["x-memtail-instance"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(snapshot.text().await.unwrap().starts_with("new 0\n"));
+        // The new buffer's own ids resume where they say, without a notice.
+        let own = format!("{instance}-2");
+        let response = reqwest::Client::new()
+            .get(format!("http://{address}/events"))
+            .header("Last-Event-ID", &own)
+            .send()
+            .await
+            .unwrap();
+        let mut events = Events::new(response);
+        let first = events.next().await;
+        assert_eq!(
+            (first.name.as_str(), first.data.as_str()),
+            ("message", "new 3")
+        );
+        // WebSocket: a binary notice first.
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{address}/ws?since={next_old}"))
+                .await
+                .unwrap();
+        let notice = ws.next().await.unwrap().unwrap();
+        assert_eq!(notice.into_data(), r#"{"restart":true}"#.as_bytes());
+        let first = ws.next().await.unwrap().unwrap();
+        assert_eq!(first.into_text().unwrap().as_str(), "new 0\n");
+    }
+}
+
+#[tokio::test]
+async fn a_bare_sequence_number_beyond_the_end_says_the_log_started_over() {
+    let buf = LogBuffer::new();
+    buf.append(b"only\n");
+    let address = serve(router(buf.clone())).await;
+    let mut events = open_events(&format!("http://{address}/events?since=7")).await;
+    assert_eq!(events.next().await.name, "restart");
+    assert_eq!(events.next().await.data, "only");
+    // At the end exactly: nothing to say, the next entry comes.
+    let mut events = open_events(&format!("http://{address}/events?since=1")).await;
+    buf.append(b"next\n");
+    let next = events.next().await;
+    assert_eq!(
+        (next.name.as_str(), next.data.as_str()),
+        ("message", "next")
+    );
+    // Ids that are neither: 400.
+    for bad in ["abc", "c0ffee-1", "00c0ffee-x", "-1"] {
+        let response = get(&format!("http://{address}/events?since={bad}")).await;
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+}
+
 #[tokio::test]
 async fn resuming_after_eviction_announces_the_exact_loss_first() {
     // 10-byte entries into 100 bytes: retention is bounded, older entries are evicted.
@@ -527,4 +633,99 @@ async fn two_hundred_followers_each_get_every_entry_or_an_exact_count() {
         "every loss was announced"
     );
     eprintln!("200 followers x 10 000 entries: {missed_total} deliveries missed");
+}
+
+#[tokio::test]
+async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one() {
+    use tracing_subscriber::fmt::format::FmtSpan;
+    let buf = LogBuffer::new();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(FmtSpan::NONE)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("debug line");
+        tracing::info!("info line");
+        tracing::warn!("warn line");
+        tracing::error!("error line");
+    });
+    buf.append(b"plain line\n");
+    let address = serve(router(buf.clone())).await;
+    let kept = |text: &str| -> Vec<&'static str> {
+        [
+            "debug line",
+            "info line",
+            "warn line",
+            "error line",
+            "plain line",
+        ]
+        .into_iter()
+        .filter(|line| text.contains(line))
+        .collect()
+    };
+
+    let text = get(&format!("http://{address}/snapshot?level=warn"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(kept(&text), ["warn line", "error line", "plain line"]);
+
+    let ndjson = get(&format!(
+        "http://{address}/snapshot?level=WARN&format=ndjson"
+    ))
+    .await;
+    assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    let objects: Vec<serde_json::Value> = ndjson
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let levels: Vec<&serde_json::Value> = objects.iter().map(|object| &object["level"]).collect();
+    assert_eq!(
+        levels,
+        [
+            &serde_json::json!("WARN"),
+            &serde_json::json!("ERROR"),
+            &serde_json::Value::Null
+        ]
+    );
+    assert_eq!(objects[2]["text"], "plain line");
+    assert_eq!(objects[2]["seq"], 4);
+
+    let mut events = open_events(&format!("http://{address}/events?level=error")).await;
+    assert!(events.next().await.data.ends_with("error line"));
+    assert_eq!(events.next().await.data, "plain line");
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws?level=info"))
+        .await
+        .unwrap();
+    let mut texts = Vec::new();
+    while texts.len() < 4 {
+        let message = ws.next().await.unwrap().unwrap();
+        texts.push(message.into_text().unwrap().as_str().to_owned());
+    }
+    assert_eq!(
+        kept(&texts.concat()),
+        ["info line", "warn line", "error line", "plain line"]
+    );
+
+    for path in [
+        "/snapshot?level=loud",
+        "/events?level=loud",
+        "/snapshot?format=xml",
+    ] {
+        let response = get(&format!("http://{address}{path}")).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let reason = response.text().await.unwrap();
+        assert!(
+            reason.contains("trace, debug, info, warn, error") || reason.contains("text or ndjson"),
+            "{path}: {reason}"
+        );
+    }
 }

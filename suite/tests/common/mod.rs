@@ -62,7 +62,10 @@ pub fn need_open_files(needed: u64) {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     pub name: String,
+    /// The sequence number part of the event id (`INSTANCE-SEQ`).
     pub id: Option<String>,
+    /// The event id as sent.
+    pub full_id: Option<String>,
     pub data: String,
 }
 
@@ -122,6 +125,7 @@ impl Events {
             let mut event = Event {
                 name: "message".into(),
                 id: None,
+                full_id: None,
                 data: String::new(),
             };
             let mut has_data = false;
@@ -133,7 +137,10 @@ impl Events {
                 let value = value.strip_prefix(' ').unwrap_or(value);
                 match field {
                     "event" => event.name = value.into(),
-                    "id" => event.id = Some(value.into()),
+                    "id" => {
+                        event.full_id = Some(value.into());
+                        event.id = Some(value.rsplit('-').next().unwrap_or(value).into());
+                    }
                     "data" => {
                         if has_data {
                             event.data.push('\n');
