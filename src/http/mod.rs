@@ -41,37 +41,52 @@
 //! | route | what it answers |
 //! |---|---|
 //! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries; auto-scroll pauses while you read further up; a text filter; ANSI colours rendered as colours, other control sequences removed; "N entries missed" notices; reconnects resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
-//! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`; `?since=SEQ` gives the retained entries from `SEQ` on. Headers `x-memtail-next-seq` (where to resume) and `x-memtail-missed` (entries from `SEQ` on that were evicted). |
+//! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`; `?since=ID` gives the retained entries from `ID` on (an event id or a bare sequence number); `?format=ndjson` gives one JSON object per entry and line (`{"seq":N,"level":"WARN","text":"..."}`, `level` `null` without one, `text` without its final line break). Headers `x-memtail-next-seq` (where to resume), `x-memtail-missed` (entries from `ID` on that were evicted), `x-memtail-instance` and `x-memtail-restarted` (below). |
 //! | `GET /events` | Server-Sent Events: the retained entries, then live ones. |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |
 //!
+//! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
+//! any case): only entries at that level or more severe are sent, and entries with no level
+//! (written through `io::Write`, not `tracing`) always are. Any other value answers 400.
+//! `missed` counts stay about every entry, filtered or not.
+//!
 //! ## Server-Sent Events
 //!
-//! Each entry is one event whose `id` is the entry's sequence number. Its data is the entry as
-//! UTF-8 (invalid bytes replaced with U+FFFD), with CR and CRLF line breaks turned into LF and one
-//! final line break dropped: every line goes out as its own `data:` line, so no byte of a log line
-//! can start a field or an event of its own. An entry `"a\nb\n"` arrives as data `"a\nb"`.
+//! Each entry is one event whose `id` is `INSTANCE-SEQ`: the buffer's instance, 8 hexadecimal
+//! digits drawn at random when the buffer was made, then the entry's sequence number (`id:
+//! 3f2a9c1b-42`). Its data is the entry as UTF-8 (invalid bytes replaced with U+FFFD), with CR and
+//! CRLF line breaks turned into LF and one final line break dropped: every line goes out as its
+//! own `data:` line, so no byte of a log line can start a field or an event of its own. An entry
+//! `"a\nb\n"` arrives as data `"a\nb"`.
 //!
 //! - With no position, the stream starts with the retained entries (what
 //!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives).
-//! - `?since=SEQ` starts at entry `SEQ`; a `Last-Event-ID: N` header (what a browser's
-//!   `EventSource` sends when it reconnects) resumes with entry `N + 1`, and wins over `since`.
-//!   When some of the asked entries were evicted meanwhile, an event named `missed` whose data is
-//!   the exact count comes first.
+//! - `?since=ID` starts at entry `ID`; a `Last-Event-ID: ID` header (what a browser's
+//!   `EventSource` sends when it reconnects) resumes after it, and wins over `since`. `ID` is an
+//!   event id or a bare sequence number (taken to be this buffer's). When some of the asked
+//!   entries were evicted meanwhile, an event named `missed` whose data is the exact count comes
+//!   first.
+//! - When the position is not this buffer's (its instance is another, as after a restart of the
+//!   server's process, or its sequence number is beyond what this buffer ever wrote), the stream
+//!   starts with an event named `restart` (data: `the log started over`), then this buffer's
+//!   retained entries from the oldest: never a silent splice of two logs.
 //! - Each stream is a position in the buffer's ring, not a queue: it sends what the ring retains
 //!   from there on, a batch at a time. When a client reads so slowly that the ring evicts entries
 //!   before its stream sent them, it loses the oldest, and an event named `missed` says how many,
 //!   where they were lost. Writers and other clients never wait for a slow client.
 //! - A comment line keeps idle connections open every 15 seconds
-//!   ([`Config::keep_alive`]); the stream asks browsers to reconnect after one second.
+//!   ([`Config::keep_alive`]); the stream asks browsers to reconnect after one second. The
+//!   response carries `X-Accel-Buffering: no`, so that nginx does not hold it back.
 //!
 //! ## WebSocket
 //!
 //! One text message per entry, the entry's bytes as UTF-8 with invalid bytes replaced with U+FFFD
 //! (line breaks kept as they are). On loss, a **binary** message holding the JSON
 //! `{"missed":N}`: binary, so that no log line (which always arrives as text) can pass for one.
-//! Messages from the client are ignored; when the client closes, the server answers with a close
-//! frame, and when the buffer goes away the server closes.
+//! `?since=ID` starts at entry `ID`, as for SSE; when `ID` is not this buffer's, a binary
+//! `{"restart":true}` comes first, then the retained entries from the oldest. Messages from the
+//! client are read but not used (see "Safe by default" for their size); when the client closes,
+//! the server answers with a close frame, and when the buffer goes away the server closes.
 //!
 //! # Safe by default
 //!
