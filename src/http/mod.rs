@@ -392,10 +392,7 @@ impl Config {
     /// If `every` is zero.
     #[track_caller]
     pub fn keep_alive(mut self, every: Duration) -> Config {
-        assert!(
-            !every.is_zero(),
-            "memtail::http::Config::keep_alive: zero interval"
-        );
+        serve::not_zero(every, "keep_alive");
         self.keep_alive = every;
         self
     }

@@ -48,10 +48,7 @@ impl Config {
     /// If `timeout` is zero.
     #[track_caller]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Config {
-        assert!(
-            !timeout.is_zero(),
-            "memtail::http::Config::header_read_timeout: zero timeout"
-        );
+        not_zero(timeout, "header_read_timeout");
         self.header_read_timeout = timeout;
         self
     }
@@ -67,10 +64,7 @@ impl Config {
     /// If `timeout` is zero.
     #[track_caller]
     pub fn idle_timeout(mut self, timeout: Duration) -> Config {
-        assert!(
-            !timeout.is_zero(),
-            "memtail::http::Config::idle_timeout: zero timeout"
-        );
+        not_zero(timeout, "idle_timeout");
         self.idle_timeout = timeout;
         self
     }
@@ -152,6 +146,15 @@ impl Config {
     ) -> impl Future<Output = io::Result<()>> + Send {
         serve_with(Limits::of(&self), listener, app)
     }
+}
+
+/// Panics, naming the option, when `duration` is zero.
+#[track_caller]
+pub(super) fn not_zero(duration: Duration, option: &str) {
+    assert!(
+        !duration.is_zero(),
+        "memtail::http::Config::{option}: zero duration"
+    );
 }
 
 #[derive(Clone, Copy)]

@@ -16,6 +16,17 @@ async fn get(url: &str) -> reqwest::Response {
     reqwest::get(url).await.unwrap()
 }
 
+/// `/events` resumed after `last_id`, as a reconnecting `EventSource` asks.
+async fn events_after(address: std::net::SocketAddr, last_id: &str) -> Events {
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/events"))
+        .header("Last-Event-ID", last_id)
+        .send()
+        .await
+        .unwrap();
+    Events::new(response)
+}
+
 async fn open_events(url: &str) -> Events {
     Events::new(get(url).await)
 }
@@ -63,13 +74,7 @@ async fn last_event_id_resumes_after_it() {
         writeln!(&buf, "line {n}").unwrap();
     }
     let address = serve(router(buf.clone())).await;
-    let response = reqwest::Client::new()
-        .get(format!("http://{address}/events"))
-        .header("Last-Event-ID", "2")
-        .send()
-        .await
-        .unwrap();
-    let mut events = Events::new(response);
+    let mut events = events_after(address, "2").await;
     let (ids, missed) = follow_until(&mut events, 3, 4).await;
     assert_eq!((ids, missed), (vec![3, 4], 0));
     buf.append(b"line 5\n");
@@ -104,13 +109,7 @@ async fn a_position_of_another_buffer_says_the_log_started_over() {
             writeln!(&new, "new {n}").unwrap();
         }
         let address = serve(router(new.clone())).await;
-        let response = reqwest::Client::new()
-            .get(format!("http://{address}/events"))
-            .header("Last-Event-ID", &last_old)
-            .send()
-            .await
-            .unwrap();
-        let mut events = Events::new(response);
+        let mut events = events_after(address, &last_old).await;
         let notice = events.next().await;
         assert_eq!(
             (notice.name.as_str(), notice.data.as_str()),
@@ -135,13 +134,7 @@ async fn a_position_of_another_buffer_says_the_log_started_over() {
         assert!(snapshot.text().await.unwrap().starts_with("new 0\n"));
         // The new buffer's own ids resume where they say, without a notice.
         let own = format!("{instance}-2");
-        let response = reqwest::Client::new()
-            .get(format!("http://{address}/events"))
-            .header("Last-Event-ID", &own)
-            .send()
-            .await
-            .unwrap();
-        let mut events = Events::new(response);
+        let mut events = events_after(address, &own).await;
         let first = events.next().await;
         assert_eq!(
             (first.name.as_str(), first.data.as_str()),
@@ -194,13 +187,7 @@ async fn resuming_after_eviction_announces_the_exact_loss_first() {
     let address = serve(router(buf.clone())).await;
 
     // The client has entries up to 2: entries 3 .. first_retained are gone.
-    let response = reqwest::Client::new()
-        .get(format!("http://{address}/events"))
-        .header("Last-Event-ID", "2")
-        .send()
-        .await
-        .unwrap();
-    let mut events = Events::new(response);
+    let mut events = events_after(address, "2").await;
     let missed = events.next().await;
     assert_eq!(missed.name, "missed");
     assert_eq!(missed.data, (first_retained - 3).to_string());
