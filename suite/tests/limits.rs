@@ -172,7 +172,7 @@ async fn over_the_cap_new_connections_are_closed_at_once_and_open_streams_flow()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_snapshot_never_read_holds_its_place_until_the_idle_timeout() {
+async fn a_snapshot_being_sent_holds_its_place_until_it_is_sent_or_its_connection_closed() {
     let buf = LogBuffer::with_capacity(1 << 20);
     let line = format!("{}\n", "x".repeat(99));
     while buf.stats().entries_evicted == 0 {
@@ -197,24 +197,33 @@ async fn a_snapshot_never_read_holds_its_place_until_the_idle_timeout() {
         .write_all(b"GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
-    // While it holds the one place, others are told to come back.
-    let deadline = Instant::now() + DEADLINE;
-    let busy = loop {
-        let answer = raw(
-            address,
-            "GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-        )
-        .await;
-        if answer.starts_with("HTTP/1.1 503") {
-            break answer;
-        }
-        // The stalled one may not have been answered yet.
-        assert!(Instant::now() < deadline, "never refused");
-    };
+    // It reads the status line and headers only: then it holds the one place.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        let n = tokio::time::timeout(DEADLINE, stalled.read(&mut byte))
+            .await
+            .expect("the answer's head")
+            .unwrap();
+        assert_eq!(n, 1, "the server answered");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // While it holds the place, others are told to come back.
+    let busy = raw(
+        address,
+        "GET /snapshot HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
     assert!(busy.contains("retry-after: 5"), "{busy}");
     assert!(busy.contains("max_snapshots"), "{busy}");
-    // The server closes the stalled connection once nothing moved for the idle timeout, which
-    // gives the place back.
+    // The place comes back once the server has handed the snapshot to the kernel, or closed the
+    // stalled connection after the idle timeout.
     let deadline = Instant::now() + DEADLINE;
     loop {
         let status = snapshot_status(address).await;
@@ -228,6 +237,33 @@ async fn a_snapshot_never_read_holds_its_place_until_the_idle_timeout() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(stalled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() {
+    // A WebSocket with nothing to send either way: pings only every minute.
+    let address = serve(
+        Config::new()
+            .idle_timeout(Duration::from_millis(500))
+            .keep_alive(Duration::from_secs(60)),
+        LogBuffer::new(),
+    )
+    .await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let end = tokio::time::timeout(DEADLINE, ws.next())
+        .await
+        .expect("the server closes the connection");
+    assert!(
+        matches!(end, None | Some(Err(_))),
+        "closed, without a message: {end:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
