@@ -89,7 +89,9 @@ impl Config {
 
     /// Serves `buf` (the router of this config) on `listener`, with this config's connection
     /// limits, until an error that is not about one connection. Sets `TCP_NODELAY` on every
-    /// connection.
+    /// connection. When [`keep_alive`](Config::keep_alive) is not shorter than half the
+    /// [`idle_timeout`](Config::idle_timeout), streams use half the idle timeout instead, so that
+    /// a quiet log does not get them closed as idle.
     ///
     /// # Examples
     ///
@@ -107,17 +109,21 @@ impl Config {
     /// shortage that passes (out of file descriptors or memory: then it waits 100 ms and goes
     /// on).
     pub fn serve(
-        self,
+        mut self,
         buf: LogBuffer,
         listener: TcpListener,
     ) -> impl Future<Output = io::Result<()>> + Send {
         let limits = Limits::of(&self);
+        // Streams must show life more often than the idle timeout, or they would be closed as
+        // idle whenever the log is quiet.
+        self.keep_alive = self.keep_alive.min(self.idle_timeout / 2);
         serve_with(limits, listener, self.router(buf))
     }
 
     /// Serves `app`, an application that nests [`router`](Config::router) among its own
     /// routes, on `listener` with this config's connection limits (the other options are the
-    /// router's). See [`serve`](Config::serve).
+    /// router's). See [`serve`](Config::serve); here the router was made already, so its
+    /// [`keep_alive`](Config::keep_alive) must be shorter than the idle timeout.
     ///
     /// # Examples
     ///

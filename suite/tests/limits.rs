@@ -241,14 +241,16 @@ async fn a_snapshot_being_sent_holds_its_place_until_it_is_sent_or_its_connectio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() {
-    // A WebSocket with nothing to send either way: pings only every minute.
-    let address = serve(
-        Config::new()
-            .idle_timeout(Duration::from_millis(500))
-            .keep_alive(Duration::from_secs(60)),
-        LogBuffer::new(),
-    )
-    .await;
+    // A WebSocket and an SSE stream with nothing to send either way: pings and keep-alive
+    // comments only every minute (which `serve` would shorten; `serve_app` takes the router as
+    // it is).
+    let router = Config::new()
+        .keep_alive(Duration::from_secs(60))
+        .router(LogBuffer::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let config = Config::new().idle_timeout(Duration::from_millis(500));
+    tokio::spawn(async move { config.serve_app(listener, router).await.unwrap() });
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
         .await
         .unwrap();
@@ -269,10 +271,9 @@ async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_stay_open_past_the_idle_timeout() {
     let buf = LogBuffer::new();
+    // `serve` makes the keep-alive interval half the idle timeout: 300 ms.
     let address = serve(
-        Config::new()
-            .idle_timeout(Duration::from_millis(600))
-            .keep_alive(Duration::from_millis(100)),
+        Config::new().idle_timeout(Duration::from_millis(600)),
         buf.clone(),
     )
     .await;
