@@ -20,6 +20,21 @@ use memtail_suite::system_test;
 fn main() {
     memtail_suite::run(vec![
         system_test(
+            "the_viewer_keeps_up_with_a_large_backlog_and_a_burst",
+            browser,
+            |(chromium, chromedriver)| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
+                        chromium,
+                        chromedriver,
+                    ));
+            },
+        ),
+        system_test(
             "the_viewer_says_the_log_started_over_when_the_server_restarts",
             browser,
             |(chromium, chromedriver)| {
@@ -181,6 +196,140 @@ async fn the_viewer_says_the_log_started_over_when_the_server_restarts(
         assert_eq!(notices, vec!["the log started over"; restarts + 1]);
         drop(server);
     }
+    driver.quit().await;
+}
+
+/// The page's counts: entries received and entries announced missed.
+async fn counts(driver: &Driver) -> (u64, u64) {
+    let counts = driver
+        .run(
+            r#"const c = document.getElementById("counts").dataset;
+            return [Number(c.received || 0), Number(c.missed || 0)];"#,
+        )
+        .await;
+    (counts[0].as_u64().unwrap(), counts[1].as_u64().unwrap())
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// 20 000 lines of backlog, then 20 000 lines a second for 5 s: the page takes them all (shown or
+/// counted missed), shows the newest, keeps at most 10 000 rows, and answers script calls
+/// throughout (their round trips are printed: the goals are 1 s for the backlog and 100 ms at
+/// p99; timings are not asserted).
+async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    const BACKLOG: u64 = 20_000;
+    const RATE: u64 = 20_000;
+    const SECONDS: u64 = 5;
+    let buf = LogBuffer::with_capacity(16 << 20);
+    for n in 0..BACKLOG {
+        writeln!(
+            &buf,
+            "backlog line {n} with some text to make it look like a log line"
+        )
+        .unwrap();
+    }
+    let address = serve(memtail::http::router(buf.clone())).await;
+    let driver = Driver::start(&chromium, &chromedriver).await;
+
+    let mut round_trips = Vec::new();
+    let navigated = Instant::now();
+    driver.go(&format!("http://{address}/")).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let asked = Instant::now();
+        let newest = driver
+            .run(
+                r##"const rows = document.querySelectorAll("#log .line");
+                return rows.length === 0 ? "" : rows[rows.length - 1].textContent;"##,
+            )
+            .await;
+        round_trips.push(asked.elapsed().as_secs_f64() * 1000.0);
+        if newest
+            .as_str()
+            .is_some_and(|text| text.starts_with(&format!("backlog line {}", BACKLOG - 1)))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog was never shown: {newest}"
+        );
+    }
+    let backlog_shown = navigated.elapsed();
+    round_trips.sort_by(f64::total_cmp);
+    let backlog_max = round_trips.last().copied().unwrap_or(0.0);
+
+    // The burst, paced by a thread of its own.
+    let writer = {
+        let buf = buf.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            for n in 0..RATE * SECONDS {
+                if n % (RATE / 1000) == 0 {
+                    let due = std::time::Duration::from_micros(n * 1_000_000 / RATE);
+                    if let Some(wait) = due.checked_sub(started.elapsed()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                writeln!(
+                    &buf,
+                    "burst line {n} with some text to make it look like a log line"
+                )
+                .unwrap();
+            }
+        })
+    };
+    let mut burst_trips = Vec::new();
+    while !writer.is_finished() {
+        let asked = Instant::now();
+        driver.run("return performance.now();").await;
+        burst_trips.push(asked.elapsed().as_secs_f64() * 1000.0);
+    }
+    writer.join().unwrap();
+    let written = BACKLOG + RATE * SECONDS;
+    let deadline = Instant::now() + DEADLINE;
+    let (received, missed) = loop {
+        let (received, missed) = counts(&driver).await;
+        if received + missed >= written {
+            break (received, missed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{received} received + {missed} missed of {written}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(received + missed, written, "every entry shown or counted");
+    let page = driver
+        .run(
+            r##"const rows = document.querySelectorAll("#log .line, #log .notice");
+            return [rows.length, rows[rows.length - 1].textContent];"##,
+        )
+        .await;
+    assert!(page[0].as_u64().unwrap() <= 10_000, "bounded rows: {page}");
+    assert_eq!(
+        page[1],
+        format!(
+            "burst line {} with some text to make it look like a log line",
+            RATE * SECONDS - 1
+        ),
+        "the newest line is shown"
+    );
+    burst_trips.sort_by(f64::total_cmp);
+    eprintln!(
+        "viewer: {BACKLOG}-line backlog shown in {backlog_shown:?} (script round trips up to \
+         {backlog_max:.1} ms meanwhile); {RATE}/s for {SECONDS} s: {received} received, {missed} \
+         missed; round trips p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} calls",
+        quantile(&burst_trips, 0.5),
+        quantile(&burst_trips, 0.99),
+        burst_trips.last().unwrap(),
+        burst_trips.len()
+    );
     driver.quit().await;
 }
 
