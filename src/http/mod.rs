@@ -74,8 +74,10 @@
 //!   from there on, a batch at a time. When a client reads so slowly that the ring evicts entries
 //!   before its stream sent them, it loses the oldest, and an event named `missed` says how many,
 //!   where they were lost. Writers and other clients never wait for a slow client.
-//! - A comment line keeps idle connections open every 15 seconds
-//!   ([`Config::keep_alive`]); the stream asks browsers to reconnect after one second. The
+//! - An event named `heartbeat`, whose data is the interval in milliseconds, comes first and
+//!   then every 15 seconds the stream has nothing else to send ([`Config::keep_alive`]): a client
+//!   that has heard nothing for two intervals knows the connection is dead, not the log quiet.
+//!   The stream asks browsers to reconnect after one second. The
 //!   response carries `X-Accel-Buffering: no`, so that nginx does not hold it back.
 //!
 //! ## WebSocket
@@ -125,7 +127,7 @@
 //!     connection that sends no next request.
 //!   - [`Config::idle_timeout`] (60 s by default): a connection on which no byte moved either way
 //!     for that long is closed (a client that stopped reading). Live streams are not idle while
-//!     their client reads: SSE sends a keep-alive comment, WebSocket a ping, every
+//!     their client reads: SSE sends a heartbeat event, WebSocket a ping, every
 //!     [`Config::keep_alive`] (15 s).
 //!   - [`Config::max_connections`] (512 by default): connections of every kind, streams and
 //!     half-sent requests included. Beyond, a new connection is closed as soon as it is accepted;
@@ -255,7 +257,7 @@ impl Config {
     pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
     /// `/snapshot` answers sent at once by default.
     pub const DEFAULT_MAX_SNAPSHOTS: usize = 16;
-    /// How often an idle SSE stream gets a keep-alive comment by default.
+    /// How often an idle SSE stream gets a heartbeat event by default.
     pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
     /// The defaults (see the table above).
@@ -385,7 +387,8 @@ impl Config {
         self
     }
 
-    /// How often an idle SSE stream gets a keep-alive comment, and a WebSocket a ping.
+    /// How often an idle SSE stream gets a heartbeat event (named `heartbeat`, the interval in
+    /// milliseconds as its data), and a WebSocket a ping.
     ///
     /// # Panics
     ///

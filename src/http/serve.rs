@@ -55,7 +55,7 @@ impl Config {
 
     /// A connection on which no byte moved, in either direction, for this long is closed: a
     /// client that stopped reading a snapshot or a stream, or stopped answering. Live streams
-    /// are never idle while their client reads: SSE sends a keep-alive comment and WebSocket a
+    /// are never idle while their client reads: SSE sends a heartbeat event and WebSocket a
     /// ping every [`keep_alive`](Config::keep_alive), which must be shorter. Used by
     /// [`serve`](Config::serve) and [`serve_app`](Config::serve_app).
     ///

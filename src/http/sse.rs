@@ -37,11 +37,15 @@ pub(super) async fn events(
         .buf
         .follow_async(start.position(), served.config.follower_batch);
     let every = served.config.keep_alive;
-    let first: &'static [u8] = if start.restarted {
-        b"event: restart\ndata: the log started over\n\nretry: 1000\n\n"
-    } else {
-        b"retry: 1000\n\n"
-    };
+    // A heartbeat says how often the next ones come, so that a client can tell a dead
+    // connection from a quiet log: one at once, then one every `keep_alive` the stream is idle.
+    let heartbeat = Bytes::from(format!("event: heartbeat\ndata: {}\n\n", every.as_millis()));
+    let mut first = BytesMut::new();
+    if start.restarted {
+        first.put_slice(b"event: restart\ndata: the log started over\n\n");
+    }
+    first.put_slice(b"retry: 1000\n\n");
+    first.put_slice(&heartbeat);
     let follow = Follow {
         id_prefix: id_prefix(served.buf.shared().instance),
         level: start.level,
@@ -51,7 +55,8 @@ pub(super) async fn events(
             keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
             keep_alive
         },
-        rest: Bytes::from_static(first),
+        rest: first.freeze(),
+        heartbeat,
         coalesce: Coalesce::new(served.config.coalesce),
         _guard: guard,
     };
@@ -175,6 +180,8 @@ struct Follow {
     level: Option<Level>,
     live: AsyncSubscription,
     keep_alive: Interval,
+    /// `event: heartbeat`, with the interval in milliseconds as its data.
+    heartbeat: Bytes,
     /// What is left of the last batch's events, handed out [`FRAME`] bytes at a time.
     rest: Bytes,
     coalesce: Coalesce,
@@ -193,7 +200,7 @@ impl Follow {
                     self.coalesce.sent(&self.live);
                     events
                 }
-                _ = self.keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
+                _ = self.keep_alive.tick() => self.heartbeat.clone(),
             };
         }
         Some(self.rest.split_to(self.rest.len().min(FRAME)))

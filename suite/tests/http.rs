@@ -43,6 +43,15 @@ async fn an_entry_is_exactly_one_event_whatever_its_line_breaks() {
     assert_eq!(first.name, "message");
     assert_eq!(first.id.as_deref(), Some("0"));
     assert_eq!(first.data, "a\n\ndata: fake\nid: 999\nb");
+    // A heartbeat came first: named, with the interval in milliseconds.
+    assert_eq!(events.heartbeats, 1);
+    assert!(
+        events
+            .raw
+            .starts_with("retry: 1000\n\nevent: heartbeat\ndata: 15000\n\n"),
+        "{}",
+        events.raw
+    );
     let second = events.next().await;
     assert_eq!(
         (second.id.as_deref(), second.data.as_str()),

@@ -241,8 +241,8 @@ async fn a_snapshot_being_sent_holds_its_place_until_it_is_sent_or_its_connectio
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() {
-    // A WebSocket and an SSE stream with nothing to send either way: pings and keep-alive
-    // comments only every minute (which `serve` would shorten; `serve_app` takes the router as
+    // A WebSocket and an SSE stream with nothing to send either way: pings and heartbeats only
+    // every minute (which `serve` would shorten; `serve_app` takes the router as
     // it is).
     let router = Config::new()
         .keep_alive(Duration::from_secs(60))
@@ -277,17 +277,17 @@ async fn live_streams_stay_open_past_the_idle_timeout() {
         buf.clone(),
     )
     .await;
-    // SSE: ten keep-alive comments (a second, past the idle timeout), then an entry.
+    // SSE: ten heartbeats (past the idle timeout), then an entry.
     let mut sse = TcpStream::connect(address).await.unwrap();
     sse.write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let mut text = String::new();
     let mut chunk = [0; 1024];
-    while text.matches(": keep-alive").count() < 10 {
+    while text.matches("event: heartbeat").count() < 10 {
         let n = tokio::time::timeout(DEADLINE, sse.read(&mut chunk))
             .await
-            .expect("keep-alive comments")
+            .expect("heartbeats")
             .unwrap();
         assert!(n > 0, "the stream was closed: {text}");
         text.push_str(&String::from_utf8_lossy(&chunk[..n]));

@@ -75,6 +75,8 @@ pub struct Events {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     pending: String,
     pub raw: String,
+    /// Heartbeat events seen (and skipped) so far.
+    pub heartbeats: u64,
 }
 
 impl Events {
@@ -89,6 +91,7 @@ impl Events {
             body: Box::pin(response.bytes_stream()),
             pending: String::new(),
             raw: String::new(),
+            heartbeats: 0,
         }
     }
 
@@ -105,10 +108,14 @@ impl Events {
             .expect("the stream goes on")
     }
 
-    /// The next event, or `None` when the stream ends.
+    /// The next event but heartbeats (which it counts), or `None` when the stream ends.
     pub async fn next_or_end(&mut self) -> Option<Event> {
         loop {
             if let Some(event) = self.parse_one() {
+                if event.name == "heartbeat" {
+                    self.heartbeats += 1;
+                    continue;
+                }
                 return Some(event);
             }
             let chunk = self.body.next().await?.expect("a readable body");
