@@ -20,6 +20,26 @@ use memtail_suite::system_test;
 fn main() {
     memtail_suite::run(vec![
         system_test(
+            "the_viewer_filters_searches_pauses_downloads_and_links",
+            browser,
+            |(chromium, chromedriver)| {
+                on_two_threads(the_viewer_filters_searches_pauses_downloads_and_links(
+                    chromium,
+                    chromedriver,
+                ));
+            },
+        ),
+        system_test(
+            "the_viewer_reconnects_when_heartbeats_stop",
+            browser,
+            |(chromium, chromedriver)| {
+                on_two_threads(the_viewer_reconnects_when_heartbeats_stop(
+                    chromium,
+                    chromedriver,
+                ));
+            },
+        ),
+        system_test(
             "the_viewer_keeps_up_with_a_large_backlog_and_a_burst",
             browser,
             |(chromium, chromedriver)| {
@@ -331,6 +351,295 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
         burst_trips.len()
     );
     driver.quit().await;
+}
+
+/// Sets a control's value (or checks a box) and tells the page, as a user's input would.
+fn set(id: &str, value: &str) -> String {
+    format!(
+        r#"const el = document.getElementById("{id}");
+        if (el.type === "checkbox") el.checked = {value:?} === "on"; else el.value = {value:?};
+        el.dispatchEvent(new Event(el.tagName === "SELECT" || el.type === "checkbox" ? "change" : "input"));
+        return null;"#
+    )
+}
+
+/// The texts of the lines the page shows (not hidden).
+async fn visible_lines(driver: &Driver) -> Vec<String> {
+    let lines = driver
+        .run(
+            r#"return Array.from(document.querySelectorAll(".line:not([hidden])"), (el) => el.textContent);"#,
+        )
+        .await;
+    lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits (bounded) until the lines the page shows are `expected`.
+async fn until_visible(driver: &Driver, expected: &[&str]) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let lines = visible_lines(driver).await;
+        if lines == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page showed {lines:?}, not {expected:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Level select, search (filter and highlight, plain and regex, invalid regex), pause with its
+/// count, download and permalinks.
+async fn the_viewer_filters_searches_pauses_downloads_and_links(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let buf = LogBuffer::new();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!("debug one");
+        tracing::info!("info two");
+        tracing::warn!("warn three");
+        tracing::error!("error four");
+    });
+    buf.append(b"plain five\n");
+    let address = serve(memtail::http::router(buf.clone())).await;
+    let driver = Driver::start(&chromium, &chromedriver).await;
+    driver.go(&format!("http://{address}/")).await;
+    let all = [
+        "debug one",
+        "info two",
+        "warn three",
+        "error four",
+        "plain five",
+    ];
+    until_visible(&driver, &all).await;
+
+    // Level: warn and worse from the server; lines without a level pass.
+    driver.run(&set("level", "warn")).await;
+    until_visible(&driver, &["warn three", "error four", "plain five"]).await;
+    driver.run(&set("level", "")).await;
+    until_visible(&driver, &all).await;
+
+    // Search, filtering: plain text, any case; then a regular expression.
+    driver.run(&set("search", "O")).await;
+    until_visible(&driver, &["debug one", "info two", "error four"]).await;
+    driver.run(&set("regex", "on")).await;
+    driver.run(&set("search", "^(warn|plain) ")).await;
+    until_visible(&driver, &["warn three", "plain five"]).await;
+    // An invalid one says so and matches nothing.
+    driver.run(&set("search", "([")).await;
+    until_visible(&driver, &[]).await;
+    let invalid = driver
+        .run(r#"const s = document.getElementById("search"); return [s.className, s.title];"#)
+        .await;
+    assert_eq!(invalid[0], "invalid", "{invalid}");
+    assert!(invalid[1]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid regular expression"));
+    // Highlighting: every line shown, the matches marked.
+    driver.run(&set("search", "o")).await;
+    driver.run(&set("mode", "highlight")).await;
+    until_visible(&driver, &all).await;
+    let marked = driver
+        .run(r#"return Array.from(CSS.highlights.get("search"), (range) => range.toString());"#)
+        .await;
+    // "debug one", "info two", "error four" (twice: "err-o-r f-o-ur"), "plain five": none.
+    assert_eq!(marked.as_array().unwrap().len(), 5, "{marked}");
+    driver.run(&set("search", "")).await;
+    driver.run(&set("mode", "filter")).await;
+
+    // Pause: new lines wait, counted.
+    driver
+        .run(r#"document.getElementById("pause").click(); return null;"#)
+        .await;
+    for n in 0..3 {
+        buf.append(format!("paused {n}\n").as_bytes());
+    }
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let text = driver
+            .run(r#"return document.getElementById("pause").textContent;"#)
+            .await;
+        if text == "resume (3 new)" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pause button said {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        visible_lines(&driver).await.len(),
+        5,
+        "nothing added while paused"
+    );
+    driver
+        .run(r#"document.getElementById("pause").click(); return null;"#)
+        .await;
+    let mut with_paused = all.to_vec();
+    with_paused.extend(["paused 0", "paused 1", "paused 2"]);
+    until_visible(&driver, &with_paused).await;
+
+    // Download: the lines shown, filters applied.
+    driver.run(&set("search", "paused")).await;
+    let downloaded = driver
+        .run(
+            r#"const made = URL.createObjectURL;
+            let blob = null;
+            URL.createObjectURL = (b) => { blob = b; return made(b); };
+            document.getElementById("download").click();
+            URL.createObjectURL = made;
+            return blob.text();"#,
+        )
+        .await;
+    assert_eq!(downloaded, "paused 0\npaused 1\npaused 2\n");
+    driver.run(&set("search", "")).await;
+
+    // Permalinks: a line still shown is marked; one that is not says so.
+    driver.go(&format!("http://{address}/#seq=2")).await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let marked = driver
+            .run(r#"return Array.from(document.querySelectorAll(".line.marked"), (el) => el.textContent);"#)
+            .await;
+        if marked.as_array().is_some_and(|marked| !marked.is_empty()) {
+            assert_eq!(marked[0], "warn three");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no line marked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    driver.run(&set("level", "error")).await;
+    until_visible(
+        &driver,
+        &[
+            "error four",
+            "plain five",
+            "paused 0",
+            "paused 1",
+            "paused 2",
+        ],
+    )
+    .await;
+    driver
+        .run(r##"location.hash = "#seq=1"; return null;"##)
+        .await;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let (_, notices) = shown(&driver).await;
+        if notices
+            .iter()
+            .any(|notice| notice == "line 1 is no longer shown")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "notices: {notices:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    driver.quit().await;
+}
+
+/// A proxy to `target` whose connections can be frozen: they stay open and pass nothing more,
+/// as behind a dead router. Connections made after a freeze flow.
+async fn freezing_proxy(
+    target: std::net::SocketAddr,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let freezes = std::sync::Arc::clone(&generation);
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let born = freezes.load(Ordering::SeqCst);
+            let freezes = std::sync::Arc::clone(&freezes);
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(target).await.unwrap();
+                let (mut client_in, mut client_out) = client.split();
+                let (mut server_in, mut server_out) = server.split();
+                let up = tokio::io::copy(&mut client_in, &mut server_out);
+                let down = async {
+                    let mut chunk = [0u8; 8192];
+                    loop {
+                        let n = tokio::io::AsyncReadExt::read(&mut server_in, &mut chunk).await?;
+                        if n == 0 {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                        if freezes.load(Ordering::SeqCst) != born {
+                            // Frozen: hold the connection open, pass nothing.
+                            std::future::pending::<()>().await;
+                        }
+                        tokio::io::AsyncWriteExt::write_all(&mut client_out, &chunk[..n]).await?;
+                    }
+                };
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    (address, generation)
+}
+
+/// The connection goes dead without closing (heartbeats stop): the page notices within two
+/// heartbeats, reconnects, and shows what was written meanwhile.
+async fn the_viewer_reconnects_when_heartbeats_stop(chromium: PathBuf, chromedriver: PathBuf) {
+    let buf = LogBuffer::new();
+    buf.append(b"before\n");
+    let server = serve(
+        memtail::http::Config::new()
+            .keep_alive(std::time::Duration::from_millis(300))
+            .router(buf.clone()),
+    )
+    .await;
+    let (address, freezes) = freezing_proxy(server).await;
+    let driver = Driver::start(&chromium, &chromedriver).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_visible(&driver, &["before"]).await;
+    let reconnects = || async {
+        let state = driver
+            .run(r#"const s = document.getElementById("state"); return [s.textContent, Number(s.dataset.reconnects || 0)];"#)
+            .await;
+        (
+            state[0].as_str().unwrap().to_owned(),
+            state[1].as_u64().unwrap(),
+        )
+    };
+    let (state, before) = reconnects().await;
+    assert_eq!(state, "live");
+    freezes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    buf.append(b"after\n");
+    until_visible(&driver, &["before", "after"]).await;
+    let (_, after) = reconnects().await;
+    assert!(
+        after > before,
+        "the page reconnected: {before} then {after}"
+    );
+    driver.quit().await;
+}
+
+fn on_two_threads(test: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
 }
 
 fn on_one_thread(test: impl Future<Output = ()>) {
