@@ -40,7 +40,7 @@
 //!
 //! | route | what it answers |
 //! |---|---|
-//! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries; auto-scroll pauses while you read further up; a text filter; ANSI colours rendered as colours, other control sequences removed; "N entries missed" notices; reconnects resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
+//! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries, adding rows once per animation frame and keeping the newest 10 000; auto-scroll pauses while you read further up; a level select, search (filter or highlight, plain or regex), pause, download of the lines shown, `#seq=N` permalinks; ANSI colours rendered as colours, other control sequences removed; "N entries missed" and "the log started over" notices; reconnects (jittered backoff, after two missed heartbeats, at once when the network or tab returns) resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
 //! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`; `?since=ID` gives the retained entries from `ID` on (an event id or a bare sequence number); `?format=ndjson` gives one JSON object per entry and line (`{"seq":N,"level":"WARN","text":"..."}`, `level` `null` without one, `text` without its final line break). Headers `x-memtail-next-seq` (where to resume), `x-memtail-missed` (entries from `ID` on that were evicted), `x-memtail-instance` and `x-memtail-restarted` (below). |
 //! | `GET /events` | Server-Sent Events: the retained entries, then live ones. |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |

@@ -340,7 +340,22 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
         ),
         "the newest line is shown"
     );
+    // Filter and search over the rows kept, timed inside the page.
+    let timed = |mode: &str, text: &str| {
+        format!(
+            r#"const mode = document.getElementById("mode"), search = document.getElementById("search");
+            mode.value = "{mode}"; mode.dispatchEvent(new Event("change"));
+            const started = performance.now();
+            search.value = "{text}"; search.dispatchEvent(new Event("input"));
+            const took = performance.now() - started;
+            search.value = ""; search.dispatchEvent(new Event("input"));
+            return took;"#
+        )
+    };
+    let filter_ms = driver.run(&timed("filter", "line 9999")).await;
+    let highlight_ms = driver.run(&timed("highlight", "line 9999")).await;
     burst_trips.sort_by(f64::total_cmp);
+    eprintln!("viewer: filter over the rows kept took {filter_ms} ms, highlight {highlight_ms} ms");
     eprintln!(
         "viewer: {BACKLOG}-line backlog shown in {backlog_shown:?} (script round trips up to \
          {backlog_max:.1} ms meanwhile); {RATE}/s for {SECONDS} s: {received} received, {missed} \
