@@ -117,6 +117,12 @@ pub(super) fn admit_follower(
     uri: &Uri,
 ) -> Result<(FollowerGuard, Start), Refusal> {
     let host = admit(served, headers, uri)?;
+    if headers.get_all(ORIGIN).iter().count() > 1 {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "more than one Origin header",
+        ));
+    }
     if let Some(origin) = headers.get(ORIGIN) {
         let allowed = origin
             .to_str()
@@ -251,8 +257,10 @@ fn host_name(host: &str) -> Option<String> {
     let port_ok = port.is_empty()
         || port
             .strip_prefix(':')
-            .is_some_and(|digits| digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()));
-    port_ok.then(|| name.trim_end_matches('.').to_ascii_lowercase())
+            .is_some_and(|digits| digits.is_empty() || digits.parse::<u16>().is_ok());
+    // No empty label: `..localhost` names nothing.
+    let labels_ok = !name.starts_with('.') && !name.contains("..");
+    (port_ok && labels_ok).then(|| name.trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// Whether `name` (from [`host_name`]) is a loopback name or address, or allowed.
@@ -353,6 +361,9 @@ mod tests {
             "127.0.0.1@evil.com",
             "localhost:80x",
             "localhost:123456",
+            "localhost:99999",
+            "..localhost",
+            ".localhost",
             "[::1",
             "[evil.com]",
             "local host",

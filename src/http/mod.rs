@@ -99,7 +99,8 @@
 //!   the hosts clients use, or `allowed_hosts(["*"])` behind a proxy that checks them. A `Host`
 //!   must be well formed (`[::1]evil.com` or `127.0.0.1@evil.com` name no host: 403); two `Host`
 //!   headers, one that is not visible ASCII, or an absolute-form request target naming another
-//!   host than `Host` answer 400; an absolute-form target is checked like `Host`.
+//!   host than `Host` answer 400; an absolute-form target is checked like `Host`. Two `Origin`
+//!   headers answer 400.
 //! - **Origin.** `/events` and `/ws` answer 403 to a request whose `Origin` is neither
 //!   `http://` and the request's own host (memtail speaks plain HTTP: `https://` is another
 //!   origin) nor in [`Config::allowed_origins`]: another site's page cannot read the log through
@@ -113,14 +114,21 @@
 //!   `/events` and `/ws` answer 503. A stream holds one batch of entries (at most
 //!   [`Config::follower_batch`] entries and 64 KiB, or one entry if longer) while it sends it; an
 //!   SSE stream hands it to the HTTP server in pieces of at most 8 KiB, of which hyper queues at
-//!   most 16 per connection: a client that never reads pins at most about 200 KiB of the server's
-//!   memory (130 KiB measured), however much is written. A writer does no work per stream.
+//!   most 16 per connection: with entries of up to 64 KiB, a client that never reads pins at most
+//!   about 200 KiB of the server's memory (130 KiB measured), however much is written. With
+//!   longer entries it pins about one entry (SSE) or two (WebSocket, whose library copies a
+//!   message into its send buffer), each at most the buffer's capacity: 256 such clients of a
+//!   1 MiB buffer whose entries are near 1 MiB pin about 230 MB (SSE) or 460 MB (WebSocket). A
+//!   writer does no work per stream.
 //! - **Snapshots.** At most [`Config::max_snapshots`] (16 by default) `/snapshot` answers are sent
-//!   at once; beyond, 503 with `Retry-After`. Each holds one copy of what it sends (at most the
-//!   buffer's capacity), handed to the HTTP server in pieces of 16 KiB.
+//!   at once; beyond, 503 with `Retry-After`. Each holds one copy of what it sends, handed to the
+//!   HTTP server in pieces of 16 KiB: at most the buffer's capacity, or for `format=ndjson`
+//!   (which makes short entries many times longer) twice the capacity and 64 KiB, keeping the
+//!   newest entries that fit; `x-memtail-omitted` says how many older ones were left out.
 //! - **WebSocket messages from the client** are read (pings, pongs, close) but may not be longer
 //!   than 1 KiB, whole or per frame: a client that sends more is disconnected, so no client can
-//!   make the server buffer a message. The server pings every [`Config::keep_alive`].
+//!   make the server buffer a message. The server pings every [`Config::keep_alive`] and
+//!   disconnects a client that answered none of the last two pings (it stopped reading).
 //! - **Connections**, when served by [`Config::serve`] or [`Config::serve_app`]:
 //!   - [`Config::header_read_timeout`] (10 s by default): a request's line and headers must
 //!     arrive within it, so a half-sent request is closed after it, and so is a keep-alive
@@ -128,7 +136,9 @@
 //!   - [`Config::idle_timeout`] (60 s by default): a connection on which no byte moved either way
 //!     for that long is closed (a client that stopped reading). Live streams are not idle while
 //!     their client reads: SSE sends a heartbeat event, WebSocket a ping, every
-//!     [`Config::keep_alive`] (15 s).
+//!     [`Config::keep_alive`] (15 s). Bytes the kernel takes count as moved: an SSE client that
+//!     stops reading a quiet log is noticed only once its socket buffers are full, which
+//!     heartbeats alone take hours to do; until then it holds one of the `max_followers` places.
 //!   - [`Config::max_connections`] (512 by default): connections of every kind, streams and
 //!     half-sent requests included. Beyond, a new connection is closed as soon as it is accepted;
 //!     the open ones, streams among them, go on.

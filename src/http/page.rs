@@ -84,7 +84,8 @@ pub(super) async fn snapshot(
         Ok(level) => level,
         Err(refusal) => return refusal.into_response(),
     };
-    let ndjson = match query_param(&uri, "format").as_deref() {
+    let format = query_param(&uri, "format").map(|format| format.to_ascii_lowercase());
+    let ndjson = match format.as_deref() {
         None | Some("text") => false,
         Some("ndjson") => true,
         Some(_) => {
@@ -101,15 +102,26 @@ pub(super) async fn snapshot(
     };
     // The bytes and the position, read together: the retained bytes as they are, or built from
     // the entries when they are filtered or formatted.
+    let mut omitted = 0;
     let (bytes, next_seq, missed) = if level.is_none() && !ndjson {
         served.buf.bytes_since(since.unwrap_or(0))
     } else {
         let replay = served.buf.since(since.unwrap_or(0));
-        let kept = replay.entries().iter().filter(|entry| keeps(level, entry));
+        let kept: Vec<&Entry> = replay
+            .entries()
+            .iter()
+            .filter(|entry| keeps(level, entry))
+            .collect();
         let bytes = if ndjson {
-            ndjson_lines(kept)
+            // JSON makes short entries many times longer: the answer keeps the newest entries
+            // that fit in twice the capacity (and 64 KiB), and says how many older ones it left
+            // out.
+            let budget = 2 * served.buf.capacity() + 64 * 1024;
+            let (lines, left_out) = ndjson_within(&kept, budget);
+            omitted = left_out;
+            lines
         } else {
-            kept.fold(Vec::new(), |mut text, entry| {
+            kept.iter().fold(Vec::new(), |mut text, entry| {
                 text.extend_from_slice(entry);
                 text
             })
@@ -147,6 +159,7 @@ pub(super) async fn snapshot(
             ("x-memtail-next-seq", HeaderValue::from(next_seq)),
             ("x-memtail-missed", HeaderValue::from(missed)),
             ("content-length", HeaderValue::from(length)),
+            ("x-memtail-omitted", HeaderValue::from(omitted)),
             (
                 "x-memtail-instance",
                 HeaderValue::from_str(&format!("{instance:08x}")).expect("hexadecimal digits"),
@@ -161,12 +174,33 @@ pub(super) async fn snapshot(
         .into_response()
 }
 
-/// One JSON object per entry and line: `{"seq":N,"level":"WARN","text":"..."}`, `level` `null`
-/// for an entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final
-/// line break.
-fn ndjson_lines<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in entries {
+/// The newest of `entries` whose lines fit in `budget` bytes, as NDJSON (see [`ndjson_line`]), and
+/// how many older ones did not fit.
+fn ndjson_within(entries: &[&Entry], budget: usize) -> (Vec<u8>, u64) {
+    let mut scratch = Vec::new();
+    let mut size = 0;
+    let mut first = entries.len();
+    while first > 0 {
+        scratch.clear();
+        ndjson_line(&mut scratch, entries[first - 1]);
+        if size + scratch.len() > budget {
+            break;
+        }
+        size += scratch.len();
+        first -= 1;
+    }
+    let mut out = Vec::with_capacity(size);
+    for entry in &entries[first..] {
+        ndjson_line(&mut out, entry);
+    }
+    (out, first as u64)
+}
+
+/// One JSON object and line: `{"seq":N,"level":"WARN","text":"..."}`, `level` `null` for an
+/// entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final line
+/// break.
+fn ndjson_line(out: &mut Vec<u8>, entry: &Entry) {
+    {
         out.extend_from_slice(b"{\"seq\":");
         out.extend_from_slice(entry.seq().to_string().as_bytes());
         out.extend_from_slice(b",\"level\":");
@@ -184,10 +218,9 @@ fn ndjson_lines<'a>(entries: impl Iterator<Item = &'a Entry>) -> Vec<u8> {
             .strip_suffix("\r\n")
             .or_else(|| text.strip_suffix('\n'))
             .unwrap_or(&text);
-        push_json_string(&mut out, text);
+        push_json_string(out, text);
         out.extend_from_slice(b"}\n");
     }
-    out
 }
 
 /// `text` as a JSON string: quotes, backslashes and control characters escaped.
@@ -223,7 +256,11 @@ mod tests {
         buf.append(b"plain\n");
         buf.append(b"\"quoted\" back\\slash\ttab\x1b[31m\x7f\r\n");
         buf.append(b"bad \xff utf-8");
-        let lines = String::from_utf8(ndjson_lines(buf.entries().iter())).unwrap();
+        let entries = buf.entries();
+        let all: Vec<&Entry> = entries.iter().collect();
+        let (lines, omitted) = ndjson_within(&all, usize::MAX);
+        assert_eq!(omitted, 0);
+        let lines = String::from_utf8(lines).unwrap();
         let lines: Vec<&str> = lines.lines().collect();
         assert_eq!(lines[0], r#"{"seq":0,"level":null,"text":"plain"}"#);
         assert_eq!(
@@ -234,5 +271,21 @@ mod tests {
             lines[2],
             "{\"seq\":2,\"level\":null,\"text\":\"bad \u{fffd} utf-8\"}"
         );
+    }
+
+    #[test]
+    fn ndjson_keeps_the_newest_that_fit() {
+        let buf = LogBuffer::new();
+        for n in 0..10 {
+            buf.append(format!("{n}").as_bytes());
+        }
+        let entries = buf.entries();
+        let all: Vec<&Entry> = entries.iter().collect();
+        let line = r#"{"seq":9,"level":null,"text":"9"}"#.len() + 1;
+        let (lines, omitted) = ndjson_within(&all, 3 * line + 1);
+        assert_eq!(omitted, 7);
+        let lines = String::from_utf8(lines).unwrap();
+        assert!(lines.starts_with(r#"{"seq":7,"#), "{lines}");
+        assert_eq!(lines.lines().count(), 3);
     }
 }

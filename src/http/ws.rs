@@ -79,11 +79,17 @@ async fn serve(
     }
     // A ping every `keep_alive`: the client's pong keeps the connection from being idle, and a
     // client that is gone is noticed.
+    // A client that answered none of the last two pings (nor sent anything else) has stopped
+    // reading: it is disconnected, so that it does not hold a stream's place on a quiet log.
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    let mut heard = tokio::time::Instant::now();
     loop {
         coalesce.ready().await;
         tokio::select! {
             _ = pings.tick() => {
+                if heard.elapsed() > 2 * ping + ping / 2 {
+                    return;
+                }
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
@@ -109,8 +115,8 @@ async fn serve(
                 }
                 // (Err: a message over MAX_CLIENT_MESSAGE among them.)
                 None | Some(Err(_)) => return,
-                // Anything else from the client is ignored.
-                Some(Ok(_)) => {}
+                // Anything else from the client (pongs, mostly) only shows it is there.
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
         }
     }

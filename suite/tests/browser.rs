@@ -257,11 +257,10 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
     let driver = Driver::start(&chromium, &chromedriver).await;
 
     let mut round_trips = Vec::new();
-    let mut in_page_ms = 0.0;
     let navigated = Instant::now();
     driver.go(&format!("http://{address}/")).await;
     let deadline = Instant::now() + DEADLINE;
-    loop {
+    let in_page_ms = loop {
         let asked = Instant::now();
         let newest = driver
             .run(
@@ -275,14 +274,13 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
             .is_some_and(|text| text.starts_with(&format!("backlog line {}", BACKLOG - 1)))
         {
             // Milliseconds since the navigation started, by the page's clock: an upper bound.
-            in_page_ms = newest[1].as_f64().unwrap();
-            break;
+            break newest[1].as_f64().unwrap();
         }
         assert!(
             Instant::now() < deadline,
             "the backlog was never shown: {newest}"
         );
-    }
+    };
     let backlog_shown = navigated.elapsed();
     round_trips.sort_by(f64::total_cmp);
     let backlog_max = round_trips.last().copied().unwrap_or(0.0);

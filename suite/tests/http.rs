@@ -675,6 +675,7 @@ async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one(
     ))
     .await;
     assert_eq!(ndjson.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(ndjson.headers()["x-memtail-omitted"], "0");
     let objects: Vec<serde_json::Value> = ndjson
         .text()
         .await

@@ -269,6 +269,30 @@ async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_client_that_answers_no_ping_is_disconnected_on_a_quiet_log() {
+    // Its socket takes the pings (so bytes move and the idle timeout never fires), but it never
+    // answers one: after two unanswered pings the server lets it go.
+    let address = serve(
+        Config::new().keep_alive(Duration::from_millis(200)),
+        LogBuffer::new(),
+    )
+    .await;
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let read = until_closed(&mut stream).await;
+    assert!(read.starts_with(b"HTTP/1.1 101"), "{read:?}");
+    // 0x89: a ping frame. At least two went unanswered before the end.
+    let pings = read.windows(2).filter(|pair| pair == &[0x89, 0x00]).count();
+    assert!(pings >= 2, "{pings} pings");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_streams_stay_open_past_the_idle_timeout() {
     let buf = LogBuffer::new();
     // `serve` makes the keep-alive interval half the idle timeout: 300 ms.
@@ -350,6 +374,8 @@ async fn hosts_that_are_not_what_they_seem_are_refused() {
         format!("[::1]@evil.com:{port}"),
         format!("127.0.0.1@evil.com:{port}"),
         format!("localhost:{port}x"),
+        "localhost:99999".to_owned(),
+        "..localhost".to_owned(),
     ] {
         let (status, answer) = status_of(request(&host)).await;
         assert!(status == 400 || status == 403, "{host}: {answer}");
@@ -377,6 +403,12 @@ async fn hosts_that_are_not_what_they_seem_are_refused() {
     let answer = String::from_utf8_lossy(&until_closed(&mut stream).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(!answer.contains("no Host header"), "{answer}");
+    // Two Origin headers: which one would a browser have meant?
+    let (status, answer) = status_of(format!(
+        "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\nOrigin: http://evil.com\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(status, 400, "{answer}");
     // The same host over another scheme is another origin.
     let (status, answer) = status_of(format!(
         "GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
