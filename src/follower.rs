@@ -289,17 +289,19 @@ const NUDGE_GAP: Duration = Duration::from_millis(1);
 
 impl State {
     /// Whether a nudge may go out now (this eviction round has had none): at most one per
-    /// [`NUDGE_GAP`]; a round that comes sooner goes without.
+    /// [`NUDGE_GAP`]; one put off by the gap is asked for again by the round's next write.
     #[cold]
     pub(crate) fn nudge_due(&mut self) -> bool {
-        self.pressure_round = self.ring.evictions();
         let now = Instant::now();
         if self
             .pressure_at
             .is_some_and(|last| now.duration_since(last) < NUDGE_GAP)
         {
+            // Too soon after the last one: the next write of this round asks again, so that a
+            // nudge put off by the gap is not skipped until the eviction it was meant to prevent.
             return false;
         }
+        self.pressure_round = self.ring.evictions();
         self.pressure_at = Some(now);
         true
     }
@@ -361,6 +363,18 @@ mod waiting {
         static TAKEN: Cell<Vec<(u64, Waker)>> = const { Cell::new(Vec::new()) };
     }
 
+    /// Wakers taken off the list: should one's `wake` panic, the others are still woken as this
+    /// unwinds, instead of being dropped with no writer left to wake them.
+    struct WakeAll(Vec<(u64, Waker)>);
+
+    impl Drop for WakeAll {
+        fn drop(&mut self) {
+            while let Some((_, waker)) = self.0.pop() {
+                waker.wake();
+            }
+        }
+    }
+
     impl Waiters {
         pub(crate) fn new() -> Waiters {
             Waiters {
@@ -392,9 +406,12 @@ mod waiting {
                 return;
             }
             let mut list = self.list.lock();
+            // A waker replaced is dropped after the lock is released: dropping one runs the
+            // executor's code, which may drop a task that owns a follower, which locks the list.
+            let mut replaced = None;
             if slot.epoch == Some(self.epoch.load(Ordering::Relaxed)) {
                 if let Some((_, left)) = list.iter_mut().find(|(id, _)| *id == slot.id) {
-                    left.clone_from(waker);
+                    replaced = Some(std::mem::replace(left, waker.clone()));
                 }
             } else {
                 list.push((slot.id, waker.clone()));
@@ -402,6 +419,7 @@ mod waiting {
             }
             self.any.store(true, Ordering::Relaxed);
             drop(list);
+            drop(replaced);
             match &mut slot.waker {
                 Some(left) => left.clone_from(waker),
                 none => *none = Some(waker.clone()),
@@ -414,27 +432,34 @@ mod waiting {
                 return;
             }
             let mut list = self.list.lock();
+            let mut removed = None;
             if slot.epoch == Some(self.epoch.load(Ordering::Relaxed)) {
                 if let Some(at) = list.iter().position(|(id, _)| *id == slot.id) {
-                    list.swap_remove(at);
+                    removed = Some(list.swap_remove(at));
                 }
             }
+            // Dropped after the lock is released (see `register`).
+            drop(list);
+            drop(removed);
         }
 
         /// Wakes every waiting follower. Called without the ring's lock.
         pub(crate) fn wake_all(&self) {
-            let mut taken = TAKEN.take();
+            // A thread whose locals are being destroyed (a log written from a thread-local's
+            // destructor) gets a fresh list instead of a panic.
+            let mut taken = WakeAll(TAKEN.try_with(Cell::take).unwrap_or_default());
             {
                 let mut list = self.list.lock();
                 self.any.store(false, Ordering::Relaxed);
                 let epoch = self.epoch.load(Ordering::Relaxed);
                 self.epoch.store(epoch + 1, Ordering::Release);
-                std::mem::swap(&mut *list, &mut taken);
+                std::mem::swap(&mut *list, &mut taken.0);
             }
-            for (_, waker) in taken.drain(..) {
+            while let Some((_, waker)) = taken.0.pop() {
                 waker.wake();
             }
-            TAKEN.set(taken);
+            let storage = std::mem::take(&mut taken.0);
+            let _ = TAKEN.try_with(|cell| cell.set(storage));
         }
 
         /// How many wakers the list holds now.

@@ -60,7 +60,8 @@
 //!   [`Subscription::dropped`] counts one subscriber's losses, and [`Replay::missed`] tells a
 //!   reader how many entries were evicted before it read them. For every subscription and every
 //!   follower, once it has received everything with no write under way: received + dropped =
-//!   entries written since it began following.
+//!   entries written since it began following (for a follower that began at an earlier sequence
+//!   number, since that number: entries already evicted when it began count as dropped).
 //! - **No gap at the seam.** [`LogBuffer::tail`] and [`LogBuffer::tail_since`] take the backlog and
 //!   the subscription under one lock, and their async forms start following where the backlog
 //!   ends: no entry is missing or repeated between the two.

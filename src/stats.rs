@@ -48,6 +48,8 @@ pub struct Stats {
     /// HTTP streams, publishers). A writer does no work for them.
     pub followers: u64,
     /// Entries that followers, summed over all of them, past and present, lost because the ring
-    /// evicted them before the follower read them (the oldest are lost, never the newest).
+    /// evicted them before the follower read them (the oldest are lost, never the newest). A
+    /// follower that starts at an earlier sequence number (`events_since_async`, an SSE stream
+    /// resumed with `Last-Event-ID`) counts the entries already evicted then.
     pub follower_missed: u64,
 }

@@ -88,7 +88,7 @@
 //! `?since=ID` starts at entry `ID`, as for SSE; when `ID` is not this buffer's, a binary
 //! `{"restart":true}` comes first, then the retained entries from the oldest. Messages from the
 //! client are read but not used (see "Safe by default" for their size); when the client closes,
-//! the server answers with a close frame, and when the buffer goes away the server closes.
+//! the server answers with a close frame.
 //!
 //! # Safe by default
 //!

@@ -198,6 +198,9 @@ impl Follow {
                 batch = self.live.recv_batch() => {
                     let events = frame_batch(&self.id_prefix, self.level, &batch?);
                     self.coalesce.sent(&self.live);
+                    // A heartbeat is for an idle stream: the next one is due a whole interval
+                    // after this.
+                    self.keep_alive.reset();
                     events
                 }
                 _ = self.keep_alive.tick() => self.heartbeat.clone(),

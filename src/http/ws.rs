@@ -82,6 +82,8 @@ async fn serve(
     // A client that answered none of the last two pings (nor sent anything else) has stopped
     // reading: it is disconnected, so that it does not hold a stream's place on a quiet log.
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping, ping);
+    // After a slow send, one ping, not a burst of the ones missed.
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
     loop {
         coalesce.ready().await;

@@ -117,8 +117,11 @@ impl Dispatcher {
                     Round::Failed(delay) => Instant::now() + delay,
                 };
             } else if take_due {
-                // Waiting out a backoff: take what is new all the same (the queue keeps the newest).
-                self.take(u64::MAX);
+                // Waiting out a backoff: take what is new all the same (the queue keeps the newest),
+                // up to what was written now, so that a faster writer cannot keep this loop from
+                // hearing a stop request.
+                let end = self.written_so_far();
+                self.take(end);
             }
             self.publish_stats();
         };

@@ -251,10 +251,11 @@ async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() 
     let address = listener.local_addr().unwrap();
     let config = Config::new().idle_timeout(Duration::from_millis(500));
     tokio::spawn(async move { config.serve_app(listener, router).await.unwrap() });
+    // Timed from before the handshake: the idle time runs from its last byte.
+    let started = Instant::now();
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
         .await
         .unwrap();
-    let started = Instant::now();
     let end = tokio::time::timeout(DEADLINE, ws.next())
         .await
         .expect("the server closes the connection");
@@ -262,6 +263,19 @@ async fn a_connection_on_which_nothing_moves_is_closed_after_the_idle_timeout() 
         matches!(end, None | Some(Err(_))),
         "closed, without a message: {end:?}"
     );
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before"
+    );
+    // The same for an SSE stream with nothing to send.
+    let started = Instant::now();
+    let mut sse = TcpStream::connect(address).await.unwrap();
+    sse.write_all(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let sent = String::from_utf8_lossy(&until_closed(&mut sse).await).into_owned();
+    assert!(sent.starts_with("HTTP/1.1 200"), "{sent}");
+    assert!(sent.contains("event: heartbeat"), "{sent}");
     assert!(
         started.elapsed() >= Duration::from_millis(500),
         "not before"
