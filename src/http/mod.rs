@@ -75,7 +75,8 @@
 //!   before its stream sent them, it loses the oldest, and an event named `missed` says how many,
 //!   where they were lost. Writers and other clients never wait for a slow client.
 //! - An event named `heartbeat`, whose data is the interval in milliseconds, comes first and
-//!   then every 15 seconds the stream has nothing else to send ([`Config::keep_alive`]): a client
+//!   then whenever the stream has sent nothing else for [`Config::keep_alive`] (15 seconds by
+//!   default; [`Config::serve`] makes it at most half the idle timeout): a client
 //!   that has heard nothing for two intervals knows the connection is dead, not the log quiet.
 //!   The stream asks browsers to reconnect after one second. The
 //!   response carries `X-Accel-Buffering: no`, so that nginx does not hold it back.
@@ -99,12 +100,12 @@
 //!   the hosts clients use, or `allowed_hosts(["*"])` behind a proxy that checks them. A `Host`
 //!   must be well formed (`[::1]evil.com` or `127.0.0.1@evil.com` name no host: 403); two `Host`
 //!   headers, one that is not visible ASCII, or an absolute-form request target naming another
-//!   host than `Host` answer 400; an absolute-form target is checked like `Host`. Two `Origin`
-//!   headers answer 400.
+//!   host than `Host` answer 400; an absolute-form target is checked like `Host`.
 //! - **Origin.** `/events` and `/ws` answer 403 to a request whose `Origin` is neither
 //!   `http://` and the request's own host (memtail speaks plain HTTP: `https://` is another
 //!   origin) nor in [`Config::allowed_origins`]: another site's page cannot read the log through
-//!   its visitors' browsers. Behind a proxy that terminates TLS, allow `https://your.host`.
+//!   its visitors' browsers. Two `Origin` headers answer 400. Behind a proxy that terminates
+//!   TLS, allow `https://your.host`.
 //!   Requests without `Origin` (curl, servers) pass.
 //! - **Token.** With [`Config::token`] set, every route answers 401 unless the request carries
 //!   it, as `Authorization: Bearer TOKEN` or as a `token` query parameter (`EventSource` and

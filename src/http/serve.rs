@@ -25,8 +25,8 @@ use tokio::time::{Instant, Sleep};
 use super::Config;
 use crate::LogBuffer;
 
-/// How long the accept loop rests after an error that says the process or the system is out of
-/// something (file descriptors, memory), instead of retrying at once in a busy loop.
+/// How long the accept loop rests after an error that is not about one connection (out of file
+/// descriptors or memory, say), instead of retrying at once in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 impl Config {
@@ -105,9 +105,9 @@ impl Config {
     ///
     /// # Errors
     ///
-    /// When accepting fails for a reason that is not about one connection and is not a
-    /// shortage that passes (out of file descriptors or memory: then it waits 100 ms and goes
-    /// on).
+    /// None at present: it serves until it is dropped. An accept error that is about one
+    /// connection is skipped; any other (out of file descriptors, say) makes it rest 100 ms and
+    /// accept again. The `Result` leaves room for errors a later version may report.
     pub fn serve(
         mut self,
         buf: LogBuffer,
@@ -116,7 +116,10 @@ impl Config {
         let limits = Limits::of(&self);
         // Streams must show life more often than the idle timeout, or they would be closed as
         // idle whenever the log is quiet.
-        self.keep_alive = self.keep_alive.min(self.idle_timeout / 2);
+        self.keep_alive = self
+            .keep_alive
+            .min(self.idle_timeout / 2)
+            .max(Duration::from_millis(1));
         serve_with(limits, listener, self.router(buf))
     }
 
@@ -186,11 +189,13 @@ async fn serve_with(limits: Limits, listener: TcpListener, app: Router) -> io::R
         let tcp = match listener.accept().await {
             Ok((tcp, _)) => tcp,
             Err(error) if about_one_connection(&error) => continue,
-            Err(error) if a_passing_shortage(&error) => {
+            // Anything else (out of file descriptors or memory, a firewall's EPERM, a network
+            // going down) is taken to pass, as `axum::serve` does: rest, then accept again,
+            // rather than end the server or spin.
+            Err(_) => {
                 tokio::time::sleep(ACCEPT_BACKOFF).await;
                 continue;
             }
-            Err(error) => return Err(error),
         };
         // Over the cap: closed at once, before reading a byte.
         let Some(slot) = Slot::take(&open, limits.max_connections) else {
@@ -218,16 +223,6 @@ fn about_one_connection(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionRefused
             | io::ErrorKind::Interrupted
     )
-}
-
-fn a_passing_shortage(error: &io::Error) -> bool {
-    // EMFILE, ENFILE, ENOBUFS and ENOMEM carry no ErrorKind of their own on stable Rust.
-    const SHORTAGES: [i32; 4] = [24, 23, 105, 12];
-    error.kind() == io::ErrorKind::OutOfMemory
-        || (cfg!(target_os = "linux")
-            && error
-                .raw_os_error()
-                .is_some_and(|code| SHORTAGES.contains(&code)))
 }
 
 /// One of the `max_connections` places, held by a connection's socket until it closes.

@@ -106,6 +106,8 @@ async fn serve(
                 if send_batch(&mut socket, &batch, level).await.is_err() {
                     return;
                 }
+                // A batch taken while pongs waited unread shows the client is there.
+                heard = tokio::time::Instant::now();
                 coalesce.sent(&live);
             }
             message = socket.recv() => match message {

@@ -333,6 +333,25 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
         )
         .await;
     assert!(page[0].as_u64().unwrap() <= 10_000, "bounded rows: {page}");
+    // The rows kept are the newest, with no gap: a burst's older rows are filled in before its
+    // newest, and the oldest rows go first.
+    let seqs = driver
+        .run(r##"return Array.from(document.querySelectorAll("#log .line"), (el) => Number(el.dataset.seq));"##)
+        .await;
+    let seqs: Vec<u64> = seqs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|seq| seq.as_u64().unwrap())
+        .collect();
+    assert!(seqs.len() >= 9_900, "{} rows kept", seqs.len());
+    assert!(
+        seqs.windows(2).all(|pair| pair[1] == pair[0] + 1),
+        "consecutive, newest last: first {:?}, last {:?}",
+        seqs.first(),
+        seqs.last()
+    );
+    assert_eq!(*seqs.last().unwrap(), written - 1);
     assert_eq!(
         page[1],
         format!(
