@@ -198,21 +198,7 @@ async fn a_snapshot_being_sent_holds_its_place_until_it_is_sent_or_its_connectio
         .await
         .unwrap();
     // It reads the status line and headers only: then it holds the one place.
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        let n = tokio::time::timeout(DEADLINE, stalled.read(&mut byte))
-            .await
-            .expect("the answer's head")
-            .unwrap();
-        assert_eq!(n, 1, "the server answered");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    common::read_head(&mut stalled, "HTTP/1.1 200").await;
     // While it holds the place, others are told to come back.
     let busy = raw(
         address,
@@ -292,13 +278,7 @@ async fn a_websocket_client_that_answers_no_ping_is_disconnected_on_a_quiet_log(
     )
     .await;
     let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    stream.write_all(common::WS_HANDSHAKE).await.unwrap();
     let read = until_closed(&mut stream).await;
     assert!(read.starts_with(b"HTTP/1.1 101"), "{read:?}");
     // 0x89: a ping frame. At least two went unanswered before the end.

@@ -89,28 +89,8 @@ fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// 60 MiB. Returns how many bytes of it the server took before it closed the connection.
 async fn endless_message(address: SocketAddr) -> u64 {
     let mut stream = TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0];
-        let n = tokio::time::timeout(DEADLINE, stream.read(&mut byte))
-            .await
-            .expect("the handshake's answer")
-            .unwrap();
-        assert_eq!(n, 1, "the server answered the handshake");
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    stream.write_all(common::WS_HANDSHAKE).await.unwrap();
+    common::read_head(&mut stream, "HTTP/1.1 101").await;
     let (mut reader, mut writer) = stream.into_split();
     // The server has nothing to send on an empty log but pings; read them so it never blocks.
     let drain = tokio::spawn(async move {

@@ -19,6 +19,30 @@ pub async fn serve(app: axum::Router) -> SocketAddr {
     address
 }
 
+/// A WebSocket handshake for `/ws`, as a client sends it.
+pub const WS_HANDSHAKE: &[u8] = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
+    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+    Sec-WebSocket-Version: 13\r\n\r\n";
+
+/// Reads an answer's status line and headers, byte by byte (leaving the body unread), and checks
+/// the status line starts with `status` (like `"HTTP/1.1 200"`); panics after [`DEADLINE`].
+pub async fn read_head(stream: &mut tokio::net::TcpStream, status: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0];
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut byte))
+            .await
+            .expect("the answer's head within the deadline")
+            .unwrap();
+        assert_eq!(n, 1, "the server answered");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    assert!(head.starts_with(status), "{head}");
+    head
+}
+
 /// This process's resident set size, in bytes, from `/proc/self/status`.
 pub fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
