@@ -108,6 +108,11 @@ pub(super) fn write_counted(
 /// failed sync is reported as the publisher's last error (the entries were written, and count as
 /// delivered).
 ///
+/// The file only ever holds whole entries: when a write fails part-way (a full disk, a file size
+/// limit), the publisher cuts the file back to the end of the last whole entry (`set_len`) before
+/// it reports the failure. The entries before count as delivered; the rest are retried like any
+/// failed batch. This assumes the publisher is the file's only writer.
+///
 /// # Examples
 ///
 /// ```
@@ -188,6 +193,50 @@ impl FilePublisher {
     }
 }
 
+/// A file that can be cut back to a length: what [`write_whole`] needs besides `Write`.
+trait CutBack: Write {
+    fn length(&self) -> io::Result<u64>;
+    fn cut_back(&self, length: u64) -> io::Result<()>;
+}
+
+impl CutBack for File {
+    fn length(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+
+    fn cut_back(&self, length: u64) -> io::Result<()> {
+        self.set_len(length)
+    }
+}
+
+/// [`write_batch`], then, if it failed part-way into an entry, cuts the file back to the end of
+/// the last whole entry, so that what follows starts on a fresh entry.
+fn write_whole(
+    file: &mut impl CutBack,
+    batch: &[Entry],
+    scratch: &mut Vec<u8>,
+) -> Result<usize, PublishError> {
+    let start = file.length()?;
+    write_batch(file, batch, scratch).map_err(|error| {
+        let whole = error.delivered();
+        let end = start + batch[..whole].iter().map(|e| e.len() as u64).sum::<u64>();
+        match file.length() {
+            Ok(length) if length == end => error,
+            _ => match file.cut_back(end) {
+                Ok(()) => error,
+                Err(cut) => PublishError::new(io::Error::new(
+                    cut.kind(),
+                    format!(
+                        "{}; and cutting the file back to its last whole entry failed: {cut}",
+                        error.io_error()
+                    ),
+                ))
+                .with_delivered(whole),
+            },
+        }
+    })
+}
+
 #[cfg(unix)]
 fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
@@ -205,7 +254,7 @@ impl Publisher for FilePublisher {
         let result = self
             .file()
             .map_err(PublishError::from)
-            .and_then(|file| write_batch(file, batch, &mut scratch));
+            .and_then(|file| write_whole(file, batch, &mut scratch));
         self.scratch = scratch;
         if result.is_err() {
             // Open it again next time: the error may have been the file's.
@@ -264,6 +313,65 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A file in memory that takes `limit` bytes, then fails, and can be cut back.
+    struct Disk {
+        bytes: std::cell::RefCell<Vec<u8>>,
+        limit: usize,
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut bytes = self.bytes.borrow_mut();
+            let room = self.limit.saturating_sub(bytes.len());
+            if room == 0 {
+                // ENOSPC
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = buf.len().min(room);
+            bytes.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl CutBack for Disk {
+        fn length(&self) -> io::Result<u64> {
+            Ok(self.bytes.borrow().len() as u64)
+        }
+
+        fn cut_back(&self, length: u64) -> io::Result<()> {
+            self.bytes.borrow_mut().truncate(length as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_leaves_only_whole_entries_in_the_file() {
+        let mut disk = Disk {
+            bytes: std::cell::RefCell::new(b"old\n".to_vec()),
+            limit: 12,
+        };
+        let batch = entries(&["aaaa\n", "bbbb\n", "cccc\n"]);
+        let error = write_whole(&mut disk, &batch, &mut Vec::new()).unwrap_err();
+        assert_eq!(error.delivered(), 1);
+        assert_eq!(error.io_error().raw_os_error(), Some(28));
+        assert_eq!(
+            disk.bytes.borrow().as_slice(),
+            b"old\naaaa\n",
+            "no part of bbbb"
+        );
+        // Space again: the retry starts on a fresh entry.
+        disk.limit = 100;
+        assert_eq!(
+            write_whole(&mut disk, &batch[1..], &mut Vec::new()).unwrap(),
+            2
+        );
+        assert_eq!(disk.bytes.borrow().as_slice(), b"old\naaaa\nbbbb\ncccc\n");
     }
 
     #[test]
