@@ -74,9 +74,57 @@ fn assert_accounted(stats: &PublisherStats, written: u64) {
             + stats.filtered
             + stats.dropped_queue_full
             + stats.dropped_after_attempts
+            + stats.dropped_permanent
             + stats.dropped_at_stop,
         "{stats:?}"
     );
+}
+
+/// Fails, permanently, on any entry that says "poison"; delivers the rest.
+#[derive(Default)]
+struct Picky {
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl Publisher for Picky {
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        for (n, entry) in batch.iter().enumerate() {
+            let text = String::from_utf8_lossy(entry).into_owned();
+            if text.contains("poison") {
+                return Err(PublishError::msg("never fits")
+                    .with_delivered(n)
+                    .permanent());
+            }
+            self.got.lock().push(text);
+        }
+        Ok(batch.len())
+    }
+}
+
+#[test]
+fn a_permanent_failure_drops_that_entry_at_once_and_the_rest_go_on() {
+    let buf = LogBuffer::new();
+    let picky = Picky::default();
+    let got = Arc::clone(&picky.got);
+    // A long backoff and many attempts: a retried failure would hold the rest up for minutes.
+    let handle = buf
+        .publisher(picky)
+        .interval(Duration::from_millis(5))
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .max_attempts(100)
+        .start();
+    for text in ["a\n", "poison\n", "b\n", "c\n"] {
+        buf.append(text.as_bytes());
+    }
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(*got.lock(), ["a\n", "b\n", "c\n"]);
+    assert_eq!(stats.dropped_permanent, 1, "{stats:?}");
+    assert_eq!(stats.failed_attempts, 1, "tried once, not again: {stats:?}");
+    assert!(
+        stats.last_error.as_deref().unwrap().contains("permanent"),
+        "{stats:?}"
+    );
+    assert_accounted(&stats, 4);
 }
 
 #[test]
@@ -619,4 +667,37 @@ mod builtin {
         );
         std::fs::remove_dir_all(dir).unwrap();
     }
+}
+
+#[test]
+fn a_udp_message_too_large_to_send_is_dropped_at_once_and_the_rest_arrive() {
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    daemon
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let syslog = memtail::publish::SyslogPublisher::udp(daemon.local_addr().unwrap()).unwrap();
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let handle = buf
+        .publisher(syslog)
+        .interval(Duration::from_millis(5))
+        .backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .max_attempts(10)
+        .start();
+    buf.append(b"before\n");
+    // Larger than any UDP datagram can be (65 507 bytes of payload): EMSGSIZE.
+    buf.append(format!("{}\n", "x".repeat(70_000)).as_bytes());
+    buf.append(b"after\n");
+    let mut received = Vec::new();
+    let mut datagram = vec![0; 1 << 17];
+    for _ in 0..2 {
+        let n = daemon.recv(&mut datagram).expect("a datagram within 30 s");
+        received.push(String::from_utf8_lossy(&datagram[..n]).into_owned());
+    }
+    let stats = handle.stop(Duration::from_secs(10));
+    assert!(received[0].ends_with(" before"), "{received:?}");
+    assert!(received[1].ends_with(" after"), "{received:?}");
+    assert_eq!(stats.delivered, 2, "{stats:?}");
+    assert_eq!(stats.dropped_permanent, 1, "{stats:?}");
+    assert_eq!(stats.failed_attempts, 1, "not retried: {stats:?}");
+    assert_accounted(&stats, 3);
 }

@@ -381,7 +381,7 @@ impl fmt::Debug for PublisherHandle {
 /// `delivered`, `queued`, `filtered` and the `dropped_*` counters:
 /// `received + dropped_upstream` entries were written, and
 /// `received = delivered + queued + filtered + dropped_queue_full + dropped_after_attempts +
-/// dropped_at_stop`.
+/// dropped_permanent + dropped_at_stop`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PublisherStats {
@@ -401,6 +401,10 @@ pub struct PublisherStats {
     pub dropped_queue_full: u64,
     /// Entries dropped after failing `max_attempts` times at the head of the queue.
     pub dropped_after_attempts: u64,
+    /// Entries dropped at once because publishing them failed in a way no retry can mend
+    /// ([`PublishError::is_permanent`](crate::publish::PublishError::is_permanent): a UDP message
+    /// too large to send, say).
+    pub dropped_permanent: u64,
     /// Entries not delivered when `stop`'s timeout ran out: still queued, or written before the
     /// stop request and not read from the ring yet.
     pub dropped_at_stop: u64,
@@ -413,11 +417,12 @@ pub struct PublisherStats {
 }
 
 impl PublisherStats {
-    /// All entries lost, whatever the reason: the four `dropped_*` counters together.
+    /// All entries lost, whatever the reason: the `dropped_*` counters together.
     pub fn dropped(&self) -> u64 {
         self.dropped_upstream
             + self.dropped_queue_full
             + self.dropped_after_attempts
+            + self.dropped_permanent
             + self.dropped_at_stop
     }
 

@@ -259,14 +259,19 @@ impl Dispatcher {
             let batch = &self.queue.make_contiguous()[..len];
             let publisher = &mut self.publisher;
             let result = panic::catch_unwind(AssertUnwindSafe(|| publisher.publish(batch)));
-            let (delivered, failure) = match result {
+            let (delivered, failure, permanent) = match result {
                 Ok(Ok(0)) => (
                     0,
                     Some("the publisher delivered none of the batch".to_owned()),
+                    false,
                 ),
-                Ok(Ok(delivered)) => (delivered.min(len), None),
-                Ok(Err(error)) => (error.delivered().min(len), Some(error.to_string())),
-                Err(_) => (0, Some("the publisher panicked".to_owned())),
+                Ok(Ok(delivered)) => (delivered.min(len), None, false),
+                Ok(Err(error)) => (
+                    error.delivered().min(len),
+                    Some(error.to_string()),
+                    error.is_permanent(),
+                ),
+                Err(_) => (0, Some("the publisher panicked".to_owned()), false),
             };
             self.queue.drain(..delivered);
             self.stats.delivered += delivered as u64;
@@ -278,6 +283,13 @@ impl Dispatcher {
             };
             self.stats.failed_attempts += 1;
             self.stats.last_error = Some(failure);
+            if permanent && !self.queue.is_empty() {
+                // No retry can mend it: drop the entry at the head and go on with the rest.
+                self.queue.pop_front();
+                self.stats.dropped_permanent += 1;
+                self.attempts = 0;
+                continue;
+            }
             self.attempts += 1;
             if self.attempts >= self.settings.max_attempts {
                 // Give up on the entry at the head, so that it cannot block the others.

@@ -25,7 +25,9 @@
 //! drop counters: `dropped_upstream` (the ring evicted them before the publisher read them: the
 //! publisher fell more than the ring's capacity behind), `dropped_queue_full` (the queue was full
 //! while publishing failed: the oldest queued entries), `dropped_after_attempts` (an entry failed
-//! `max_attempts` times) and `dropped_at_stop` (not delivered when `stop`'s timeout ran out).
+//! `max_attempts` times), `dropped_permanent` (an entry failed in a way no retry can mend, such
+//! as a UDP message too large to send: dropped at once, the rest go on) and `dropped_at_stop`
+//! (not delivered when `stop`'s timeout ran out).
 //!
 //! # Memory
 //!
@@ -141,15 +143,42 @@ impl<P: Publisher + ?Sized> Publisher for Box<P> {
 pub struct PublishError {
     delivered: usize,
     error: io::Error,
+    permanent: bool,
 }
 
+/// `EMSGSIZE`: a message larger than the transport can ever carry.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const EMSGSIZE: i32 = 90;
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+const EMSGSIZE: i32 = 40;
+#[cfg(not(unix))]
+const EMSGSIZE: i32 = 10040; // WSAEMSGSIZE
+
 impl PublishError {
-    /// An error that delivered nothing of the batch.
+    /// An error that delivered nothing of the batch. It is [permanent](PublishError::permanent)
+    /// when the I/O error says the message is too large for the transport (`EMSGSIZE`), and
+    /// worth retrying otherwise.
     pub fn new(error: impl Into<io::Error>) -> PublishError {
+        let error = error.into();
         PublishError {
             delivered: 0,
-            error: error.into(),
+            permanent: error.raw_os_error() == Some(EMSGSIZE),
+            error,
         }
+    }
+
+    /// Says that a retry cannot help the first entry not delivered (it can never fit, or the
+    /// destination refuses it for what it is): the publisher drops that entry at once, counted in
+    /// [`PublisherStats::dropped_permanent`], and goes on with the rest without a backoff.
+    #[must_use]
+    pub fn permanent(mut self) -> PublishError {
+        self.permanent = true;
+        self
+    }
+
+    /// Whether a retry cannot help (see [`permanent`](PublishError::permanent)).
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
     }
 
     /// An error for a message, as `io::Error::other` makes it.
@@ -184,6 +213,9 @@ impl From<io::Error> for PublishError {
 impl fmt::Display for PublishError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.error, f)?;
+        if self.permanent {
+            f.write_str(" (permanent: not retried)")?;
+        }
         if self.delivered > 0 {
             write!(f, " (after {} entries were delivered)", self.delivered)?;
         }
