@@ -701,3 +701,57 @@ fn a_udp_message_too_large_to_send_is_dropped_at_once_and_the_rest_arrive() {
     assert_eq!(stats.failed_attempts, 1, "not retried: {stats:?}");
     assert_accounted(&stats, 3);
 }
+
+#[test]
+fn a_tcp_daemon_that_never_reads_fails_the_attempt_within_the_write_timeout() {
+    // It accepts, then reads nothing: once the kernel's buffers are full, writes block.
+    let daemon = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = daemon.local_addr().unwrap();
+    let (held, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok((connection, _)) = daemon.accept() {
+            if held.send(connection).is_err() {
+                return;
+            }
+        }
+    });
+    let syslog = memtail::publish::SyslogPublisher::tcp(address)
+        .unwrap()
+        .write_timeout(Duration::from_millis(300));
+    let buf = LogBuffer::with_capacity(64 << 20);
+    let handle = buf
+        .publisher(syslog)
+        .interval(Duration::from_millis(5))
+        .backoff(Duration::from_millis(50), Duration::from_millis(100))
+        .queue(4096)
+        .max_attempts(u32::MAX)
+        .start();
+    // 32 MiB: far more than loopback buffers take.
+    let line = format!("{}\n", "x".repeat(8191));
+    for _ in 0..4096 {
+        buf.append(line.as_bytes());
+    }
+    // Bounded: attempts fail, and the stats say so while the daemon still stalls.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = handle.stats();
+        if stats.failed_attempts >= 2 {
+            assert!(
+                stats.last_error.as_deref().unwrap_or("").contains("300ms"),
+                "{stats:?}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{stats:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let stats = handle.stop(Duration::from_secs(5));
+    assert!(
+        stats.stopped,
+        "stop returned in time with the thread finished: {stats:?}"
+    );
+    // Plain TCP has no acknowledgement: each failed attempt drops the connection, and what a new
+    // one's kernel buffers took counts as delivered. Every entry is still accounted for.
+    assert_accounted(&stats, 4096);
+    drop(accepted);
+}

@@ -15,7 +15,9 @@ use crate::{Entry, Level};
 
 /// How long connecting to a TCP syslog daemon may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one write to a TCP syslog daemon may block before it counts as failed.
+/// How long sending one batch to a TCP syslog daemon may take before the attempt counts as
+/// failed, however the bytes trickle: a daemon that accepts but never reads fails the attempt
+/// within this, and the publisher retries with backoff.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Sends each entry as one RFC 5424 syslog message.
@@ -62,6 +64,7 @@ pub struct SyslogPublisher {
     hostname: String,
     app_name: String,
     procid: String,
+    write_timeout: Duration,
     /// `1 - HOSTNAME APP-NAME PROCID - - `: everything after `<PRI>` and before MSG.
     header: String,
     scratch: Vec<u8>,
@@ -139,12 +142,36 @@ impl SyslogPublisher {
             hostname: header_field(&local_hostname(), 255),
             app_name: header_field(&app_name, 48),
             procid: std::process::id().to_string(),
+            write_timeout: SyslogPublisher::DEFAULT_WRITE_TIMEOUT,
             header: String::new(),
             scratch: Vec::new(),
             ends: Vec::new(),
         };
         publisher.build_header();
         publisher
+    }
+
+    /// How long sending one batch over TCP may take by default.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = WRITE_TIMEOUT;
+
+    /// How long sending one batch over TCP may take before the attempt counts as failed, however
+    /// the bytes trickle ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s,
+    /// by default). A daemon that accepts but never reads fails the attempt within it; the
+    /// publisher counts it, retries with backoff, and its stats move on meanwhile. The
+    /// connection is dropped after a failed attempt (a message may have been cut). UDP and Unix
+    /// datagram sends do not block on a daemon.
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    #[track_caller]
+    pub fn write_timeout(mut self, timeout: Duration) -> SyslogPublisher {
+        assert!(
+            !timeout.is_zero(),
+            "memtail::publish::SyslogPublisher::write_timeout: zero timeout"
+        );
+        self.write_timeout = timeout;
+        self
     }
 
     /// The facility of every message. [`Facility::User`] by default.
@@ -225,6 +252,7 @@ impl SyslogPublisher {
 impl Publisher for SyslogPublisher {
     fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
         let framed = matches!(self.transport, Transport::Tcp { .. });
+        let write_timeout = self.write_timeout;
         self.format_batch(batch, framed);
         let (bytes, ends) = (&self.scratch, &self.ends);
         match &mut self.transport {
@@ -233,7 +261,8 @@ impl Publisher for SyslogPublisher {
                     Some(open) if still_open(&open) => stream.insert(open),
                     _ => stream.insert(connect(addrs)?),
                 };
-                let result = write_counted(connection, bytes, ends);
+                let result =
+                    write_counted(&mut Within::new(connection, write_timeout), bytes, ends);
                 if result.is_err() {
                     // Connect again next time: the daemon may have gone away.
                     *stream = None;
@@ -254,6 +283,45 @@ impl Publisher for SyslogPublisher {
                 result
             }),
         }
+    }
+}
+
+/// A TCP stream whose writes, together, may take at most a given time: each write may block only
+/// for what is left of it, and fails with `TimedOut` once none is.
+struct Within<'a> {
+    stream: &'a mut TcpStream,
+    limit: Duration,
+    deadline: std::time::Instant,
+}
+
+impl<'a> Within<'a> {
+    fn new(stream: &'a mut TcpStream, limit: Duration) -> Within<'a> {
+        Within {
+            stream,
+            limit,
+            deadline: std::time::Instant::now() + limit,
+        }
+    }
+}
+
+impl io::Write for Within<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self
+            .deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the daemon took more than {:?} to take a batch", self.limit),
+                )
+            })?;
+        self.stream.set_write_timeout(Some(left))?;
+        io::Write::write(self.stream, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::Write::flush(self.stream)
     }
 }
 
