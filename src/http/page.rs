@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::guard::{admit, keeps, min_level, query_param, refuse, Place};
-use super::sse::parse_position;
+use super::sse::{in_buffer, since_param};
 use super::Served;
 use crate::Entry;
 
@@ -66,19 +66,11 @@ pub(super) async fn snapshot(
     // retained, and nothing reported missed.
     let instance = served.buf.shared().instance;
     let written = served.buf.stats().entries_written;
-    let (since, restarted) = match query_param(&uri, "since").map(|since| parse_position(&since)) {
-        None => (None, false),
-        Some(Some((of, seq))) if of.is_some_and(|of| of != instance) || seq > written => {
-            (None, true)
-        }
-        Some(Some((_, seq))) => (Some(seq), false),
-        Some(None) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "since must be an event id (INSTANCE-SEQ) or a sequence number",
-            )
-            .into_response()
-        }
+    let (since, restarted) = match since_param(&uri) {
+        Ok(None) => (None, false),
+        Ok(Some(asked)) if !in_buffer(asked, instance, written) => (None, true),
+        Ok(Some((_, seq))) => (Some(seq), false),
+        Err(refusal) => return refusal.into_response(),
     };
     let level = match min_level(&uri) {
         Ok(level) => level,

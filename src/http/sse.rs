@@ -115,16 +115,8 @@ impl Start {
                 ));
             };
             Some((of, last.saturating_add(1)))
-        } else if let Some(since) = query_param(uri, "since") {
-            let Some(since) = parse_position(&since) else {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "since must be an event id (INSTANCE-SEQ) or a sequence number",
-                ));
-            };
-            Some(since)
         } else {
-            None
+            since_param(uri)?
         };
         Ok(match asked {
             None => Start {
@@ -133,7 +125,7 @@ impl Start {
                 restarted: false,
                 level: None,
             },
-            Some((of, seq)) if of.is_some_and(|of| of != instance) || seq > written => Start {
+            Some(asked) if !in_buffer(asked, instance, written) => Start {
                 seq: 0,
                 report_missed: false,
                 restarted: true,
@@ -147,6 +139,27 @@ impl Start {
             },
         })
     }
+}
+
+/// The `since` query parameter, if there is one, as a position ([`parse_position`]); 400 when it
+/// is not one.
+pub(super) fn since_param(uri: &Uri) -> Result<Option<(Option<u32>, u64)>, Refusal> {
+    match query_param(uri, "since") {
+        None => Ok(None),
+        Some(since) => parse_position(&since).map(Some).ok_or_else(|| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                "since must be an event id (INSTANCE-SEQ) or a sequence number",
+            )
+        }),
+    }
+}
+
+/// Whether a position asked for is in the buffer `instance`, which has written `written`
+/// entries. One of another instance (a restarted server), or beyond what this buffer ever wrote,
+/// is not: the log started over.
+pub(super) fn in_buffer((of, seq): (Option<u32>, u64), instance: u32, written: u64) -> bool {
+    of.map_or(true, |of| of == instance) && seq <= written
 }
 
 /// A position as clients send it back: `INSTANCE-SEQ` (an event id: the buffer's instance in 8
