@@ -1,5 +1,6 @@
 use std::fmt;
 use std::ops::Deref;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -28,18 +29,34 @@ pub struct Entry {
     seq: u64,
     bytes: Bytes,
     level: Option<Level>,
+    time: Option<SystemTime>,
 }
 
 impl Entry {
     pub(crate) fn new(seq: u64, bytes: Bytes, level: Option<Level>) -> Entry {
-        Entry { seq, bytes, level }
+        Entry {
+            seq,
+            bytes,
+            level,
+            time: None,
+        }
     }
 
-    /// The same entry (sequence number and level) with other bytes: how a publisher's
+    /// The same entry (sequence number, level and time) with other bytes: how a publisher's
     /// `transform` reshapes entries.
     #[cfg(feature = "publish")]
     pub(crate) fn with_bytes(&self, bytes: Bytes) -> Entry {
-        Entry::new(self.seq, bytes, self.level)
+        Entry {
+            bytes,
+            ..self.clone()
+        }
+    }
+
+    /// The entry stamped with `time`, unless it has a time already.
+    #[cfg(feature = "publish")]
+    pub(crate) fn stamped(mut self, time: SystemTime) -> Entry {
+        self.time.get_or_insert(time);
+        self
     }
 
     /// The entry's sequence number: 0 for the first entry a buffer takes, then one more for each.
@@ -82,6 +99,24 @@ impl Entry {
     /// ```
     pub fn level(&self) -> Option<Level> {
         self.level
+    }
+
+    /// When the entry was taken, if that is known: in a batch handed to a
+    /// [`Publisher`](crate::publish::Publisher), the wall-clock time the publisher's thread read
+    /// the entry from the ring (within one [`interval`](crate::publish::PublisherBuilder::interval)
+    /// of the write, unless the publisher fell behind), so a batch that is retried keeps the
+    /// time it was first taken. `None` for entries read any other way: the buffer itself does
+    /// not record times.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"no time in the ring\n");
+    /// assert_eq!(buf.entries()[0].time(), None);
+    /// ```
+    pub fn time(&self) -> Option<SystemTime> {
+        self.time
     }
 
     /// Takes the entry's bytes.

@@ -658,13 +658,16 @@ mod builtin {
             let n = daemon.recv(&mut datagram).unwrap();
             received.push(String::from_utf8(datagram[..n].to_vec()).unwrap());
         }
-        assert_eq!(
-            received,
-            [
-                "<14>1 - host app 7 - - first",
-                "<14>1 - host app 7 - - second\twith tab"
-            ]
-        );
+        // RFC 3164, as local daemons expect: `<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG`, no host.
+        let after_stamp: Vec<&str> = received.iter().map(|m| &m[4 + 16..]).collect();
+        assert_eq!(after_stamp, ["app[7]: first", "app[7]: second\twith tab"]);
+        for message in &received {
+            let stamp = &message[4..4 + 16];
+            assert!(message.starts_with("<14>"), "{message}");
+            assert_eq!(&stamp[3..4], " ", "{message}");
+            assert_eq!(&stamp[9..10], ":", "{message}");
+            assert_eq!(&stamp[15..], " ", "{message}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
@@ -754,4 +757,246 @@ fn a_tcp_daemon_that_never_reads_fails_the_attempt_within_the_write_timeout() {
     // one's kernel buffers took counts as delivered. Every entry is still accounted for.
     assert_accounted(&stats, 4096);
     drop(accepted);
+}
+
+/// RELP against a scripted server on loopback: what the server acknowledges, refuses, or never
+/// answers, and what happens when it ends a session mid-batch.
+mod relp {
+    use super::*;
+    use memtail::publish::SyslogPublisher;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+
+    /// A frame from the client: TXNR, COMMAND, DATA.
+    type Frame = (u32, String, Vec<u8>);
+
+    fn read_frame(reader: &mut BufReader<TcpStream>) -> Option<Frame> {
+        let mut fields = Vec::new();
+        let mut last = 0;
+        for _ in 0..3 {
+            let mut field = Vec::new();
+            let mut byte = [0u8];
+            loop {
+                if reader.read(&mut byte).ok()? == 0 {
+                    return None;
+                }
+                if byte[0] == b' ' || byte[0] == b'\n' {
+                    last = byte[0];
+                    break;
+                }
+                field.push(byte[0]);
+            }
+            fields.push(String::from_utf8(field).unwrap());
+        }
+        let len: usize = fields[2].parse().unwrap();
+        let mut data = vec![0; len];
+        if len > 0 {
+            assert_eq!(last, b' ');
+            reader.read_exact(&mut data).ok()?;
+            let mut trailer = Vec::new();
+            reader.read_until(b'\n', &mut trailer).ok()?;
+            assert_eq!(trailer, b"\n", "a frame ends with LF");
+        } else {
+            assert_eq!(last, b'\n');
+        }
+        Some((fields[0].parse().unwrap(), fields[1].clone(), data))
+    }
+
+    fn answer(stream: &mut TcpStream, txnr: u32, data: &str) {
+        let frame = format!("{txnr} rsp {} {data}\n", data.len());
+        stream.write_all(frame.as_bytes()).unwrap();
+    }
+
+    /// What the server does with a `syslog` frame.
+    enum Reply {
+        Ok,
+        Refuse,
+        /// End the session (FIN) without answering, after reading everything the client sends.
+        Hang,
+        /// Never answer, keep reading.
+        Silent,
+    }
+
+    /// Serves sessions one after the other; `script(session, message)` decides each reply.
+    /// Returns the messages each session received, once the client is gone.
+    fn serve(
+        listener: TcpListener,
+        sessions: usize,
+        script: impl Fn(usize, &str) -> Reply + Send + 'static,
+    ) -> std::thread::JoinHandle<Vec<Vec<(u32, String)>>> {
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for session in 0..sessions {
+                let (stream, _) = listener.accept().unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let (txnr, command, offers) = read_frame(&mut reader).unwrap();
+                assert_eq!((txnr, command.as_str()), (1, "open"));
+                let offers = String::from_utf8(offers).unwrap();
+                assert!(offers.contains("relp_version=0"), "{offers}");
+                assert!(offers.contains("commands=syslog"), "{offers}");
+                answer(&mut writer, 1, "200 OK\nrelp_version=0\ncommands=syslog");
+                let mut messages = Vec::new();
+                let mut silent = false;
+                while let Some((txnr, command, data)) = read_frame(&mut reader) {
+                    let message = String::from_utf8(data).unwrap();
+                    match command.as_str() {
+                        "close" => {
+                            answer(&mut writer, txnr, "200 OK");
+                            break;
+                        }
+                        "syslog" => {}
+                        other => panic!("unexpected command {other}"),
+                    }
+                    let text = message.rsplit(" - - ").next().unwrap().to_owned();
+                    messages.push((txnr, text.clone()));
+                    if silent {
+                        continue;
+                    }
+                    match script(session, &text) {
+                        Reply::Ok => answer(&mut writer, txnr, "200 OK"),
+                        Reply::Refuse => answer(&mut writer, txnr, "500 not today"),
+                        Reply::Hang => {
+                            writer.shutdown(std::net::Shutdown::Write).unwrap();
+                            silent = true;
+                        }
+                        Reply::Silent => silent = true,
+                    }
+                }
+                seen.push(messages);
+            }
+            seen
+        })
+    }
+
+    fn texts(session: &[(u32, String)]) -> Vec<&str> {
+        session.iter().map(|(_, text)| text.as_str()).collect()
+    }
+
+    #[test]
+    fn delivered_is_acknowledged_and_a_broken_session_resends_only_what_was_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Session 0 takes entries 0-2, refuses 3, takes 4, and ends on 5 without answering it.
+        // Session 1 takes everything.
+        let server = serve(listener, 2, |session, text| match (session, text) {
+            (0, "entry 3") => Reply::Refuse,
+            (0, "entry 5") => Reply::Hang,
+            _ => Reply::Ok,
+        });
+        let buf = LogBuffer::new();
+        // A long interval: the publisher reads only at stop, so the ten entries are one batch.
+        let handle = buf
+            .publisher(SyslogPublisher::relp(address).unwrap())
+            .interval(Duration::from_secs(3600))
+            .backoff(Duration::from_millis(1), Duration::from_millis(4))
+            .start();
+        for i in 0..10 {
+            buf.append(format!("entry {i}\n").as_bytes());
+        }
+        let stats = handle.stop(Duration::from_secs(20));
+        let seen = server.join().unwrap();
+        assert_eq!(stats.delivered, 10, "{stats:?}");
+        assert_eq!(stats.failed_attempts, 1, "{stats:?}");
+        assert_accounted(&stats, 10);
+        let first: Vec<String> = (0..10).map(|i| format!("entry {i}")).collect();
+        // The client sent the whole batch at once (within the window); the server read up to 5.
+        assert_eq!(texts(&seen[0])[..6], first[..6]);
+        // Session 1: the refused entry, then the unanswered ones; 4 was acknowledged: not again.
+        assert_eq!(
+            texts(&seen[1]),
+            ["entry 3", "entry 5", "entry 6", "entry 7", "entry 8", "entry 9"]
+        );
+        assert_eq!(stats.resent, 6, "{stats:?}");
+        // Transaction numbers start at 1 (the open) in each session.
+        let txnrs: Vec<u32> = seen[1].iter().map(|(txnr, _)| *txnr).collect();
+        assert_eq!(txnrs, [2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_server_that_never_answers_fails_the_attempt_within_the_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Accepts sessions, reads every frame, answers none.
+        std::thread::spawn(move || {
+            let _ = serve(listener, usize::MAX, |_, _| Reply::Silent).join();
+        });
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(
+                SyslogPublisher::relp(address)
+                    .unwrap()
+                    .write_timeout(Duration::from_millis(300)),
+            )
+            .interval(Duration::from_millis(5))
+            .backoff(Duration::from_millis(20), Duration::from_millis(40))
+            .max_attempts(u32::MAX)
+            .start();
+        for i in 0..100 {
+            buf.append(format!("entry {i}\n").as_bytes());
+        }
+        wait_for("two failed attempts", || {
+            handle.stats().failed_attempts >= 2
+        });
+        let during = handle.stats();
+        assert_eq!(during.delivered, 0, "nothing was acknowledged: {during:?}");
+        assert!(
+            during
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("within the write timeout"),
+            "{during:?}"
+        );
+        let stats = handle.stop(Duration::from_secs(1));
+        assert!(stats.stopped, "{stats:?}");
+        assert_eq!(stats.delivered, 0, "{stats:?}");
+        assert_eq!(stats.dropped_at_stop, 100, "{stats:?}");
+        assert_accounted(&stats, 100);
+    }
+
+    #[test]
+    fn a_server_that_is_not_relp_or_refuses_the_session_is_named_in_the_error() {
+        let rsp = |data: &str| format!("1 rsp {} {data}\n", data.len()).into_bytes();
+        let cases = [
+            (
+                b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+                "malformed RELP frame",
+            ),
+            (rsp("500 go away"), "refused the session: 500 go away"),
+            (
+                rsp("200 OK\nrelp_version=0\ncommands="),
+                "does not offer the `syslog` command",
+            ),
+        ];
+        for (reply, expected) in cases {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let address = listener.local_addr().unwrap();
+            std::thread::spawn(move || {
+                while let Ok((stream, _)) = listener.accept() {
+                    // Reads the open frame, replies, and reads until the client hangs up (so
+                    // that no unread byte turns the close into a reset).
+                    let mut writer = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    if read_frame(&mut reader).is_some() {
+                        let _ = writer.write_all(&reply);
+                    }
+                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                }
+            });
+            let buf = LogBuffer::new();
+            let handle = buf
+                .publisher(SyslogPublisher::relp(address).unwrap())
+                .interval(Duration::from_millis(5))
+                .backoff(Duration::from_secs(60), Duration::from_secs(60))
+                .start();
+            buf.append(b"hello\n");
+            wait_for("a failed attempt", || handle.stats().failed_attempts >= 1);
+            let stats = handle.stop(Duration::from_millis(100));
+            let error = stats.last_error.clone().unwrap_or_default();
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains(&address.to_string()), "{error}");
+            assert_accounted(&stats, 1);
+        }
+    }
 }

@@ -410,6 +410,11 @@ pub struct PublisherStats {
     pub dropped_at_stop: u64,
     /// Publish calls that failed (returned an error, delivered nothing, or panicked).
     pub failed_attempts: u64,
+    /// Entries sent more than once: sent again after a broken connection because the
+    /// destination had not acknowledged them ([`Publisher::resent`](crate::publish::Publisher::resent)).
+    /// They are counted once in `delivered`; the destination may hold up to this many duplicates.
+    /// Always 0 for transports that never send an entry twice.
+    pub resent: u64,
     /// The text of the last failure (of `publish` or `flush`), if any.
     pub last_error: Option<String>,
     /// Whether the publisher's thread has finished.

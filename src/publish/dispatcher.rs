@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
@@ -214,8 +214,12 @@ impl Dispatcher {
             if read.taken == 0 {
                 return false;
             }
+            // One clock read for the entries taken together: they were written within one
+            // interval of it (or the publisher fell behind, and says so in its drop counters).
+            let taken_at = SystemTime::now();
             for entry in self.read.drain(..) {
                 self.stats.received += 1;
+                let entry = entry.stamped(taken_at);
                 let entry = match &mut self.transform {
                     None => entry,
                     Some(transform) => {
@@ -275,6 +279,7 @@ impl Dispatcher {
             };
             self.queue.drain(..delivered);
             self.stats.delivered += delivered as u64;
+            self.stats.resent = self.publisher.resent();
             if delivered > 0 {
                 self.attempts = 0;
             }

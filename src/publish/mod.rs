@@ -62,6 +62,7 @@ use crate::Entry;
 
 mod builder;
 mod dispatcher;
+mod relp;
 mod syslog;
 mod writer;
 
@@ -69,7 +70,7 @@ pub use self::builder::{
     PublisherBuilder, PublisherHandle, PublisherStats, DEFAULT_BACKOFF_MAX, DEFAULT_BACKOFF_MIN,
     DEFAULT_INTERVAL, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BATCH, DEFAULT_QUEUE, DEFAULT_STOP_TIMEOUT,
 };
-pub use self::syslog::{Facility, Severity, SyslogPublisher};
+pub use self::syslog::{Facility, Severity, SyslogFormat, SyslogPublisher};
 pub use self::writer::{FilePublisher, WriterPublisher};
 
 /// Delivers batches of entries somewhere: a file, a socket, a log service.
@@ -115,6 +116,15 @@ pub trait Publisher: Send + 'static {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// How many entries this publisher has sent more than once so far. A transport that
+    /// delivers at least once (like [`SyslogPublisher::relp`]) sends again what the destination
+    /// had not acknowledged when a connection broke; the destination may have kept the first
+    /// copy, so this many entries may be there twice. Read after each call to `publish` into
+    /// [`PublisherStats::resent`]. 0 by default.
+    fn resent(&self) -> u64 {
+        0
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for Box<P> {
@@ -124,6 +134,10 @@ impl<P: Publisher + ?Sized> Publisher for Box<P> {
 
     fn flush(&mut self) -> io::Result<()> {
         (**self).flush()
+    }
+
+    fn resent(&self) -> u64 {
+        (**self).resent()
     }
 }
 

@@ -1,5 +1,7 @@
-//! RFC 5424 syslog messages over UDP, TCP (RFC 6587 octet counting) or a Unix datagram socket.
+//! Syslog messages (RFC 5424 or RFC 3164) over UDP, TCP (RFC 6587 octet counting), RELP or a
+//! Unix datagram socket.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
@@ -7,8 +9,9 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::relp::{Outcome, Session};
 use super::writer::write_counted;
 use super::{PublishError, Publisher};
 use crate::{Entry, Level};
@@ -20,26 +23,43 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// within this, and the publisher retries with backoff.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Sends each entry as one RFC 5424 syslog message.
+/// Sends each entry as one syslog message.
 ///
-/// The message is `<PRI>1 - HOSTNAME APP-NAME PROCID - - MSG`, where MSG is the entry with its
-/// trailing newline (`\n` or `\r\n`) removed and every other byte kept: tabs, UTF-8 and embedded
-/// newlines travel as they are. The timestamp is the nil value `-`, so the daemon stamps the time it
-/// received the message (entries written through `tracing` usually carry their own time at the
-/// start of MSG). There is no byte-order mark before MSG.
+/// Over the network the message is RFC 5424's `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID - - MSG`,
+/// where MSG is the entry with its trailing newline (`\n` or `\r\n`) removed and every other byte
+/// kept: tabs, UTF-8 and embedded newlines travel as they are. There is no byte-order mark before
+/// MSG. TIMESTAMP is the time the publisher took the entry from the buffer ([`Entry::time`]), in
+/// UTC with microseconds (`2026-11-23T10:59:16.123456Z`), so an entry that is retried keeps the
+/// time it was logged (to within the publisher's interval), not the time it finally arrived.
+///
+/// To a local Unix socket ([`unix`](SyslogPublisher::unix)) the message is in the traditional
+/// format that local daemons expect, as the C library's `syslog()` writes it:
+/// `<PRI>Mmm dd hh:mm:ss APP-NAME[PROCID]: MSG` (RFC 3164, with no HOSTNAME on a local socket).
+/// [`format`](SyslogPublisher::format) chooses the other format on any transport. RFC 3164 has
+/// no time zone: its TIMESTAMP is in UTC (rsyslog's `imuxsock` and journald stamp local messages
+/// with their own clock by default anyway).
 ///
 /// The severity is the entry's [`Level`] when it came from a `tracing` event (feature `tracing`):
 /// `ERROR` → error, `WARN` → warning, `INFO` → informational, `DEBUG` and `TRACE` → debug; other
 /// entries get [`severity`](SyslogPublisher::severity) (informational by default).
 ///
-/// Transports:
-/// - [`udp`](SyslogPublisher::udp): one datagram per message. UDP cannot tell whether the daemon
-///   got it; a message larger than a datagram fails (and is dropped after `max_attempts`, counted).
+/// Transports, and what "delivered" means for each (the README's "Publishing" section has the
+/// table):
+/// - [`relp`](SyslogPublisher::relp): RELP, rsyslog's Reliable Event Logging Protocol. An entry
+///   is delivered when the daemon has acknowledged it. After a broken connection the entries not
+///   acknowledged are sent again (at least once: the daemon may have kept some of them, and
+///   [`PublisherStats::resent`](super::PublisherStats::resent) counts them).
 /// - [`tcp`](SyslogPublisher::tcp): octet-counted framing (RFC 6587), so embedded newlines are
-///   safe. The connection is made on first use and made again after the daemon restarts: before
-///   each batch the publisher checks that the daemon has not closed the connection, and a failed
-///   write reconnects on the next try.
-/// - [`unix`](SyslogPublisher::unix): one datagram per message to a Unix socket such as `/dev/log`.
+///   safe. Delivered means handed to the kernel: plain TCP has no acknowledgement, so messages
+///   in flight when the daemon goes away can be lost without a trace. The connection is made on
+///   first use and made again after the daemon restarts: before each batch the publisher checks
+///   that the daemon has not closed the connection, and a failed write reconnects on the next try.
+/// - [`udp`](SyslogPublisher::udp): one datagram per message. Delivered means handed to the
+///   kernel; UDP cannot tell whether the daemon got it. A message larger than a datagram can
+///   never be sent: it is dropped at once, counted as `dropped_permanent`.
+/// - [`unix`](SyslogPublisher::unix): one datagram per message to a Unix socket such as
+///   `/dev/log`. Delivered means the daemon's socket took it (a full socket makes the attempt
+///   fail and retry).
 ///
 /// Daemons may alter what they store: rsyslog, for one, escapes control characters (a newline
 /// becomes `#012`) unless `parser.escapeControlCharactersOnReceive` is off, and cuts messages
@@ -59,16 +79,45 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// ```
 pub struct SyslogPublisher {
     transport: Transport,
+    format: SyslogFormat,
     facility: Facility,
     severity: Severity,
     hostname: String,
     app_name: String,
     procid: String,
     write_timeout: Duration,
-    /// `1 - HOSTNAME APP-NAME PROCID - - `: everything after `<PRI>` and before MSG.
+    window: usize,
+    /// What follows TIMESTAMP up to MSG: ` HOSTNAME APP-NAME PROCID - - ` (RFC 5424) or
+    /// ` [HOSTNAME ]TAG[PROCID]: ` (RFC 3164).
     header: String,
+    /// The last TIMESTAMP formatted: entries taken together share a time.
+    stamp: Option<(SystemTime, String)>,
     scratch: Vec<u8>,
     ends: Vec<usize>,
+    relp: RelpState,
+}
+
+/// What a RELP publisher remembers between batches.
+#[derive(Default)]
+struct RelpState {
+    /// Entries the daemon acknowledged while one before them was not: not sent again.
+    acked_ahead: BTreeSet<u64>,
+    /// The highest sequence number sent so far: one at or below it is sent again.
+    sent_upto: Option<u64>,
+    /// Entries sent more than once.
+    resent: u64,
+}
+
+/// The syslog message format: see [`SyslogPublisher::format`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SyslogFormat {
+    /// The traditional BSD format, as the C library's `syslog()` writes it:
+    /// `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PROCID]: MSG`, without HOSTNAME on a Unix socket. The
+    /// default for [`SyslogPublisher::unix`].
+    Rfc3164,
+    /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID - - MSG`. The default over the network.
+    Rfc5424,
 }
 
 enum Transport {
@@ -76,6 +125,10 @@ enum Transport {
     Tcp {
         addrs: Vec<SocketAddr>,
         stream: Option<TcpStream>,
+    },
+    Relp {
+        addrs: Vec<SocketAddr>,
+        session: Option<Session>,
     },
     #[cfg(unix)]
     Unix {
@@ -116,8 +169,55 @@ impl SyslogPublisher {
         }))
     }
 
-    /// Messages as datagrams to the Unix socket at `path` (for example `/dev/log`). The socket is
-    /// connected when the first batch is published, and again after a failure.
+    /// Messages over RELP, rsyslog's Reliable Event Logging Protocol, to `addr` (rsyslog's
+    /// `imrelp`; port 2514 or 20514 by custom). An entry counts as delivered when the daemon has
+    /// acknowledged it.
+    ///
+    /// The session is opened when the first batch is published. Each batch goes out as `syslog`
+    /// frames, at most [`window`](SyslogPublisher::window) of them unacknowledged at a time (128
+    /// by default, as in librelp), and the call returns once every frame is answered: the
+    /// entries up to the first one not acknowledged are delivered. A frame the daemon refuses
+    /// (`500`) is retried with backoff and dropped after `max_attempts`, counted; those after it
+    /// that the daemon took are not sent again. When the session breaks (the daemon restarts,
+    /// the network fails, or the batch is not sent and answered within the
+    /// [`write_timeout`](SyslogPublisher::write_timeout)), a new one is opened on the next try
+    /// and every entry not acknowledged is sent again: delivery is at least once, the daemon may
+    /// have kept some of them before it went away, and
+    /// [`PublisherStats::resent`](super::PublisherStats::resent) says how many were sent twice
+    /// (at most one window per broken session).
+    ///
+    /// rsyslog ends a session whose frame exceeds its `maxDataSize`; such an entry fails like a
+    /// broken connection until it is dropped after `max_attempts`.
+    ///
+    /// # Errors
+    ///
+    /// When `addr` does not resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use memtail::publish::SyslogPublisher;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let handle = buf.publish(SyslogPublisher::relp("127.0.0.1:2514")?.app_name("billing"));
+    /// buf.append(b"acknowledged, or counted\n");
+    /// let stats = handle.stop(Duration::from_secs(5));
+    /// println!("delivered {}, sent twice {}", stats.delivered, stats.resent);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn relp(addr: impl ToSocketAddrs) -> io::Result<SyslogPublisher> {
+        let addrs = resolve(addr)?;
+        Ok(SyslogPublisher::with_transport(Transport::Relp {
+            addrs,
+            session: None,
+        }))
+    }
+
+    /// Messages as datagrams to the Unix socket at `path` (for example `/dev/log`), in the
+    /// traditional format local daemons expect ([`SyslogFormat::Rfc3164`], without HOSTNAME;
+    /// [`format`](SyslogPublisher::format) chooses RFC 5424 instead). The socket is connected
+    /// when the first batch is published, and again after a failure.
     ///
     /// # Errors
     ///
@@ -135,31 +235,44 @@ impl SyslogPublisher {
             .ok()
             .and_then(|exe| exe.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_default();
+        let format = match transport {
+            #[cfg(unix)]
+            Transport::Unix { .. } => SyslogFormat::Rfc3164,
+            _ => SyslogFormat::Rfc5424,
+        };
         let mut publisher = SyslogPublisher {
             transport,
+            format,
             facility: Facility::User,
             severity: Severity::Informational,
             hostname: header_field(&local_hostname(), 255),
             app_name: header_field(&app_name, 48),
             procid: std::process::id().to_string(),
             write_timeout: SyslogPublisher::DEFAULT_WRITE_TIMEOUT,
+            window: SyslogPublisher::DEFAULT_WINDOW,
             header: String::new(),
+            stamp: None,
             scratch: Vec::new(),
             ends: Vec::new(),
+            relp: RelpState::default(),
         };
         publisher.build_header();
         publisher
     }
 
-    /// How long sending one batch over TCP may take by default.
+    /// How long sending one batch over TCP or RELP may take by default.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = WRITE_TIMEOUT;
 
-    /// How long sending one batch over TCP may take before the attempt counts as failed, however
-    /// the bytes trickle ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s,
-    /// by default). A daemon that accepts but never reads fails the attempt within it; the
-    /// publisher counts it, retries with backoff, and its stats move on meanwhile. The
-    /// connection is dropped after a failed attempt (a message may have been cut). UDP and Unix
-    /// datagram sends do not block on a daemon.
+    /// How many RELP frames may be unacknowledged at a time by default (as in librelp).
+    pub const DEFAULT_WINDOW: usize = 128;
+
+    /// How long sending one batch over TCP (and, over RELP, sending it and hearing every
+    /// answer, after connecting) may take before the attempt counts as failed, however the
+    /// bytes trickle ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s, by
+    /// default). A daemon that accepts but never reads (or never answers) fails the attempt
+    /// within it; the publisher counts it, retries with backoff, and its stats move on
+    /// meanwhile. The connection is dropped after a failed attempt (a message may have been
+    /// cut). UDP and Unix datagram sends do not block on a daemon.
     ///
     /// # Panics
     ///
@@ -171,6 +284,42 @@ impl SyslogPublisher {
             "memtail::publish::SyslogPublisher::write_timeout: zero timeout"
         );
         self.write_timeout = timeout;
+        self
+    }
+
+    /// How many RELP frames may be sent before the first of them is acknowledged
+    /// ([`DEFAULT_WINDOW`](SyslogPublisher::DEFAULT_WINDOW), 128, by default). A larger window
+    /// keeps a distant daemon busier; after a broken session up to this many entries are sent
+    /// again. Other transports ignore it.
+    ///
+    /// # Panics
+    ///
+    /// If `window` is zero.
+    #[track_caller]
+    pub fn window(mut self, window: usize) -> SyslogPublisher {
+        assert!(
+            window > 0,
+            "memtail::publish::SyslogPublisher::window: zero window"
+        );
+        self.window = window;
+        self
+    }
+
+    /// The message format: [`SyslogFormat::Rfc5424`] by default, [`SyslogFormat::Rfc3164`] for
+    /// [`unix`](SyslogPublisher::unix) sockets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memtail::publish::{SyslogFormat, SyslogPublisher};
+    ///
+    /// // journald and rsyslog both take RFC 5424 on /dev/log too.
+    /// let syslog = SyslogPublisher::unix("/dev/log")?.format(SyslogFormat::Rfc5424);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn format(mut self, format: SyslogFormat) -> SyslogPublisher {
+        self.format = format;
+        self.build_header();
         self
     }
 
@@ -212,19 +361,49 @@ impl SyslogPublisher {
     }
 
     fn build_header(&mut self) {
-        self.header = format!(
-            "1 - {} {} {} - - ",
-            self.hostname, self.app_name, self.procid
-        );
+        self.stamp = None;
+        self.header = match self.format {
+            SyslogFormat::Rfc5424 => {
+                format!(" {} {} {} - - ", self.hostname, self.app_name, self.procid)
+            }
+            SyslogFormat::Rfc3164 => {
+                // The TAG ends at the first character that is not alphanumeric in RFC 3164;
+                // daemons read up to `[` or `:`, so those become `_`.
+                let tag: String = self
+                    .app_name
+                    .chars()
+                    .map(|c| if matches!(c, '[' | ']' | ':') { '_' } else { c })
+                    .collect();
+                let host = match self.transport {
+                    #[cfg(unix)]
+                    Transport::Unix { .. } => String::new(),
+                    _ => format!("{} ", self.hostname),
+                };
+                match self.procid.as_str() {
+                    "-" => format!(" {host}{tag}: "),
+                    procid => format!(" {host}{tag}[{procid}]: "),
+                }
+            }
+        };
     }
 
-    /// Appends the RFC 5424 message for `entry` to `out`.
-    fn message(&self, entry: &Entry, out: &mut Vec<u8>) {
+    /// Appends the message for `entry` to `out`.
+    fn message(&mut self, entry: &Entry, out: &mut Vec<u8>) {
         let severity = entry.level().map_or(self.severity, Severity::from);
         let pri = self.facility as u8 * 8 + severity as u8;
         out.push(b'<');
         out.extend_from_slice(pri.to_string().as_bytes());
         out.push(b'>');
+        if self.format == SyslogFormat::Rfc5424 {
+            out.extend_from_slice(b"1 ");
+        }
+        let time = entry.time().unwrap_or_else(SystemTime::now);
+        let format = self.format;
+        let stamp = match &mut self.stamp {
+            Some((at, text)) if *at == time => text,
+            slot => &slot.insert((time, timestamp(time, format))).1,
+        };
+        out.extend_from_slice(stamp.as_bytes());
         out.extend_from_slice(self.header.as_bytes());
         out.extend_from_slice(trim_newline(entry));
     }
@@ -233,9 +412,10 @@ impl SyslogPublisher {
     /// when `framed`), and records where each ends in `ends`.
     fn format_batch(&mut self, batch: &[Entry], framed: bool) {
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut ends = std::mem::take(&mut self.ends);
         let mut message = Vec::new();
         scratch.clear();
-        self.ends.clear();
+        ends.clear();
         for entry in batch {
             message.clear();
             self.message(entry, &mut message);
@@ -243,10 +423,119 @@ impl SyslogPublisher {
                 scratch.extend_from_slice(format!("{} ", message.len()).as_bytes());
             }
             scratch.extend_from_slice(&message);
-            self.ends.push(scratch.len());
+            ends.push(scratch.len());
         }
         self.scratch = scratch;
+        self.ends = ends;
     }
+
+    /// Publishes a formatted batch over RELP: see [`relp`](SyslogPublisher::relp).
+    fn publish_relp(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        let Transport::Relp { addrs, session } = &mut self.transport else {
+            unreachable!("publish_relp is called for RELP only");
+        };
+        let deadline = Instant::now() + self.write_timeout;
+        let state = &mut self.relp;
+        // Acknowledgements of entries no longer offered are of no more use.
+        state.acked_ahead = state.acked_ahead.split_off(&batch[0].seq());
+        let mut outcomes: Vec<Outcome> = batch
+            .iter()
+            .map(|entry| match state.acked_ahead.contains(&entry.seq()) {
+                true => Outcome::Acked,
+                false => Outcome::Pending,
+            })
+            .collect();
+        let (bytes, ends) = (&self.scratch, &self.ends);
+        let messages = ends.iter().scan(0, |start, &end| {
+            let message = &bytes[*start..end];
+            *start = end;
+            Some(message)
+        });
+        let result = match session {
+            Some(open) => Ok(open),
+            None => Session::open(addrs, CONNECT_TIMEOUT, deadline).map(|new| session.insert(new)),
+        }
+        .and_then(|open| {
+            open.exchange(messages, &mut outcomes, self.window, deadline, |index| {
+                let seq = batch[index].seq();
+                if state.sent_upto.is_some_and(|upto| seq <= upto) {
+                    state.resent += 1;
+                } else {
+                    state.sent_upto = Some(seq);
+                }
+            })
+        });
+        if result.is_err() {
+            if let Some(broken) = session.take() {
+                broken.abandon();
+            }
+        }
+        let delivered = outcomes
+            .iter()
+            .take_while(|&&outcome| outcome == Outcome::Acked)
+            .count();
+        let mut refused = 0;
+        for (entry, outcome) in batch.iter().zip(&outcomes).skip(delivered) {
+            match outcome {
+                Outcome::Acked => {
+                    state.acked_ahead.insert(entry.seq());
+                }
+                Outcome::Refused => refused += 1,
+                Outcome::Pending => {}
+            }
+        }
+        match result {
+            Err(error) => Err(PublishError::new(error).with_delivered(delivered)),
+            Ok(()) if delivered < batch.len() => Err(PublishError::msg(format!(
+                "the RELP server refused {refused} of {} messages",
+                batch.len()
+            ))
+            .with_delivered(delivered)),
+            Ok(()) => Ok(delivered),
+        }
+    }
+}
+
+/// The TIMESTAMP of a message: RFC 5424's `2026-11-23T10:59:16.123456Z` or RFC 3164's
+/// `Nov 23 10:59:16`, in UTC.
+fn timestamp(time: SystemTime, format: SyslogFormat) -> String {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let (hour, minute, second) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match format {
+        SyslogFormat::Rfc5424 => format!(
+            "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:06}Z",
+            since_epoch.subsec_micros()
+        ),
+        SyslogFormat::Rfc3164 => {
+            const MONTHS: [&str; 12] = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
+            let month = MONTHS[month as usize - 1];
+            format!("{month} {day:>2} {hour:02}:{minute:02}:{second:02}")
+        }
+    }
+}
+
+/// The proleptic Gregorian (year, month 1–12, day 1–31) of a day counted from 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    // Count from 0000-03-01, so that the leap day ends each 4-year cycle; an era is 400 years.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u32;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 impl Publisher for SyslogPublisher {
@@ -254,8 +543,12 @@ impl Publisher for SyslogPublisher {
         let framed = matches!(self.transport, Transport::Tcp { .. });
         let write_timeout = self.write_timeout;
         self.format_batch(batch, framed);
+        if matches!(self.transport, Transport::Relp { .. }) {
+            return self.publish_relp(batch);
+        }
         let (bytes, ends) = (&self.scratch, &self.ends);
         match &mut self.transport {
+            Transport::Relp { .. } => unreachable!("handled above"),
             Transport::Tcp { addrs, stream } => {
                 let connection = match stream.take() {
                     Some(open) if still_open(&open) => stream.insert(open),
@@ -283,6 +576,10 @@ impl Publisher for SyslogPublisher {
                 result
             }),
         }
+    }
+
+    fn resent(&self) -> u64 {
+        self.relp.resent
     }
 }
 
@@ -356,11 +653,13 @@ impl fmt::Debug for SyslogPublisher {
         let transport = match &self.transport {
             Transport::Udp(socket) => format!("udp {:?}", socket.peer_addr().ok()),
             Transport::Tcp { addrs, .. } => format!("tcp {addrs:?}"),
+            Transport::Relp { addrs, .. } => format!("relp {addrs:?}"),
             #[cfg(unix)]
             Transport::Unix { path, .. } => format!("unix {}", path.display()),
         };
         f.debug_struct("SyslogPublisher")
             .field("transport", &transport)
+            .field("format", &self.format)
             .field("facility", &self.facility)
             .field("severity", &self.severity)
             .field("hostname", &self.hostname)
@@ -536,35 +835,112 @@ mod tests {
             .facility(Facility::Local3)
     }
 
-    fn message(publisher: &SyslogPublisher, text: &str, level: Option<Level>) -> String {
+    /// 2026-11-23T10:59:16.123456789Z
+    fn moment() -> SystemTime {
+        UNIX_EPOCH + Duration::new(1_795_431_556, 123_456_789)
+    }
+
+    fn message(publisher: &mut SyslogPublisher, text: &str, level: Option<Level>) -> String {
         let mut out = Vec::new();
-        let entry = Entry::new(0, Bytes::copy_from_slice(text.as_bytes()), level);
+        let entry = Entry::new(0, Bytes::copy_from_slice(text.as_bytes()), level).stamped(moment());
         publisher.message(&entry, &mut out);
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn formats_rfc5424_with_cleaned_header_fields() {
-        let p = publisher();
+        let p = &mut publisher();
         // local3 (19) * 8 + informational (6) = 158
         assert_eq!(
-            message(&p, "hello\tw\u{f6}rld\n", None),
-            "<158>1 - web_1_ shop 42 - - hello\tw\u{f6}rld"
+            message(p, "hello\tw\u{f6}rld\n", None),
+            "<158>1 2026-11-23T10:59:16.123456Z web_1_ shop 42 - - hello\tw\u{f6}rld"
         );
         assert_eq!(
-            message(&p, "crlf\r\n", None),
-            "<158>1 - web_1_ shop 42 - - crlf"
+            message(p, "crlf\r\n", None),
+            "<158>1 2026-11-23T10:59:16.123456Z web_1_ shop 42 - - crlf"
         );
         assert_eq!(
-            message(&p, "two\nlines\n", None),
-            "<158>1 - web_1_ shop 42 - - two\nlines"
+            message(p, "two\nlines\n", None),
+            "<158>1 2026-11-23T10:59:16.123456Z web_1_ shop 42 - - two\nlines"
         );
     }
 
     #[test]
+    fn formats_rfc3164_with_and_without_the_host() {
+        let p = &mut publisher()
+            .format(SyslogFormat::Rfc3164)
+            .app_name("my:app[1]");
+        assert_eq!(
+            message(p, "hello\n", None),
+            "<158>Nov 23 10:59:16 web_1_ my_app_1_[42]: hello"
+        );
+        #[cfg(unix)]
+        {
+            let mut local = SyslogPublisher::unix("/nonexistent/log")
+                .unwrap()
+                .app_name("shop")
+                .procid("7");
+            assert_eq!(local.format, SyslogFormat::Rfc3164);
+            assert_eq!(
+                message(&mut local, "hi", None),
+                "<14>Nov 23 10:59:16 shop[7]: hi"
+            );
+            let mut local = local.procid("");
+            assert_eq!(
+                message(&mut local, "hi", None),
+                "<14>Nov 23 10:59:16 shop: hi"
+            );
+            let modern = &mut local.format(SyslogFormat::Rfc5424);
+            assert!(message(modern, "hi", None).starts_with("<14>1 2026-11-23T10:59:16.123456Z "));
+        }
+    }
+
+    #[test]
+    fn timestamps_across_the_calendar() {
+        let at = |secs: u64, format| timestamp(UNIX_EPOCH + Duration::from_secs(secs), format);
+        assert_eq!(at(0, SyslogFormat::Rfc5424), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29 (a leap day in a year divisible by 400), 2100-03-01 (2100 is no leap year).
+        assert_eq!(
+            at(951_782_400, SyslogFormat::Rfc5424),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        assert_eq!(
+            at(4_107_542_399, SyslogFormat::Rfc5424),
+            "2100-02-28T23:59:59.000000Z"
+        );
+        assert_eq!(at(4_107_542_400, SyslogFormat::Rfc3164), "Mar  1 00:00:00");
+        assert_eq!(at(1_798_761_599, SyslogFormat::Rfc3164), "Dec 31 23:59:59");
+        // Before the epoch: the epoch.
+        assert_eq!(
+            timestamp(UNIX_EPOCH - Duration::from_secs(5), SyslogFormat::Rfc5424),
+            "1970-01-01T00:00:00.000000Z"
+        );
+        // Every day of 400 years round-trips against a day counter.
+        let mut expected = (1970, 1, 1);
+        for days in 0..146_097 {
+            assert_eq!(civil_from_days(days), expected, "day {days}");
+            let (y, m, d) = expected;
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let month_len = match m {
+                2 if leap => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            expected = if d < month_len {
+                (y, m, d + 1)
+            } else if m < 12 {
+                (y, m + 1, 1)
+            } else {
+                (y + 1, 1, 1)
+            };
+        }
+    }
+
+    #[test]
     fn severity_follows_the_level() {
-        let p = publisher().severity(Severity::Notice);
-        let pri = |level| message(&p, "x", level)[1..4].to_owned();
+        let p = &mut publisher().severity(Severity::Notice);
+        let mut pri = |level| message(p, "x", level)[1..4].to_owned();
         assert_eq!(pri(None), "157");
         assert_eq!(pri(Some(Level::Error)), "155");
         assert_eq!(pri(Some(Level::Warn)), "156");
