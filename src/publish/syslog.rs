@@ -313,7 +313,7 @@ impl SyslogPublisher {
     /// ```
     /// use memtail::publish::{SyslogFormat, SyslogPublisher};
     ///
-    /// // journald and rsyslog both take RFC 5424 on /dev/log too.
+    /// // For a local rsyslog whose imuxsock has useSpecialParser="off".
     /// let syslog = SyslogPublisher::unix("/dev/log")?.format(SyslogFormat::Rfc5424);
     /// # Ok::<(), std::io::Error>(())
     /// ```
