@@ -914,6 +914,55 @@ mod relp {
     }
 
     #[test]
+    fn a_session_the_server_ended_while_idle_is_replaced_before_the_next_batch() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (ended, batch_ended) = std::sync::mpsc::channel();
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for session in 0..2 {
+                let (stream, _) = listener.accept().unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                read_frame(&mut reader).unwrap();
+                answer(&mut writer, 1, "200 OK\nrelp_version=0\ncommands=syslog");
+                let (txnr, _, data) = read_frame(&mut reader).unwrap();
+                answer(&mut writer, txnr, "200 OK");
+                seen.push(String::from_utf8(data).unwrap());
+                if session == 0 {
+                    // As a daemon that shuts down: `serverclose`, then the connection closes.
+                    writer.write_all(b"0 serverclose 0\n").unwrap();
+                    writer.shutdown(std::net::Shutdown::Write).unwrap();
+                    ended.send(()).unwrap();
+                    while read_frame(&mut reader).is_some() {}
+                }
+            }
+            seen
+        });
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(SyslogPublisher::relp(address).unwrap())
+            .interval(Duration::from_millis(1))
+            .backoff(Duration::from_secs(60), Duration::from_secs(60))
+            .start();
+        buf.append(b"first\n");
+        batch_ended.recv().unwrap();
+        buf.append(b"second\n");
+        wait_for_stats(&handle, "both delivered", |s| s.delivered == 2);
+        let stats = handle.stop(Duration::from_secs(5));
+        let seen = server.join().unwrap();
+        assert!(
+            seen[0].ends_with(" first") && seen[1].ends_with(" second"),
+            "{seen:?}"
+        );
+        assert_eq!(
+            stats.failed_attempts, 0,
+            "no attempt on the ended session: {stats:?}"
+        );
+        assert_eq!(stats.resent, 0, "{stats:?}");
+    }
+
+    #[test]
     fn a_server_that_never_answers_fails_the_attempt_within_the_write_timeout() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap();

@@ -151,6 +151,24 @@ impl Session {
         Ok(())
     }
 
+    /// Whether the session can take a batch: the server has not closed the connection or sent
+    /// anything (between batches it has nothing to say but `serverclose`).
+    pub(super) fn still_open(&mut self) -> bool {
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut chunk = [0u8; 512];
+        let open = loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break false,
+                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break error.kind() == io::ErrorKind::WouldBlock,
+            }
+        };
+        self.stream.set_nonblocking(false).is_ok() && open && self.received.is_empty()
+    }
+
     /// Adds a frame to what [`send`](Session::send) writes, and returns its transaction number.
     pub(super) fn queue(&mut self, command: &str, data: &[u8]) -> u32 {
         let txnr = self.next_txnr;

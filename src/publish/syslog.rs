@@ -451,6 +451,11 @@ impl SyslogPublisher {
             *start = end;
             Some(message)
         });
+        // A session the daemon ended while idle (a restart, `serverclose`) is replaced before
+        // anything is sent on it.
+        if session.as_mut().is_some_and(|open| !open.still_open()) {
+            session.take().expect("checked above").abandon();
+        }
         let result = match session {
             Some(open) => Ok(open),
             None => Session::open(addrs, CONNECT_TIMEOUT, deadline).map(|new| session.insert(new)),

@@ -511,7 +511,10 @@ fn relp_delivers_every_entry_through_two_sigkills_of_the_daemon(binary: PathBuf)
             "kill {kill}: entries were in flight"
         );
         daemon.run(&binary);
-        wait_for("everything written so far acknowledged", delivered(range.end));
+        wait_for(
+            "everything written so far acknowledged",
+            delivered(range.end),
+        );
     }
     let stats = owned.stop(Duration::from_secs(30));
     daemon.stop();
@@ -539,11 +542,18 @@ fn relp_delivers_every_entry_through_two_sigkills_of_the_daemon(binary: PathBuf)
             first_times.push(n);
         }
     }
-    assert_eq!(first_times, (0..ENTRIES).collect::<Vec<_>>(), "every entry, in order");
+    assert_eq!(
+        first_times,
+        (0..ENTRIES).collect::<Vec<_>>(),
+        "every entry, in order"
+    );
     // Duplicates are what was sent again, no more; a session re-sends from where the daemon's
     // acknowledgements stopped, so the numbers go back at most once per kill.
     let duplicates = numbers.len() - ENTRIES;
-    assert!(duplicates as u64 <= stats.resent, "{duplicates} duplicates, {stats:?}");
+    assert!(
+        duplicates as u64 <= stats.resent,
+        "{duplicates} duplicates, {stats:?}"
+    );
     let back_steps = numbers.windows(2).filter(|w| w[1] <= w[0]).count();
     assert!(back_steps <= 2, "{back_steps} steps back in {numbers:?}");
     println!(
@@ -588,12 +598,17 @@ fn a_local_socket_gets_app_name_procid_and_message_in_their_fields(binary: PathB
         // A local message has no HOSTNAME: rsyslog fills in its own. RFC 3164's MSG keeps the
         // space after `TAG:` in rsyslog's `msg` property.
         let (host, msg) = match format {
-            memtail::publish::SyslogFormat::Rfc3164 => {
-                (host.trim(), message.msg.strip_prefix(' ').expect("a space before MSG"))
-            }
+            memtail::publish::SyslogFormat::Rfc3164 => (
+                host.trim(),
+                message.msg.strip_prefix(' ').expect("a space before MSG"),
+            ),
             _ => ("testhost", message.msg.as_str()),
         };
-        assert_eq!(message.header, format!("14 {host} memtail-test 42"), "{format:?}");
+        assert_eq!(
+            message.header,
+            format!("14 {host} memtail-test 42"),
+            "{format:?}"
+        );
         assert_eq!(msg, entry, "{format:?}");
     }
 }
