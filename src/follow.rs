@@ -21,13 +21,18 @@
 //! The follower survives what log files do, without losing or repeating a line:
 //!
 //! - **Not there yet.** It waits for the file; once the file appears, it is read from its start.
+//! - **Not a regular file:** a FIFO (named pipe), a character device or a socket is read as a
+//!   stream, as the bytes come, without blocking anyone: opening a FIFO does not wait for a
+//!   writer, and when its writers are gone it waits for the next one.
 //! - **Appends,** complete or not. Each complete line (up to and including its `\n`) is one
 //!   entry. A last line without its newline waits for it; after
 //!   [`idle_flush`](Follow::idle_flush) without new bytes (1 s by default), or when the file is
 //!   rotated or truncated, it becomes an entry as it is, and the rest of it, when it comes, is
 //!   another entry.
 //! - **Truncation in place** (logrotate's `copytruncate`): when the file becomes shorter than
-//!   what was read, reading restarts at its beginning.
+//!   what was read, reading restarts at its beginning. Bytes appended and truncated away before
+//!   the follower read them are gone; nobody can count them, but the truncation is counted
+//!   ([`FollowStats::truncations`]) and, with [`announce`](Follow::announce), noted in the log.
 //! - **Rotation by rename,** with a new file created at the path: the old file is read to its end
 //!   (a writer may still append to it), then the new one is followed from its start.
 //! - **Deletion:** the follower waits for a file to appear at the path again, and follows it from
@@ -37,14 +42,21 @@
 //! [`LogBuffer::append`] does; the follower drops the rest of the line as it reads (it never
 //! holds more than one capacity of a line) and counts it in [`FollowStats::bytes_cut`].
 //!
-//! # Why polling
+//! # Notifications, and polling
 //!
-//! The follower checks the file every [`poll_interval`](Follow::poll_interval) (50 ms by default,
-//! so a line reaches the buffer within about 50 ms) rather than asking the kernel through inotify.
-//! Polling works the same on every file system (NFS, FUSE, container volumes, where inotify
-//! misses writes made elsewhere), needs no dependency, and costs one `stat` and one `read` per
-//! interval. Its limit is the one every `tail -F` has: a file truncated and then written past its
-//! old length within one interval looks like an append.
+//! On Linux the follower learns of every change from the kernel (inotify, on the file and on its
+//! directory), as GNU `tail -F` does: it reads an appended line within a fraction of a
+//! millisecond, and catches a rotation or a truncation as it happens, before the next writes.
+//! Notifications do not come for every file system (NFS and FUSE miss changes made on other
+//! machines), so it also checks the file every
+//! [`reconcile_interval`](Follow::reconcile_interval) (1 s by default) anyway. When inotify cannot
+//! be used (another platform, the per-user watch limit reached, or
+//! [`polling`](Follow::polling) asked for), it checks every
+//! [`poll_interval`](Follow::poll_interval) (50 ms by default) instead: a line then reaches the
+//! buffer within about that. [`Follower::watching`] says which is in use.
+//!
+//! Either way, the limit is the one every `tail -F` has: a file truncated and then written past
+//! its old length before the follower looks looks like an append.
 
 use std::fmt;
 use std::fs::File;
@@ -58,6 +70,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::LogBuffer;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod inotify;
 
 /// How much a follower reads at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -109,16 +124,33 @@ pub fn follow_reader<R: Read + Send + 'static>(reader: R, buf: &LogBuffer) -> Fo
 /// | option | default |
 /// |---|---|
 /// | where a file is started | at its end ([`last_lines`](Follow::last_lines) to start earlier) |
+/// | how changes are learnt of | kernel notifications where there are any ([`polling`](Follow::polling) to poll) |
+/// | [`reconcile_interval`](Follow::reconcile_interval) | 1 s |
 /// | [`poll_interval`](Follow::poll_interval) | 50 ms |
 /// | [`idle_flush`](Follow::idle_flush) | 1 s |
 /// | [`prefix`](Follow::prefix) | none |
+/// | [`announce`](Follow::announce) | off |
 #[derive(Clone, Debug)]
 #[must_use = "a Follow does nothing until `file` or `reader` is called"]
 pub struct Follow {
     last_lines: usize,
     poll_interval: Duration,
+    reconcile_interval: Duration,
+    polling: bool,
     idle_flush: Duration,
     prefix: Vec<u8>,
+    announce: bool,
+}
+
+/// How a file follower learns that the file changed: see [`Follower::watching`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Watching {
+    /// The kernel says so (inotify), and the follower checks every
+    /// [`reconcile_interval`](Follow::reconcile_interval) anyway.
+    Notifications,
+    /// The follower checks every [`poll_interval`](Follow::poll_interval).
+    Polling,
 }
 
 impl Default for Follow {
@@ -132,25 +164,46 @@ impl Follow {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(50);
     /// How long a line without its newline waits by default before it becomes an entry.
     pub const DEFAULT_IDLE_FLUSH: Duration = Duration::from_secs(1);
+    /// How often a file followed through notifications is checked anyway, by default.
+    pub const DEFAULT_RECONCILE_INTERVAL: Duration = Duration::from_secs(1);
 
     /// The defaults.
     pub fn new() -> Follow {
         Follow {
             last_lines: 0,
             poll_interval: Follow::DEFAULT_POLL_INTERVAL,
+            reconcile_interval: Follow::DEFAULT_RECONCILE_INTERVAL,
+            polling: false,
             idle_flush: Follow::DEFAULT_IDLE_FLUSH,
             prefix: Vec::new(),
+            announce: false,
         }
     }
 
-    /// Starts a file that exists when following begins with its last `lines` complete lines (and
-    /// its unfinished last line, if any) instead of at its end.
+    /// Starts a file that exists when following begins with its last `lines` lines instead of at
+    /// its end, counting as `tail -n` does: an unfinished last line (no newline yet) is one of
+    /// them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("memtail-doc-last-{}.log", std::process::id()));
+    /// std::fs::write(&path, "a\nb\nc")?;
+    /// let buf = memtail::LogBuffer::new();
+    /// let follower = memtail::follow::Follow::new().last_lines(2).file(&path, &buf);
+    /// follower.wait_ready(std::time::Duration::from_secs(10));
+    /// follower.stop(); // flushes the unfinished "c"
+    /// assert_eq!(buf.snapshot(), "b\nc");
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn last_lines(mut self, lines: usize) -> Follow {
         self.last_lines = lines;
         self
     }
 
-    /// How often the file is checked for new bytes, rotation and truncation.
+    /// How often the file is checked for new bytes, rotation and truncation when the follower
+    /// polls (without notifications, or when [`polling`](Follow::polling) is asked for).
     ///
     /// # Panics
     ///
@@ -159,6 +212,36 @@ impl Follow {
     pub fn poll_interval(mut self, every: Duration) -> Follow {
         assert!(!every.is_zero(), "memtail::follow: zero poll interval");
         self.poll_interval = every;
+        self
+    }
+
+    /// How often a file followed through kernel notifications is checked anyway, in case a
+    /// notification did not come (a file system that does not send them for every change).
+    ///
+    /// # Panics
+    ///
+    /// If `every` is zero.
+    #[track_caller]
+    pub fn reconcile_interval(mut self, every: Duration) -> Follow {
+        assert!(!every.is_zero(), "memtail::follow: zero reconcile interval");
+        self.reconcile_interval = every;
+        self
+    }
+
+    /// Polls every [`poll_interval`](Follow::poll_interval) instead of asking the kernel for
+    /// notifications: for file systems that do not send them (network and FUSE file systems,
+    /// where another machine writes), or to spare inotify watches.
+    pub fn polling(mut self, polling: bool) -> Follow {
+        self.polling = polling;
+        self
+    }
+
+    /// Notes in the log, as entries of their own (after the [`prefix`](Follow::prefix)), what
+    /// `tail -F` says on its standard error: `memtail: file truncated` when the file was
+    /// truncated (bytes written just before may be lost), and `memtail: file replaced, following
+    /// the new file` after a rotation. Off by default; `memtail serve` turns it on.
+    pub fn announce(mut self, announce: bool) -> Follow {
+        self.announce = announce;
         self
     }
 
@@ -183,13 +266,17 @@ impl Follow {
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared::default());
         let lines = Lines::new(self.prefix.clone(), buf.clone());
+        let (waiter, kernel_stop) = Waiter::new(&path, self.polling, stop_rx);
+        shared.state.lock().watching = waiter.watching();
         let thread = std::thread::Builder::new()
             .name("memtail-follow".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || FileFollower::new(path, self, lines, shared).run(&stop_rx)
+                move || FileFollower::new(path, self, lines, shared, waiter).run()
             });
-        Follower::new(thread, Some(stop_tx), shared)
+        let mut follower = Follower::new(thread, Some(stop_tx), shared);
+        follower.kernel_stop = kernel_stop;
+        follower
     }
 
     /// Follows `reader` on a thread of its own (named `memtail-follow`) until it ends or fails.
@@ -243,6 +330,10 @@ pub struct FollowStats {
     pub truncations: u64,
     /// Times a new file was found at the path (after a rotation or a deletion) and followed.
     pub rotations: u64,
+    /// Files that appeared at the path and were gone (renamed or deleted) before the follower
+    /// could open them, in a storm of rotations: their lines were not read. Known only with
+    /// notifications ([`Watching::Notifications`]); polling cannot see them.
+    pub files_missed: u64,
     /// Errors met (the newest is [`Follower::last_error`]).
     pub errors: u64,
 }
@@ -254,8 +345,15 @@ pub struct Follower {
     thread: Option<JoinHandle<()>>,
     /// Dropped to wake a file follower's thread at once; `None` for a reader.
     stop: Option<Sender<()>>,
+    /// Signalled to wake a file follower's thread that waits on the kernel.
+    kernel_stop: Option<KernelStop>,
     shared: Arc<Shared>,
 }
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+type KernelStop = inotify::Stopper;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+type KernelStop = std::convert::Infallible;
 
 #[derive(Default)]
 struct Shared {
@@ -263,12 +361,24 @@ struct Shared {
     ready: parking_lot::Condvar,
 }
 
-#[derive(Default)]
 struct SharedState {
     stats: FollowStats,
     last_error: Option<Arc<io::Error>>,
     ready: bool,
     stopping: bool,
+    watching: Watching,
+}
+
+impl Default for SharedState {
+    fn default() -> SharedState {
+        SharedState {
+            stats: FollowStats::default(),
+            last_error: None,
+            ready: false,
+            stopping: false,
+            watching: Watching::Polling,
+        }
+    }
 }
 
 impl Shared {
@@ -312,8 +422,36 @@ impl Follower {
         Follower {
             thread,
             stop,
+            kernel_stop: None,
             shared,
         }
+    }
+
+    /// How this follower learns that its file changed: [`Watching::Notifications`] on Linux
+    /// (inotify) unless [`Follow::polling`] was asked for or the kernel refused a watch,
+    /// [`Watching::Polling`] otherwise (and for a reader, which needs neither).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memtail::follow::{Follow, Watching};
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let path = std::env::temp_dir().join("memtail-doc-watching.log");
+    /// let follower = Follow::new().polling(true).file(&path, &buf);
+    /// assert_eq!(follower.watching(), Watching::Polling);
+    /// ```
+    pub fn watching(&self) -> Watching {
+        self.shared.state.lock().watching
+    }
+
+    fn signal_stop(&mut self) {
+        self.shared.state.lock().stopping = true;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(stop) = self.kernel_stop.take() {
+            stop.stop();
+        }
+        self.kernel_stop = None;
     }
 
     /// The counters so far.
@@ -370,7 +508,7 @@ impl Follower {
     /// counters. A file follower reads what was appended until now first. A reader stops after
     /// the read under way returns.
     pub fn stop(mut self) -> FollowStats {
-        self.shared.state.lock().stopping = true;
+        self.signal_stop();
         self.stop.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -381,7 +519,7 @@ impl Follower {
 
 impl Drop for Follower {
     fn drop(&mut self) {
-        self.shared.state.lock().stopping = true;
+        self.signal_stop();
         let is_file = self.stop.take().is_some();
         if let Some(thread) = self.thread.take() {
             // A reader's thread may be blocked in `read`: it ends on its own when that returns.
@@ -396,6 +534,7 @@ impl fmt::Debug for Follower {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Follower")
             .field("running", &self.is_running())
+            .field("watching", &self.watching())
             .field("stats", &self.stats())
             .field("last_error", &self.last_error())
             .finish()
@@ -446,6 +585,15 @@ impl Lines {
         });
     }
 
+    /// Appends a notice of the follower's own (after the prefix) as an entry.
+    fn notice(&mut self, text: &str) {
+        let mut entry = self.prefix.clone();
+        entry.extend_from_slice(b"memtail: ");
+        entry.extend_from_slice(text.as_bytes());
+        entry.push(b'\n');
+        self.buf.append(&entry);
+    }
+
     /// Appends the unfinished line, if any.
     fn flush(&mut self, shared: &Shared) {
         if self.pending.len() > self.prefix.len() {
@@ -472,6 +620,49 @@ struct Open {
     file: File,
     id: FileId,
     pos: u64,
+    /// A FIFO, character device or socket: read as the bytes come, never truncated or seeked.
+    stream: bool,
+}
+
+impl Open {
+    /// Opens what is at `path`; a stream without blocking (a FIFO without a writer).
+    fn path(path: &Path) -> io::Result<Open> {
+        let stream = is_stream(&std::fs::metadata(path)?);
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        if stream {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(O_NONBLOCK);
+        }
+        let file = options.open(path)?;
+        let id = FileId::of(&file.metadata()?);
+        Ok(Open {
+            file,
+            id,
+            pos: 0,
+            stream,
+        })
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const O_NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+#[cfg(all(unix, not(any(target_os = "linux", target_os = "android"))))]
+const O_NONBLOCK: i32 = 0x4;
+
+/// Whether a file is read as a stream rather than as a file that grows.
+fn is_stream(metadata: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = metadata.file_type();
+        kind.is_fifo() || kind.is_char_device() || kind.is_socket()
+    }
+    #[cfg(not(unix))]
+    {
+        !metadata.is_file() && !metadata.is_dir()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -506,38 +697,124 @@ impl FileId {
     }
 }
 
+/// Why a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wake {
+    Stop,
+    Changed,
+    Timeout,
+}
+
+/// How the follower's thread waits: on the kernel (Linux), or on the stop channel for a poll
+/// interval.
+struct Waiter {
+    stop: Receiver<()>,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    kernel: Option<inotify::Kernel>,
+}
+
+impl Waiter {
+    #[allow(unused_variables)]
+    fn new(path: &Path, polling: bool, stop: Receiver<()>) -> (Waiter, Option<KernelStop>) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let (kernel, stopper) = match inotify::Kernel::new(path, polling) {
+                Some((kernel, stopper)) => (Some(kernel), Some(stopper)),
+                None => (None, None),
+            };
+            (Waiter { stop, kernel }, stopper)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        (Waiter { stop }, None)
+    }
+
+    fn watching(&self) -> Watching {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(kernel) = &self.kernel {
+            return kernel.watching();
+        }
+        Watching::Polling
+    }
+
+    /// Files that appeared at the path since watching began, as far as notifications tell.
+    fn arrivals(&self) -> Option<u64> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(kernel) = &self.kernel {
+            if kernel.watching() == Watching::Notifications {
+                return Some(kernel.arrivals());
+            }
+        }
+        None
+    }
+
+    #[allow(unused_variables)]
+    fn rewatch(&mut self, path: &Path) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(kernel) = &mut self.kernel {
+            return kernel.rewatch(path);
+        }
+        Ok(())
+    }
+
+    #[allow(unused_variables)]
+    fn wait(&mut self, timeout: Duration, stream: Option<&File>) -> Wake {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(kernel) = &mut self.kernel {
+            use std::os::fd::AsFd;
+            return kernel.wait(timeout, stream.map(|file| file.as_fd()));
+        }
+        match self.stop.recv_timeout(timeout) {
+            Err(RecvTimeoutError::Timeout) => Wake::Timeout,
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => Wake::Stop,
+        }
+    }
+}
+
 struct FileFollower {
     path: PathBuf,
     options: Follow,
     lines: Lines,
     shared: Arc<Shared>,
+    waiter: Waiter,
     current: Option<Open>,
+    /// New files opened at the path since watching began (to tell files missed).
+    opened: u64,
     /// When the unfinished line last grew.
     last_growth: Instant,
     chunk: Vec<u8>,
 }
 
 impl FileFollower {
-    fn new(path: PathBuf, options: Follow, lines: Lines, shared: Arc<Shared>) -> FileFollower {
+    fn new(
+        path: PathBuf,
+        options: Follow,
+        lines: Lines,
+        shared: Arc<Shared>,
+        waiter: Waiter,
+    ) -> FileFollower {
         FileFollower {
             path,
             options,
             lines,
             shared,
+            waiter,
             current: None,
+            opened: 0,
             last_growth: Instant::now(),
             chunk: vec![0; READ_CHUNK],
         }
     }
 
-    fn run(mut self, stop: &Receiver<()>) {
+    fn run(mut self) {
         self.start();
         self.shared.ready();
         loop {
             self.poll();
-            match stop.recv_timeout(self.options.poll_interval) {
-                Err(RecvTimeoutError::Timeout) => {}
-                Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
+            let timeout = self.timeout();
+            let stream = self.current.as_ref().filter(|open| open.stream);
+            match self.waiter.wait(timeout, stream.map(|open| &open.file)) {
+                Wake::Stop => break,
+                Wake::Changed | Wake::Timeout => {}
             }
         }
         // Whatever was appended until now, then the unfinished line.
@@ -545,31 +822,50 @@ impl FileFollower {
         self.lines.flush(&self.shared);
     }
 
-    /// The starting position: the end of the file as it is now, or its last lines.
-    fn start(&mut self) {
-        let open = match File::open(&self.path) {
-            Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => return,
-            Err(error) => return self.shared.error(context(&self.path, error)),
+    /// How long to wait before looking again without being told to.
+    fn timeout(&self) -> Duration {
+        let every = match self.waiter.watching() {
+            Watching::Notifications => self.options.reconcile_interval,
+            Watching::Polling => self.options.poll_interval,
         };
-        let result = (|| {
-            let metadata = open.metadata()?;
-            let len = metadata.len();
-            let pos = if self.options.last_lines == 0 {
-                len
-            } else {
-                start_of_last_lines(&open, len, self.options.last_lines)?
-            };
-            Ok(Open {
-                file: open,
-                id: FileId::of(&metadata),
-                pos,
-            })
-        })();
+        if self.lines.has_pending() {
+            let flush_in = self
+                .options
+                .idle_flush
+                .saturating_sub(self.last_growth.elapsed());
+            every.min(flush_in.max(Duration::from_millis(1)))
+        } else {
+            every
+        }
+    }
+
+    /// The starting position: the end of the file as it is now, or its last lines. A stream
+    /// starts with what comes next.
+    fn start(&mut self) {
+        let result = Open::path(&self.path).and_then(|mut open| {
+            if !open.stream {
+                let len = open.file.metadata()?.len();
+                open.pos = if self.options.last_lines == 0 {
+                    len
+                } else {
+                    start_of_last_lines(&open.file, len, self.options.last_lines)?
+                };
+            }
+            Ok(open)
+        });
         match result {
             Ok(open) => self.current = Some(open),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
             Err(error) => self.shared.error(context(&self.path, error)),
         }
+        self.rewatch();
+    }
+
+    fn rewatch(&mut self) {
+        if let Err(error) = self.waiter.rewatch(&self.path) {
+            self.shared.error(error);
+        }
+        self.shared.state.lock().watching = self.waiter.watching();
     }
 
     fn poll(&mut self) {
@@ -588,38 +884,62 @@ impl FileFollower {
             (Some(open), Some(id)) if open.id == id => {}
             // A new file at the path (rotated, or deleted and created again), or a first one:
             // the old one was read to its end above.
-            (_, Some(_)) => {
-                let rotated = self.current.is_some();
-                match File::open(&self.path).and_then(|file| {
-                    let id = FileId::of(&file.metadata()?);
-                    Ok(Open { file, id, pos: 0 })
-                }) {
-                    Ok(open) => {
-                        if rotated {
-                            self.lines.flush(&self.shared);
-                            self.shared.count(|stats| stats.rotations += 1);
+            (_, Some(_)) => match Open::path(&self.path) {
+                Ok(open) => {
+                    if self.current.is_some() {
+                        self.lines.flush(&self.shared);
+                        self.shared.count(|stats| stats.rotations += 1);
+                        if self.options.announce {
+                            self.lines.notice("file replaced, following the new file");
                         }
-                        self.current = Some(open);
-                        self.read_current();
                     }
-                    Err(error) => self.shared.error(context(&self.path, error)),
+                    self.opened += 1;
+                    self.current = Some(open);
+                    self.rewatch();
+                    self.read_current();
                 }
-            }
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => self.shared.error(context(&self.path, error)),
+            },
             // Deleted or renamed away, nothing new yet: keep reading the old file, which a
             // writer may still append to.
             (_, None) => {}
         }
+        self.count_missed_files();
         if self.lines.has_pending() && self.last_growth.elapsed() >= self.options.idle_flush {
             self.lines.flush(&self.shared);
         }
     }
 
+    /// Files that arrived at the path (as notifications tell) and were never opened.
+    fn count_missed_files(&mut self) {
+        let Some(arrivals) = self.waiter.arrivals() else {
+            return;
+        };
+        let missed = arrivals.saturating_sub(self.opened);
+        let before = self.shared.state.lock().stats.files_missed;
+        if missed > before {
+            self.shared.count(|stats| stats.files_missed = missed);
+            if self.options.announce {
+                let text = format!(
+                    "{} file(s) came and went at the path before they could be read",
+                    missed - before
+                );
+                self.lines.notice(&text);
+            }
+        }
+    }
+
     /// Reads what was appended to the current file; restarts from its start when it was
-    /// truncated.
+    /// truncated. A stream is read as far as it has bytes now, and opened again when its
+    /// writers are gone (so that waiting on it does not wake at once, and a new writer is heard).
     fn read_current(&mut self) {
         let Some(open) = &mut self.current else {
             return;
         };
+        if open.stream {
+            return self.read_stream();
+        }
         let len = match open.file.metadata() {
             Ok(metadata) => metadata.len(),
             Err(error) => {
@@ -630,6 +950,9 @@ impl FileFollower {
             open.pos = 0;
             self.lines.flush(&self.shared);
             self.shared.count(|stats| stats.truncations += 1);
+            if self.options.announce {
+                self.lines.notice("file truncated");
+            }
         }
         if len == open.pos {
             return;
@@ -650,14 +973,42 @@ impl FileFollower {
             }
         }
     }
+
+    fn read_stream(&mut self) {
+        let Some(open) = &mut self.current else {
+            return;
+        };
+        loop {
+            match open.file.read(&mut self.chunk) {
+                Ok(0) => {
+                    // No writer: open it again, to wait for the next one.
+                    match Open::path(&self.path) {
+                        Ok(again) if again.stream => *open = again,
+                        // Something else is at the path now: the next look sees it.
+                        Ok(_) => {}
+                        Err(error) => self.shared.error(context(&self.path, error)),
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    open.pos += n as u64;
+                    self.lines.push(&self.chunk[..n], &self.shared);
+                    self.last_growth = Instant::now();
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) => return self.shared.error(context(&self.path, error)),
+            }
+        }
+    }
 }
 
-/// Where the last `lines` complete lines of a file of `len` bytes start, with its unfinished last
-/// line, if any, after them.
+/// Where the last `lines` lines of a file of `len` bytes start, counting as `tail -n` does: an
+/// unfinished last line is one of them.
 fn start_of_last_lines(mut file: &File, len: u64, lines: usize) -> io::Result<u64> {
     let mut end = len;
     let mut newlines = 0;
-    // The last newline of the file ends the last complete line: it is not a boundary before it.
+    // A newline that ends the file ends the last line: it is not a boundary before it.
     let mut seen_last = false;
     let mut block = vec![0; 8192];
     while end > 0 {
@@ -668,7 +1019,9 @@ fn start_of_last_lines(mut file: &File, len: u64, lines: usize) -> io::Result<u6
         for (at, _) in block.iter().enumerate().rev().filter(|(_, &b)| b == b'\n') {
             if !seen_last {
                 seen_last = true;
-                continue;
+                if start + at as u64 + 1 == len {
+                    continue;
+                }
             }
             newlines += 1;
             if newlines == lines {

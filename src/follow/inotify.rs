@@ -1,0 +1,195 @@
+//! Waiting for a followed file to change, on Linux: inotify watches on the file and on its
+//! directory, an eventfd to be woken for stop, and `poll(2)` over them (and over a FIFO being
+//! read), all through `rustix`'s safe wrappers.
+
+use std::ffi::OsString;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::io::Errno;
+
+use super::{Wake, Watching};
+
+/// Wakes the follower's thread: written once, when the follower stops.
+#[derive(Clone)]
+pub(super) struct Stopper(Arc<OwnedFd>);
+
+impl Stopper {
+    pub(super) fn stop(&self) {
+        let _ = rustix::io::write(&*self.0, &1u64.to_ne_bytes());
+    }
+}
+
+/// The follower thread's side.
+pub(super) struct Kernel {
+    stop: Arc<OwnedFd>,
+    watches: Option<Watches>,
+}
+
+/// inotify watches on the followed path's directory (for the name) and on the file read now.
+struct Watches {
+    fd: OwnedFd,
+    dir: PathBuf,
+    name: OsString,
+    dir_wd: Option<i32>,
+    file_wd: Option<i32>,
+    /// Files that appeared at the path (created there, or renamed to it) since watching began.
+    arrivals: u64,
+    buf: Vec<MaybeUninit<u8>>,
+}
+
+impl Kernel {
+    /// An eventfd for stop, and inotify watches for `path` unless `polling`. `None` when not even
+    /// the eventfd can be had (the follower then waits on a channel).
+    pub(super) fn new(path: &Path, polling: bool) -> Option<(Kernel, Stopper)> {
+        let stop = Arc::new(eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).ok()?);
+        let mut kernel = Kernel {
+            stop: Arc::clone(&stop),
+            watches: None,
+        };
+        if !polling {
+            kernel.watches = Watches::new(path);
+        }
+        Some((kernel, Stopper(stop)))
+    }
+
+    pub(super) fn watching(&self) -> Watching {
+        match self.watches {
+            Some(_) => Watching::Notifications,
+            None => Watching::Polling,
+        }
+    }
+
+    /// How many files appeared at the path since watching began.
+    pub(super) fn arrivals(&self) -> u64 {
+        self.watches.as_ref().map_or(0, |watches| watches.arrivals)
+    }
+
+    /// Watches the file now at the path (after it was opened), and the directory again if its
+    /// watch was lost (the directory was removed and made again). Falls back to polling when
+    /// the kernel refuses (the watch limit).
+    pub(super) fn rewatch(&mut self, path: &Path) -> io::Result<()> {
+        let Some(watches) = &mut self.watches else {
+            return Ok(());
+        };
+        match watches.rewatch(path) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOSPC) | Err(Errno::NOMEM) => {
+                self.watches = None;
+                Err(io::Error::other(
+                    "inotify's watch limit is reached (fs.inotify.max_user_watches): polling instead",
+                ))
+            }
+            // The file or the directory is not there (yet): the next look finds it.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Waits until `timeout` passes, something changed at the path, a stream has bytes (or lost
+    /// its writers), or the follower stops.
+    pub(super) fn wait(&mut self, timeout: Duration, stream: Option<BorrowedFd<'_>>) -> Wake {
+        let readable = PollFlags::IN;
+        let mut fds = Vec::with_capacity(3);
+        fds.push(PollFd::from_borrowed_fd(self.stop.as_fd(), readable));
+        if let Some(watches) = &self.watches {
+            fds.push(PollFd::from_borrowed_fd(watches.fd.as_fd(), readable));
+        }
+        if let Some(stream) = stream {
+            fds.push(PollFd::from_borrowed_fd(stream, readable));
+        }
+        let timeout = rustix::event::Timespec::try_from(timeout).ok();
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(0) => return Wake::Timeout,
+            Ok(_) => {}
+            Err(_) => return Wake::Changed,
+        }
+        if !fds[0].revents().is_empty() {
+            return Wake::Stop;
+        }
+        drop(fds);
+        if let Some(watches) = &mut self.watches {
+            watches.drain();
+        }
+        Wake::Changed
+    }
+}
+
+impl Watches {
+    fn new(path: &Path) -> Option<Watches> {
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let mut watches = Watches {
+            fd,
+            dir,
+            name: path.file_name()?.to_owned(),
+            dir_wd: None,
+            file_wd: None,
+            arrivals: 0,
+            buf: vec![MaybeUninit::uninit(); 16 * 1024],
+        };
+        match watches.watch_dir() {
+            Err(Errno::NOSPC) | Err(Errno::NOMEM) => None,
+            _ => Some(watches),
+        }
+    }
+
+    fn watch_dir(&mut self) -> Result<(), Errno> {
+        if self.dir_wd.is_none() {
+            let flags = WatchFlags::CREATE
+                | WatchFlags::MOVED_TO
+                | WatchFlags::MOVED_FROM
+                | WatchFlags::DELETE
+                | WatchFlags::MODIFY
+                | WatchFlags::ATTRIB;
+            self.dir_wd = Some(inotify::add_watch(&self.fd, &self.dir, flags)?);
+        }
+        Ok(())
+    }
+
+    fn rewatch(&mut self, path: &Path) -> Result<(), Errno> {
+        if let Some(old) = self.file_wd.take() {
+            // Watches follow files, not names: the old file's watch ends here.
+            let _ = inotify::remove_watch(&self.fd, old);
+        }
+        let flags = WatchFlags::MODIFY
+            | WatchFlags::ATTRIB
+            | WatchFlags::MOVE_SELF
+            | WatchFlags::DELETE_SELF;
+        self.file_wd = Some(inotify::add_watch(&self.fd, path, flags)?);
+        self.watch_dir()
+    }
+
+    /// Reads every pending event, counting the files that arrived at the path.
+    fn drain(&mut self) {
+        let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
+        let (mut arrivals, mut dir_gone) = (0, false);
+        while let Ok(event) = reader.next() {
+            let flags = event.events();
+            if Some(event.wd()) == self.dir_wd {
+                if flags.contains(ReadFlags::IGNORED) {
+                    dir_gone = true;
+                }
+                let ours = event
+                    .file_name()
+                    .is_some_and(|name| name.to_bytes() == self.name.as_bytes());
+                if ours && flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
+                    arrivals += 1;
+                }
+            }
+        }
+        self.arrivals += arrivals;
+        if dir_gone {
+            self.dir_wd = None;
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `memtail::follow` beside GNU `tail -F`, on the same file and the same writes: the rotation and
+//! truncation storms that lost lines when the follower polled. memtail must get at least as many
+//! lines as `tail -F` in each, every line at most once, and count what it could not read (a
+//! truncation, or a file that came and went).
+//!
+//! Needs GNU coreutils' `tail` (on every Debian system). Without it the test is reported as
+//! ignored, unless `MEMTAIL_REQUIRE_TAIL` is set.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use memtail::follow::{Follow, FollowStats, Watching};
+use memtail::LogBuffer;
+use memtail_suite::process::Process;
+use memtail_suite::{need_program, system_test, Missing};
+use parking_lot::Mutex;
+
+/// Set in the writer process this test starts: `INDEX:PATH` (the sequence and the file).
+const WRITER: &str = "MEMTAIL_TAIL_F_WRITER";
+
+fn main() {
+    if let Some(task) = std::env::var_os(WRITER) {
+        let task = task.into_string().unwrap();
+        let (index, path) = task.split_once(':').unwrap();
+        write_sequence(index.parse().unwrap(), Path::new(path));
+        return;
+    }
+    memtail_suite::run(vec![system_test(
+        "memtail_loses_no_more_than_gnu_tail_f_in_rotation_and_truncation_storms",
+        gnu_tail,
+        memtail_loses_no_more_than_gnu_tail_f,
+    )]);
+}
+
+fn gnu_tail() -> Result<PathBuf, Missing> {
+    let tail = need_program(
+        "tail",
+        "MEMTAIL_TAIL",
+        "apt-get install coreutils",
+        "MEMTAIL_REQUIRE_TAIL",
+    )?;
+    let version = Command::new(&tail).arg("--version").output().ok();
+    match version {
+        Some(out) if String::from_utf8_lossy(&out.stdout).contains("GNU coreutils") => Ok(tail),
+        _ => Err(Missing {
+            reason: format!("{} is not GNU coreutils' tail", tail.display()),
+            require: "MEMTAIL_REQUIRE_TAIL",
+        }),
+    }
+}
+
+/// One writer step.
+enum Step {
+    Lines(usize),
+    /// `mv app.log app.log.1` and a new, empty `app.log`.
+    Rename,
+    /// logrotate's copytruncate: copy to `app.log.1`, then truncate `app.log`.
+    CopyTruncate,
+    Truncate,
+    /// A pause in milliseconds, as between the commands of a shell script (each a new process:
+    /// about a millisecond here). Without any, the writer, the two followers and the test share
+    /// two cores, and which follower runs first decides which loses lines: a lottery, not a
+    /// comparison.
+    Pause(u64),
+}
+
+fn sequences() -> Vec<(&'static str, Vec<Step>)> {
+    use Step::*;
+    let mut copytruncate = Vec::new();
+    for _ in 0..20 {
+        copytruncate.extend([Lines(50), Pause(2), CopyTruncate, Pause(2)]);
+    }
+    let mut rename_storm = Vec::new();
+    for _ in 0..23 {
+        rename_storm.extend([Lines(50), Pause(1), Rename, Pause(1)]);
+    }
+    let mut truncate_storm = Vec::new();
+    for _ in 0..50 {
+        truncate_storm.extend([Lines(20), Pause(1), Truncate, Pause(1)]);
+    }
+    vec![
+        (
+            "rename, new file, truncate",
+            vec![
+                Lines(50),
+                Pause(1),
+                Rename,
+                Pause(1),
+                Lines(50),
+                Pause(1),
+                Truncate,
+                Pause(1),
+                Lines(20),
+            ],
+        ),
+        ("copytruncate rotation", copytruncate),
+        ("rename storm", rename_storm),
+        ("truncate storm", truncate_storm),
+    ]
+}
+
+/// Lines a follower printed, shared with the thread that reads them.
+type Seen = Arc<Mutex<Vec<String>>>;
+
+fn append(path: &Path, lines: &[String]) {
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    let text: String = lines.iter().map(|line| format!("{line}\n")).collect();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The lines sequence `index` writes.
+fn lines_of(index: usize, steps: &[Step]) -> Vec<String> {
+    let count: usize = steps
+        .iter()
+        .map(|step| match step {
+            Step::Lines(n) => *n,
+            _ => 0,
+        })
+        .sum();
+    (0..count).map(|n| format!("{index}-{n:05}")).collect()
+}
+
+/// The writer process: runs sequence `index` on `path`.
+fn write_sequence(index: usize, path: &Path) {
+    let (_, steps) = sequences().swap_remove(index);
+    let dir = path.parent().unwrap();
+    let lines = lines_of(index, &steps);
+    let mut next = lines.iter();
+    let mut rotation = 0;
+    for step in &steps {
+        match *step {
+            Step::Lines(n) => {
+                // One write per line, as a logger writes.
+                for line in next.by_ref().take(n) {
+                    append(path, std::slice::from_ref(line));
+                }
+            }
+            Step::Rename => {
+                rotation += 1;
+                std::fs::rename(path, dir.join(format!("app.log.{rotation}"))).unwrap();
+                std::fs::write(path, "").unwrap();
+            }
+            Step::CopyTruncate => {
+                std::fs::copy(path, dir.join("app.log.1")).unwrap();
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+            }
+            Step::Truncate => {
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .unwrap()
+                    .set_len(0)
+                    .unwrap();
+            }
+            Step::Pause(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        }
+    }
+}
+
+fn memtail_loses_no_more_than_gnu_tail_f(tail: PathBuf) {
+    let mut report = Vec::new();
+    for (index, (name, steps)) in sequences().into_iter().enumerate() {
+        let dir =
+            std::env::temp_dir().join(format!("memtail-tail-f-{index}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("app.log");
+        std::fs::write(&path, "").unwrap();
+
+        let buf = LogBuffer::with_capacity(16 << 20);
+        let follower = Follow::new().announce(true).file(&path, &buf);
+        assert!(follower.wait_ready(Duration::from_secs(10)));
+        assert_eq!(follower.watching(), Watching::Notifications);
+        // And, for the record, how polling (every 50 ms, as before notifications) fares.
+        let polled = LogBuffer::with_capacity(16 << 20);
+        let poller = Follow::new().polling(true).file(&path, &polled);
+        assert!(poller.wait_ready(Duration::from_secs(10)));
+        assert_eq!(poller.watching(), Watching::Polling);
+        let mut gnu = Process::spawn(
+            Command::new(&tail)
+                .args(["-F", "-n", "0"])
+                .arg(&path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let gnu_seen: Seen = Arc::default();
+        let stdout = gnu.stdout().unwrap();
+        let reader = std::thread::spawn({
+            let seen = Arc::clone(&gnu_seen);
+            move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { return };
+                    seen.lock().push(line);
+                }
+            }
+        });
+        let lines_in = |buf: &LogBuffer| -> Vec<String> {
+            buf.entries()
+                .iter()
+                .map(|entry| String::from_utf8_lossy(entry).trim_end().to_owned())
+                .collect()
+        };
+        let memtail_lines = || lines_in(&buf);
+        // Both are following once both have printed a first marker.
+        let mut marker = 0;
+        let mut mark = |path: &Path| {
+            marker += 1;
+            let line = format!("marker {marker}");
+            loop {
+                append(path, std::slice::from_ref(&line));
+                let until = Instant::now() + Duration::from_millis(200);
+                while Instant::now() < until {
+                    if gnu_seen.lock().contains(&line)
+                        && memtail_lines().contains(&line)
+                        && lines_in(&polled).contains(&line)
+                    {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                // tail -F may not have set its watch when the marker was written: again.
+            }
+        };
+        mark(&path);
+
+        // The writes come from a process of their own, as a service's would.
+        let status = Command::new(std::env::current_exe().unwrap())
+            .env(WRITER, format!("{index}:{}", path.display()))
+            .status()
+            .unwrap();
+        assert!(status.success(), "the writer failed");
+        let written = lines_of(index, &steps);
+        // Settled once both have seen a last marker, written after everything else.
+        mark(&path);
+        let stats: FollowStats = follower.stop();
+        let polled_stats = poller.stop();
+        drop(gnu);
+        reader.join().unwrap();
+
+        let wanted: HashSet<&str> = written.iter().map(String::as_str).collect();
+        let ours: Vec<String> = memtail_lines()
+            .into_iter()
+            .filter(|line| wanted.contains(line.as_str()))
+            .collect();
+        let theirs = gnu_seen
+            .lock()
+            .iter()
+            .filter(|line| wanted.contains(line.as_str()))
+            .count();
+        let unique: HashSet<&String> = ours.iter().collect();
+        assert_eq!(unique.len(), ours.len(), "{name}: a line read twice");
+        let by_polling: Vec<String> = lines_in(&polled)
+            .into_iter()
+            .filter(|line| wanted.contains(line.as_str()))
+            .collect();
+        let unique: HashSet<&String> = by_polling.iter().collect();
+        assert_eq!(
+            unique.len(),
+            by_polling.len(),
+            "{name}: a line polled twice"
+        );
+        assert!(
+            ours.len() >= theirs,
+            "{name}: memtail got {} of {} lines, tail -F {theirs}; {stats:?}",
+            ours.len(),
+            written.len()
+        );
+        if ours.len() < written.len() {
+            assert!(
+                stats.truncations + stats.files_missed > 0,
+                "{name}: lines lost without a truncation or a missed file to show for it: {stats:?}"
+            );
+        }
+        report.push(format!(
+            "{name}: memtail {}/{} (truncations {}, files missed {}), tail -F {theirs}/{}, \
+             memtail polling {}/{} (truncations {})",
+            ours.len(),
+            written.len(),
+            stats.truncations,
+            stats.files_missed,
+            written.len(),
+            by_polling.len(),
+            written.len(),
+            polled_stats.truncations,
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    for line in report {
+        println!("{line}");
+    }
+}
