@@ -994,7 +994,7 @@ mod relp {
                 .last_error
                 .as_deref()
                 .unwrap_or("")
-                .contains("within the write timeout"),
+                .contains("for the write timeout"),
             "{during:?}"
         );
         let stats = handle.stop(Duration::from_secs(1));

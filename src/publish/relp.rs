@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// The highest transaction number; the next one is 1.
 const MAX_TXNR: u32 = 999_999_999;
+/// A session whose next transaction number is past this is closed and a new one opened.
+const RENEW_AFTER: u32 = 990_000_000;
 /// The most bytes of DATA this client reads in one frame from the server. Answers are a few
 /// dozen bytes; a server that announces more is not speaking RELP.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -53,6 +55,46 @@ pub(super) enum Outcome {
     Refused,
 }
 
+/// How long the server may keep the client waiting: `timeout` without progress (bytes taken or
+/// answers received) when `renewed`, or `timeout` in all otherwise.
+pub(super) struct Patience {
+    timeout: Duration,
+    deadline: Instant,
+    renewed: bool,
+}
+
+impl Patience {
+    /// `timeout` without progress.
+    pub(super) fn without_progress(timeout: Duration) -> Patience {
+        Patience {
+            timeout,
+            deadline: Instant::now() + timeout,
+            renewed: true,
+        }
+    }
+
+    /// `timeout` in all.
+    fn in_all(timeout: Duration) -> Patience {
+        Patience {
+            renewed: false,
+            ..Patience::without_progress(timeout)
+        }
+    }
+
+    fn progress(&mut self) {
+        if self.renewed {
+            self.deadline = Instant::now() + self.timeout;
+        }
+    }
+
+    fn left(&self) -> io::Result<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(timed_out)
+    }
+}
+
 /// An open RELP session.
 pub(super) struct Session {
     stream: TcpStream,
@@ -72,15 +114,15 @@ fn broken(kind: io::ErrorKind, message: impl Into<String>) -> io::Error {
 }
 
 impl Session {
-    /// Connects to the first of `addrs` that answers and opens a session, all before `deadline`.
+    /// Connects to the first of `addrs` that answers and opens a session.
     pub(super) fn open(
         addrs: &[SocketAddr],
         connect_timeout: Duration,
-        deadline: Instant,
+        patience: &mut Patience,
     ) -> io::Result<Session> {
         let mut last = None;
         for addr in addrs {
-            let timeout = left(deadline)?.min(connect_timeout);
+            let timeout = patience.left()?.min(connect_timeout);
             match TcpStream::connect_timeout(addr, timeout) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
@@ -91,7 +133,7 @@ impl Session {
                         out: Vec::new(),
                         close_on_drop: false,
                     };
-                    session.handshake(deadline).map_err(|error| {
+                    session.handshake(patience).map_err(|error| {
                         io::Error::new(
                             error.kind(),
                             format!("cannot open a RELP session with {addr}: {error}"),
@@ -111,14 +153,14 @@ impl Session {
         Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::NotConnected)))
     }
 
-    fn handshake(&mut self, deadline: Instant) -> io::Result<()> {
+    fn handshake(&mut self, patience: &mut Patience) -> io::Result<()> {
         let offers = format!(
             "relp_version=0\nrelp_software=memtail,{},https://crates.io/crates/memtail\ncommands=syslog",
             env!("CARGO_PKG_VERSION")
         );
         let txnr = self.queue("open", offers.as_bytes());
-        self.send(deadline)?;
-        let answer = self.read_frame(deadline)?;
+        self.send(patience)?;
+        let answer = self.read_frame(patience)?;
         if answer.command != "rsp" || answer.txnr != txnr {
             return Err(broken(
                 io::ErrorKind::InvalidData,
@@ -152,21 +194,23 @@ impl Session {
     }
 
     /// Whether the session can take a batch: the server has not closed the connection or sent
-    /// anything (between batches it has nothing to say but `serverclose`).
+    /// anything (between batches it has nothing to say but `serverclose`), and the transaction
+    /// numbers are far from their end (librelp's server wants them to follow each other, and
+    /// does not agree with the protocol's description on what comes after 999 999 999: a new
+    /// session starts again at 1).
     pub(super) fn still_open(&mut self) -> bool {
+        if self.next_txnr > RENEW_AFTER || !self.received.is_empty() {
+            return false;
+        }
         if self.stream.set_nonblocking(true).is_err() {
             return false;
         }
-        let mut chunk = [0u8; 512];
-        let open = loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => break false,
-                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => break error.kind() == io::ErrorKind::WouldBlock,
-            }
-        };
-        self.stream.set_nonblocking(false).is_ok() && open && self.received.is_empty()
+        let mut byte = [0u8; 1];
+        let quiet = matches!(
+            self.stream.peek(&mut byte),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock
+        );
+        self.stream.set_nonblocking(false).is_ok() && quiet
     }
 
     /// Adds a frame to what [`send`](Session::send) writes, and returns its transaction number.
@@ -187,14 +231,17 @@ impl Session {
         txnr
     }
 
-    /// Writes the queued frames, all before `deadline`.
-    pub(super) fn send(&mut self, deadline: Instant) -> io::Result<()> {
+    /// Writes the queued frames.
+    pub(super) fn send(&mut self, patience: &mut Patience) -> io::Result<()> {
         let mut written = 0;
         while written < self.out.len() {
-            self.stream.set_write_timeout(Some(left(deadline)?))?;
+            self.stream.set_write_timeout(Some(patience.left()?))?;
             match self.stream.write(&self.out[written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => written += n,
+                Ok(n) => {
+                    written += n;
+                    patience.progress();
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if is_timeout(&error) => return Err(timed_out()),
                 Err(error) => return Err(error),
@@ -204,14 +251,14 @@ impl Session {
         Ok(())
     }
 
-    /// Reads the next frame from the server, waiting until `deadline` at most.
-    pub(super) fn read_frame(&mut self, deadline: Instant) -> io::Result<Frame> {
+    /// Reads the next frame from the server.
+    pub(super) fn read_frame(&mut self, patience: &mut Patience) -> io::Result<Frame> {
         loop {
             if let Some((frame, used)) = parse_frame(&self.received)? {
                 self.received.drain(..used);
                 return Ok(frame);
             }
-            self.stream.set_read_timeout(Some(left(deadline)?))?;
+            self.stream.set_read_timeout(Some(patience.left()?))?;
             let mut chunk = [0u8; 4096];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
@@ -220,7 +267,10 @@ impl Session {
                         "the server closed the connection",
                     ))
                 }
-                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    self.received.extend_from_slice(&chunk[..n]);
+                    patience.progress();
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if is_timeout(&error) => return Err(timed_out()),
                 Err(error) => return Err(error),
@@ -229,7 +279,7 @@ impl Session {
     }
 
     /// Sends `messages` as `syslog` frames, at most `window` unanswered at a time, and waits for
-    /// every answer, all before `deadline`. `outcomes[i]` says what became of `messages[i]`;
+    /// every answer. `outcomes[i]` says what became of `messages[i]`;
     /// messages whose outcome is already [`Outcome::Acked`] are not sent. An error means the
     /// session is broken (the server went away, sent what is not RELP, ended the session, or
     /// did not answer in time): what was answered before it is in `outcomes`.
@@ -238,25 +288,26 @@ impl Session {
         messages: impl Iterator<Item = &'m [u8]>,
         outcomes: &mut [Outcome],
         window: usize,
-        deadline: Instant,
+        patience: &mut Patience,
         mut on_send: impl FnMut(usize),
     ) -> io::Result<()> {
-        let mut in_flight: VecDeque<(u32, usize)> = VecDeque::with_capacity(window);
+        let mut in_flight: VecDeque<(u32, usize)> =
+            VecDeque::with_capacity(window.min(outcomes.len()));
         for (index, message) in messages.enumerate() {
             if outcomes[index] == Outcome::Acked {
                 continue;
             }
             while in_flight.len() >= window {
-                self.send(deadline)?;
-                self.answer(&mut in_flight, outcomes, deadline)?;
+                self.send(patience)?;
+                self.answer(&mut in_flight, outcomes, patience)?;
             }
             let txnr = self.queue("syslog", message);
             in_flight.push_back((txnr, index));
             on_send(index);
         }
-        self.send(deadline)?;
+        self.send(patience)?;
         while !in_flight.is_empty() {
-            self.answer(&mut in_flight, outcomes, deadline)?;
+            self.answer(&mut in_flight, outcomes, patience)?;
         }
         Ok(())
     }
@@ -266,9 +317,9 @@ impl Session {
         &mut self,
         in_flight: &mut VecDeque<(u32, usize)>,
         outcomes: &mut [Outcome],
-        deadline: Instant,
+        patience: &mut Patience,
     ) -> io::Result<()> {
-        let frame = self.read_frame(deadline)?;
+        let frame = self.read_frame(patience)?;
         match frame.command.as_str() {
             "rsp" => {
                 let Some(at) = in_flight.iter().position(|&(txnr, _)| txnr == frame.txnr) else {
@@ -314,10 +365,10 @@ impl Drop for Session {
             return;
         }
         self.out.clear();
-        let deadline = Instant::now() + CLOSE_WAIT;
+        let patience = &mut Patience::in_all(CLOSE_WAIT);
         let txnr = self.queue("close", b"");
-        if self.send(deadline).is_ok() {
-            while let Ok(frame) = self.read_frame(deadline) {
+        if self.send(patience).is_ok() {
+            while let Ok(frame) = self.read_frame(patience) {
                 if frame.txnr == txnr || frame.command == "serverclose" {
                     break;
                 }
@@ -397,17 +448,10 @@ pub(super) fn parse_frame(bytes: &[u8]) -> io::Result<Option<(Frame, usize)>> {
     Ok(Some((frame, trailer + 1)))
 }
 
-fn left(deadline: Instant) -> io::Result<Duration> {
-    deadline
-        .checked_duration_since(Instant::now())
-        .filter(|left| !left.is_zero())
-        .ok_or_else(timed_out)
-}
-
 fn timed_out() -> io::Error {
     broken(
         io::ErrorKind::TimedOut,
-        "the server did not take and answer the batch within the write timeout",
+        "the server took no bytes and sent no answer for the write timeout",
     )
 }
 
@@ -485,16 +529,20 @@ mod tests {
     }
 
     #[test]
-    fn transaction_numbers_wrap_to_one() {
+    fn sessions_are_renewed_before_transaction_numbers_wrap() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let mut session = Session {
             stream,
-            next_txnr: MAX_TXNR,
+            next_txnr: 2,
             received: Vec::new(),
             out: Vec::new(),
             close_on_drop: false,
         };
+        assert!(session.still_open());
+        session.next_txnr = RENEW_AFTER + 1;
+        assert!(!session.still_open(), "renewed long before the end");
+        session.next_txnr = MAX_TXNR;
         assert_eq!(session.queue("syslog", b"a"), MAX_TXNR);
         assert_eq!(session.queue("close", b""), 1);
         assert_eq!(session.out, b"999999999 syslog 1 a\n1 close 0\n");

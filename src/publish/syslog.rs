@@ -9,9 +9,9 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 #[cfg(unix)]
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::relp::{Outcome, Session};
+use super::relp::{Outcome, Patience, Session};
 use super::writer::write_counted;
 use super::{PublishError, Publisher};
 use crate::{Entry, Level};
@@ -33,7 +33,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// time it was logged (to within the publisher's interval), not the time it finally arrived.
 ///
 /// To a local Unix socket ([`unix`](SyslogPublisher::unix)) the message is in the traditional
-/// format that local daemons expect, as the C library's `syslog()` writes it:
+/// format that local daemons expect, laid out as the C library's `syslog()` writes it:
 /// `<PRI>Mmm dd hh:mm:ss APP-NAME[PROCID]: MSG` (RFC 3164, with no HOSTNAME on a local socket).
 /// [`format`](SyslogPublisher::format) chooses the other format on any transport. RFC 3164 has
 /// no time zone: its TIMESTAMP is in UTC (rsyslog's `imuxsock` and journald stamp local messages
@@ -100,6 +100,8 @@ pub struct SyslogPublisher {
 /// What a RELP publisher remembers between batches.
 #[derive(Default)]
 struct RelpState {
+    /// The first sequence number of the last batch.
+    head: Option<u64>,
     /// Entries the daemon acknowledged while one before them was not: not sent again.
     acked_ahead: BTreeSet<u64>,
     /// The highest sequence number sent so far: one at or below it is sent again.
@@ -112,9 +114,9 @@ struct RelpState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SyslogFormat {
-    /// The traditional BSD format, as the C library's `syslog()` writes it:
-    /// `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PROCID]: MSG`, without HOSTNAME on a Unix socket. The
-    /// default for [`SyslogPublisher::unix`].
+    /// The traditional BSD format, laid out as the C library's `syslog()` writes it (but with
+    /// the time in UTC): `<PRI>Mmm dd hh:mm:ss HOSTNAME TAG[PROCID]: MSG`, without HOSTNAME on a
+    /// Unix socket. The default for [`SyslogPublisher::unix`].
     Rfc3164,
     /// `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID - - MSG`. The default over the network.
     Rfc5424,
@@ -179,15 +181,15 @@ impl SyslogPublisher {
     /// entries up to the first one not acknowledged are delivered. A frame the daemon refuses
     /// (`500`) is retried with backoff and dropped after `max_attempts`, counted; those after it
     /// that the daemon took are not sent again. When the session breaks (the daemon restarts,
-    /// the network fails, or the batch is not sent and answered within the
+    /// the network fails, or the daemon takes no bytes and sends no answer for the
     /// [`write_timeout`](SyslogPublisher::write_timeout)), a new one is opened on the next try
     /// and every entry not acknowledged is sent again: delivery is at least once, the daemon may
     /// have kept some of them before it went away, and
-    /// [`PublisherStats::resent`](super::PublisherStats::resent) says how many were sent twice
-    /// (at most one window per broken session).
+    /// [`PublisherStats::resent`](super::PublisherStats::resent) says how many were sent again
+    /// (at most one window per broken session, plus refused entries retried).
     ///
-    /// rsyslog ends a session whose frame exceeds its `maxDataSize`; such an entry fails like a
-    /// broken connection until it is dropped after `max_attempts`.
+    /// rsyslog's `imrelp` cuts a message longer than its `maxDataSize` (by default, with
+    /// `oversizeMode="truncate"`) and acknowledges it: such an entry is delivered cut.
     ///
     /// # Errors
     ///
@@ -266,13 +268,14 @@ impl SyslogPublisher {
     /// How many RELP frames may be unacknowledged at a time by default (as in librelp).
     pub const DEFAULT_WINDOW: usize = 128;
 
-    /// How long sending one batch over TCP (and, over RELP, sending it and hearing every
-    /// answer, after connecting) may take before the attempt counts as failed, however the
-    /// bytes trickle ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s, by
-    /// default). A daemon that accepts but never reads (or never answers) fails the attempt
-    /// within it; the publisher counts it, retries with backoff, and its stats move on
-    /// meanwhile. The connection is dropped after a failed attempt (a message may have been
-    /// cut). UDP and Unix datagram sends do not block on a daemon.
+    /// How long sending one batch over TCP may take before the attempt counts as failed,
+    /// however the bytes trickle; over RELP, how long the daemon may go without taking bytes or
+    /// answering (a slow daemon that keeps answering is not cut off), counted from the connect
+    /// ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s, by default). A
+    /// daemon that accepts but never reads (or never answers) fails the attempt within it; the
+    /// publisher counts it, retries with backoff, and its stats move on meanwhile. The
+    /// connection is dropped after a failed attempt (a message may have been cut). UDP and Unix
+    /// datagram sends do not block on a daemon.
     ///
     /// # Panics
     ///
@@ -369,11 +372,13 @@ impl SyslogPublisher {
             SyslogFormat::Rfc3164 => {
                 // The TAG ends at the first character that is not alphanumeric in RFC 3164;
                 // daemons read up to `[` or `:`, so those become `_`.
-                let tag: String = self
-                    .app_name
-                    .chars()
-                    .map(|c| if matches!(c, '[' | ']' | ':') { '_' } else { c })
-                    .collect();
+                let clean = |field: &str| -> String {
+                    field
+                        .chars()
+                        .map(|c| if matches!(c, '[' | ']' | ':') { '_' } else { c })
+                        .collect()
+                };
+                let tag = clean(&self.app_name);
                 let host = match self.transport {
                     #[cfg(unix)]
                     Transport::Unix { .. } => String::new(),
@@ -381,7 +386,7 @@ impl SyslogPublisher {
                 };
                 match self.procid.as_str() {
                     "-" => format!(" {host}{tag}: "),
-                    procid => format!(" {host}{tag}[{procid}]: "),
+                    procid => format!(" {host}{tag}[{}]: ", clean(procid)),
                 }
             }
         };
@@ -434,10 +439,19 @@ impl SyslogPublisher {
         let Transport::Relp { addrs, session } = &mut self.transport else {
             unreachable!("publish_relp is called for RELP only");
         };
-        let deadline = Instant::now() + self.write_timeout;
+        let Some(head) = batch.first().map(Entry::seq) else {
+            return Ok(0);
+        };
+        let patience = &mut Patience::without_progress(self.write_timeout);
         let state = &mut self.relp;
+        if state.head.is_some_and(|last| head < last) {
+            // Entries of another stream (not from the dispatcher): what was remembered is not
+            // about them.
+            *state = RelpState::default();
+        }
+        state.head = Some(head);
         // Acknowledgements of entries no longer offered are of no more use.
-        state.acked_ahead = state.acked_ahead.split_off(&batch[0].seq());
+        state.acked_ahead = state.acked_ahead.split_off(&head);
         let mut outcomes: Vec<Outcome> = batch
             .iter()
             .map(|entry| match state.acked_ahead.contains(&entry.seq()) {
@@ -445,6 +459,9 @@ impl SyslogPublisher {
                 false => Outcome::Pending,
             })
             .collect();
+        if outcomes.iter().all(|&outcome| outcome == Outcome::Acked) {
+            return Ok(batch.len());
+        }
         let (bytes, ends) = (&self.scratch, &self.ends);
         let messages = ends.iter().scan(0, |start, &end| {
             let message = &bytes[*start..end];
@@ -454,14 +471,15 @@ impl SyslogPublisher {
         // A session the daemon ended while idle (a restart, `serverclose`) is replaced before
         // anything is sent on it.
         if session.as_mut().is_some_and(|open| !open.still_open()) {
-            session.take().expect("checked above").abandon();
+            // Closed politely when it is only old; dropped when the daemon ended it.
+            drop(session.take());
         }
         let result = match session {
             Some(open) => Ok(open),
-            None => Session::open(addrs, CONNECT_TIMEOUT, deadline).map(|new| session.insert(new)),
+            None => Session::open(addrs, CONNECT_TIMEOUT, patience).map(|new| session.insert(new)),
         }
         .and_then(|open| {
-            open.exchange(messages, &mut outcomes, self.window, deadline, |index| {
+            open.exchange(messages, &mut outcomes, self.window, patience, |index| {
                 let seq = batch[index].seq();
                 if state.sent_upto.is_some_and(|upto| seq <= upto) {
                     state.resent += 1;
