@@ -205,6 +205,9 @@ fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
         let (_server, url) = serve(&[log.to_str().unwrap()]);
         let sse = follow(&format!("{url}events"));
         let tail = Lines::start(Command::new(MEMTAIL).args(["tail", &url]));
+        // The server started with the file's last lines (10 by default, as `tail`), so tail prints
+        // that first.
+        assert_eq!(tail.line(), "before memtail started");
         // Both followers are connected once the server reports two subscribers... which it does not
         // expose; instead, lines are appended until the first one shows up at both.
         let deadline = std::time::Instant::now() + DEADLINE;
@@ -227,27 +230,29 @@ fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
         append(&log, "no newline yet");
         append(&log, ", now done\n");
 
-        // memtail tail: the probes it has not printed yet, then the lines, escaped.
+        // memtail tail: the probes it has not printed yet, then the lines, escaped; colours
+        // removed, since its output is not a terminal.
         let printed = tail.lines_where(3, |line| !line.starts_with("probe "));
         assert_eq!(
             printed,
             [
                 "plain line",
-                "\\x1b]0;pwned\\x07 and \\x1b[31mred\\x1b[0m",
+                "\\x1b]0;pwned\\x07 and red",
                 "no newline yet, now done",
             ]
         );
 
         // The raw SSE stream: the same entries as events (among heartbeats, whose data is a
         // number).
-        let data = sse.lines_where(3, |line| {
+        let data = sse.lines_where(4, |line| {
             line.strip_prefix("data: ").is_some_and(|data| {
                 !data.starts_with("probe ") && !data.bytes().all(|b| b.is_ascii_digit())
             })
         });
-        assert_eq!(data[0], "data: plain line");
-        assert_eq!(data[1], "data: \x1b]0;pwned\x07 and \x1b[31mred\x1b[0m");
-        assert_eq!(data[2], "data: no newline yet, now done");
+        assert_eq!(data[0], "data: before memtail started");
+        assert_eq!(data[1], "data: plain line");
+        assert_eq!(data[2], "data: \x1b]0;pwned\x07 and \x1b[31mred\x1b[0m");
+        assert_eq!(data[3], "data: no newline yet, now done");
         assert!(last_probe < 10_000);
 
         // The snapshot has every line once, in order.
@@ -259,10 +264,7 @@ fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
             .filter(|l| l.starts_with("probe "))
             .collect();
         assert_eq!(probes.len(), last_probe + 1);
-        assert!(
-            !snapshot.contains("before memtail started"),
-            "started at the end"
-        );
+        assert_eq!(snapshot.matches("before memtail started").count(), 1);
     });
 }
 
@@ -364,7 +366,11 @@ fn bad_arguments_give_one_line_and_exit_code_2() {
             &["serve", "--capacity", "0"],
             &["tail"],
             &["tail", "not a url"],
-            &["tail", "https://example.com/"],
+            &["tail", "ftp://example.com/"],
+            &["tail", "http://127.0.0.1:1/", "--color", "sometimes"],
+            &["serve", "--listen", "nonsense"],
+            &["serve", "--listen", "127.0.0.1:99999"],
+            &["serve", "--lines", "-1"],
             &["serve", "-", "-"],
         ] {
             let output = run(args);
@@ -439,5 +445,193 @@ fn memtail_tail_says_the_log_started_over_when_the_server_restarts() {
             let expected: Vec<String> = (1..=new_lines).map(|n| format!("new-{n}")).collect();
             assert_eq!(rest[1..], expected[..]);
         }
+    });
+}
+
+#[test]
+fn lines_counts_like_tail_n_and_defaults_to_ten() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("lines");
+        let partial = dir.0.join("partial.log");
+        append(&partial, "a\nb\nc");
+        // `tail -n 1` on a file without a final newline prints `c`.
+        let (_one, url) = serve(&[partial.to_str().unwrap(), "--lines", "1"]);
+        let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
+        assert_eq!(snapshot, "c");
+
+        let many = dir.0.join("many.log");
+        let text: String = (1..=15).map(|n| format!("line {n}\n")).collect();
+        append(&many, &text);
+        let (_ten, url) = serve(&[many.to_str().unwrap()]);
+        let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
+        let expected: String = (6..=15).map(|n| format!("line {n}\n")).collect();
+        assert_eq!(snapshot, expected);
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_served_without_waiting_for_a_writer_and_read_as_it_comes() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("fifo");
+        let fifo = dir.0.join("pipe");
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        // No writer yet: the server still says where it serves.
+        let (_server, url) = serve(&[fifo.to_str().unwrap()]);
+        for round in 0..2 {
+            // A writer comes, writes and goes; then another.
+            let mut writer = OpenOptions::new().write(true).open(&fifo).unwrap();
+            writeln!(writer, "through the pipe {round}").unwrap();
+            drop(writer);
+            let want = format!("through the pipe {round}\n");
+            get_until(&format!("{url}snapshot"), |text| text.ends_with(&want));
+        }
+        let snapshot = get_until(&format!("{url}snapshot"), |_| true);
+        assert_eq!(snapshot, "through the pipe 0\nthrough the pipe 1\n");
+    });
+}
+
+#[test]
+fn a_truncation_is_noted_in_the_log() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("truncated");
+        let log = dir.0.join("app.log");
+        append(&log, "");
+        let (_server, url) = serve(&[log.to_str().unwrap()]);
+        append(&log, "a long first line\n");
+        get_until(&format!("{url}snapshot"), |text| text.contains("first"));
+        OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        append(&log, "after\n");
+        let snapshot = get_until(&format!("{url}snapshot"), |text| text.contains("after"));
+        assert_eq!(
+            snapshot,
+            "a long first line\nmemtail: file truncated\nafter\n"
+        );
+    });
+}
+
+/// `memtail tail ARGS` with its standard output and error read line by line.
+fn tail_process(args: &[&str], envs: &[(&str, &str)]) -> (Lines, Lines) {
+    let mut process = Process::spawn(
+        Command::new(MEMTAIL)
+            .arg("tail")
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = Lines::read(process.stderr().unwrap(), None);
+    let stdout = process.stdout().unwrap();
+    (Lines::read(stdout, Some(process)), stderr)
+}
+
+#[test]
+fn tail_shows_colours_when_asked_and_a_bare_cr_as_backslash_r() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("colours");
+        let log = dir.0.join("app.log");
+        append(&log, "\x1b[2m12:00\x1b[0m \x1b[32m INFO\x1b[0m ready\n");
+        append(&log, "progress 10%\rprogress 90%\n");
+        append(&log, "\x1b[2Jcleared?\n");
+        let (_server, url) = serve(&[log.to_str().unwrap()]);
+        for (color, first) in [
+            (
+                "always",
+                "\x1b[2m12:00\x1b[0m \x1b[32m INFO\x1b[0m ready\x1b[0m",
+            ),
+            ("never", "12:00  INFO ready"),
+            // Not a terminal.
+            ("auto", "12:00  INFO ready"),
+        ] {
+            let (out, _err) = tail_process(&[&url, "--color", color], &[]);
+            assert_eq!(out.line(), first, "--color {color}");
+            assert_eq!(out.line(), "progress 10%\\rprogress 90%");
+            assert_eq!(out.line(), "\\x1b[2Jcleared?");
+        }
+    });
+}
+
+#[test]
+fn tail_merges_several_servers_with_a_label_each() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("merge");
+        let (a, b) = (dir.0.join("a.log"), dir.0.join("b.log"));
+        append(&a, "from a\n");
+        append(&b, "from b\n");
+        let (_sa, url_a) = serve(&[a.to_str().unwrap()]);
+        let (_sb, url_b) = serve(&[b.to_str().unwrap()]);
+        let label = |url: &str| {
+            url.trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_owned()
+        };
+        let (out, _err) = tail_process(&[&url_a, &url_b], &[]);
+        let mut lines = vec![out.line(), out.line()];
+        lines.sort();
+        let mut expected = vec![
+            format!("{} from a", label(&url_a)),
+            format!("{} from b", label(&url_b)),
+        ];
+        expected.sort();
+        assert_eq!(lines, expected);
+        // Live lines too, as they arrive.
+        append(&b, "later from b\n");
+        assert_eq!(out.line(), format!("{} later from b", label(&url_b)));
+    });
+}
+
+#[test]
+fn tail_fails_at_once_when_the_first_connection_fails_unless_it_retries() {
+    with_deadline(TEST_DEADLINE, || {
+        // Nothing listens on port 1.
+        let output = run(&["tail", "http://127.0.0.1:1/"]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+        assert!(stderr.contains("--retry"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+        let (_out, err) = tail_process(&["http://127.0.0.1:1/", "--retry"], &[]);
+        // It says it will try again, and does.
+        assert!(err.line().contains("reconnecting"));
+        assert!(err.line().contains("reconnecting"));
+    });
+}
+
+#[test]
+fn tail_takes_the_token_from_the_environment_and_never_prints_it() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("token");
+        let log = dir.0.join("app.log");
+        append(&log, "secret line\n");
+        let (_server, url) = serve(&[log.to_str().unwrap(), "--token", "s3cret-token"]);
+        let (out, _err) = tail_process(&[&url], &[("MEMTAIL_TOKEN", "s3cret-token")]);
+        assert_eq!(out.line(), "secret line");
+
+        // A wrong token in the URL: refused, and the token is not repeated.
+        let wrong = format!("{url}?token=wrong-token-value");
+        let output = run(&["tail", &wrong]);
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("401"), "{stderr}");
+        assert!(!stderr.contains("wrong-token-value"), "{stderr}");
+        // Nor does the help show the variable's value.
+        let mut help = Process::spawn(
+            Command::new(MEMTAIL)
+                .args(["tail", "--help"])
+                .env("MEMTAIL_TOKEN", "s3cret-token")
+                .stdout(Stdio::piped()),
+        );
+        let mut text = String::new();
+        help.stdout().unwrap().read_to_string(&mut text).unwrap();
+        assert!(text.contains("MEMTAIL_TOKEN"), "{text}");
+        assert!(!text.contains("s3cret-token"), "{text}");
     });
 }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use memtail::follow::{Follow, Follower};
 use memtail::http::Config;
 use memtail::LogBuffer;
@@ -36,7 +36,7 @@ enum Command {
     /// Follow files (or stdin), keep their recent lines in memory, and serve them over HTTP:
     /// a viewer page at /, /snapshot, /events (Server-Sent Events) and /ws.
     Serve(Serve),
-    /// Follow a memtail server's event stream and print it, reconnecting where it left off.
+    /// Follow memtail servers' event streams and print them, reconnecting where they left off.
     Tail(Tail),
 }
 
@@ -47,7 +47,7 @@ struct Serve {
     #[arg(value_name = "FILE")]
     files: Vec<PathBuf>,
     /// Address to listen on; port 0 picks a free port (the line printed at start says which).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     listen: String,
     /// How much of the log to keep in memory: bytes, or with a unit (KiB, MiB, GiB; K, M and G
     /// mean the same).
@@ -62,9 +62,14 @@ struct Serve {
     /// Accept this Host name besides localhost and loopback addresses; repeatable.
     #[arg(long = "allow-host", value_name = "HOST")]
     allow_hosts: Vec<String>,
-    /// Start each file with its last N lines instead of at its end.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    /// Start each file with its last N lines (counted as `tail -n` counts them) instead of at
+    /// its end.
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 10)]
     lines: usize,
+    /// Check the files every 50 ms instead of asking the kernel to say when they change (for
+    /// file systems that do not say: NFS, FUSE, volumes written from another machine).
+    #[arg(long)]
+    poll: bool,
     /// With several files, do not put `NAME: ` before each line.
     #[arg(long)]
     no_prefix: bool,
@@ -78,19 +83,44 @@ struct Serve {
 
 #[derive(Args, Debug)]
 struct Tail {
-    /// The server, like http://127.0.0.1:8080/ (or its /events address).
-    url: String,
+    /// Servers, like http://127.0.0.1:8080/ (or their /events address; https too). With more
+    /// than one, their lines are merged as they arrive, each after a label naming its server.
+    #[arg(value_name = "URL", required = true)]
+    urls: Vec<String>,
     /// Start at this sequence number instead of with what the server retains.
     #[arg(long, value_name = "SEQ")]
     since: Option<u64>,
     /// Print control characters as they are (by default escape sequences and other control
-    /// characters from the log are shown escaped, like \x1b[31m, so that a log line cannot
-    /// retitle, recolour or rewrite your terminal).
+    /// characters from the log are shown escaped, like \x1b]0;title\x07 or \r, so that a log
+    /// line cannot retitle, recolour or rewrite your terminal; colours follow --color).
     #[arg(long)]
     raw: bool,
-    /// The server's token, if it asks for one.
-    #[arg(long, value_name = "TOKEN")]
+    /// Show the log's colours (SGR sequences such as \x1b[31m): `auto` when standard output is
+    /// a terminal and NO_COLOR is not set, `always`, or `never` (they are removed).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+    /// Keep trying when the first connection fails; by default that is an error (exit 1).
+    #[arg(long)]
+    retry: bool,
+    /// The server's token, if it asks for one. Prefer the MEMTAIL_TOKEN variable: arguments are
+    /// visible to other users in `ps`. The token is never printed.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MEMTAIL_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
+    /// Trust the certificates in this PEM file for https, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +185,21 @@ fn fail(code: u8, message: impl Into<String>) -> Failure {
     }
 }
 
+/// A listening address: `HOST:PORT` with a port from 0 to 65535.
+fn parse_listen(text: &str) -> Result<String, String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not HOST:PORT"))?;
+    if host.is_empty() {
+        return Err(format!(
+            "{text:?} has no host (use 127.0.0.1:PORT or 0.0.0.0:PORT)"
+        ));
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("{text:?}: the port must be a number from 0 to 65535"))?;
+    Ok(text.to_owned())
+}
+
 /// `1048576`, `1MiB`, `512k`, `2G`: units are powers of 1024.
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
@@ -199,7 +244,10 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
             } else {
                 file.display().to_string()
             };
-            let mut follow = Follow::new().last_lines(serve.lines);
+            let mut follow = Follow::new()
+                .last_lines(serve.lines)
+                .polling(serve.poll)
+                .announce(true);
             if prefixed {
                 follow = follow.prefix(format!("{name}: "));
             }
@@ -255,17 +303,18 @@ fn is_stdin(file: &std::path::Path) -> bool {
     file.as_os_str() == "-"
 }
 
-/// A file that exists must be readable; one that does not is waited for.
+/// A file that exists must be readable; one that does not is waited for. A FIFO is not opened
+/// here (that would wait for a writer): the follower opens it without waiting.
 fn check_readable(file: &std::path::Path) -> Result<(), Failure> {
-    match std::fs::File::open(file) {
-        Ok(opened) => match opened.metadata() {
-            Ok(metadata) if metadata.is_dir() => Err(fail(
-                1,
-                format!("cannot follow {}: it is a directory", file.display()),
-            )),
-            Ok(_) => Ok(()),
-            Err(error) => Err(fail(1, format!("cannot read {}: {error}", file.display()))),
-        },
+    match std::fs::metadata(file) {
+        Ok(metadata) if metadata.is_dir() => Err(fail(
+            1,
+            format!("cannot follow {}: it is a directory", file.display()),
+        )),
+        Ok(metadata) if !metadata.is_file() => Ok(()),
+        Ok(_) => std::fs::File::open(file)
+            .map(drop)
+            .map_err(|error| fail(1, format!("cannot read {}: {error}", file.display()))),
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             eprintln!(
                 "memtail: {} does not exist yet; waiting for it",
@@ -303,78 +352,284 @@ async fn report_errors(followers: Vec<(String, Follower)>) {
 }
 
 async fn run_tail(tail: Tail) -> Result<(), Failure> {
-    let url = events_url(&tail.url)?;
-    let client = reqwest::Client::new();
+    let urls = tail
+        .urls
+        .iter()
+        .map(|url| events_url(url))
+        .collect::<Result<Vec<_>, _>>()?;
+    if tail.token.as_deref() == Some("") {
+        return Err(fail(2, "--token (or MEMTAIL_TOKEN) must not be empty"));
+    }
+    let mut client = reqwest::Client::builder();
+    if let Some(path) = &tail.cacert {
+        let pem = std::fs::read(path)
+            .map_err(|error| fail(2, format!("cannot read {}: {error}", path.display())))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|error| fail(2, format!("{}: {}", path.display(), root_cause(&error))))?;
+        for certificate in certificates {
+            client = client.add_root_certificate(certificate);
+        }
+    }
+    let client = client
+        .build()
+        .map_err(|error| fail(1, format!("cannot start: {}", root_cause(&error))))?;
+    let colors = match tail.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            use std::io::IsTerminal;
+            io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").map_or(true, |value| value.is_empty())
+        }
+    };
+    let labels = (urls.len() > 1).then(|| labels(&urls));
+    let (sender, mut received) = tokio::sync::mpsc::channel(1024);
+    for (source, url) in urls.into_iter().enumerate() {
+        let follow = Source {
+            client: client.clone(),
+            url,
+            source,
+            since: tail.since,
+            token: tail.token.clone(),
+            retry: tail.retry,
+            out: sender.clone(),
+        };
+        tokio::spawn(follow.run());
+    }
+    drop(sender);
     let stdout = io::stdout();
     let mut out = Output {
         out: io::BufWriter::new(stdout.lock()),
         raw: tail.raw,
+        colors,
+        labels,
     };
-    // The id of the last entry printed (`INSTANCE-SEQ`): where a reconnection resumes. A server
-    // that is not the same buffer any more (restarted) says so and starts from its oldest entry.
-    let mut last: Option<String> = None;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let mut request = client
-            .get(url.clone())
-            .header("accept", "text/event-stream");
-        match (&last, tail.since) {
-            (Some(last), _) => request = request.header("last-event-id", last.as_str()),
-            (None, Some(since)) => request = request.query(&[("since", since)]),
-            (None, None) => {}
-        }
-        if let Some(token) = &tail.token {
-            request = request.bearer_auth(token);
-        }
-        let lost = match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                delay = Duration::from_millis(250);
-                match read_events(response, &mut out, &mut last).await {
-                    Ok(()) => "the server closed the stream".to_owned(),
-                    Err(ReadError::Output) => return Ok(()),
-                    Err(ReadError::Network(error)) => root_cause(&error),
-                }
+    while let Some(first) = received.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next {
+            let written = match message {
+                Message::Fatal(failure) => return Err(failure),
+                Message::Entry(source, text) => out.entry(source, &text),
+                Message::Missed(source, count) => out.missed(source, count),
+                Message::Restarted(source) => out.restarted(source),
+            };
+            if written.is_err() {
+                // Standard output is gone (`memtail tail ... | head`): stop quietly.
+                return Ok(());
             }
-            Ok(response) => {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                let reason = body.lines().next().unwrap_or("").trim().to_owned();
-                let message = format!("{url}: {status} {reason}");
-                if status.as_u16() != 503 && !status.is_server_error() {
-                    return Err(fail(1, message));
-                }
-                message
+            next = received.try_recv().ok();
+        }
+        if out.out.flush().is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// What a server's task hands to the printer.
+enum Message {
+    Entry(usize, String),
+    Missed(usize, u64),
+    Restarted(usize),
+    /// The first connection failed (without `--retry`), or the server refused: exit.
+    Fatal(Failure),
+}
+
+/// One server, followed by a task of its own.
+struct Source {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    source: usize,
+    since: Option<u64>,
+    token: Option<String>,
+    retry: bool,
+    out: tokio::sync::mpsc::Sender<Message>,
+}
+
+impl Source {
+    async fn run(self) {
+        let shown = redacted(&self.url);
+        // The id of the last entry printed (`INSTANCE-SEQ`): where a reconnection resumes. A
+        // server that is not the same buffer any more (restarted) says so and starts from its
+        // oldest entry.
+        let mut last: Option<String> = None;
+        let mut connected_once = false;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let mut request = self
+                .client
+                .get(self.url.clone())
+                .query(&[("format", "json")])
+                .header("accept", "text/event-stream");
+            match (&last, self.since) {
+                (Some(last), _) => request = request.header("last-event-id", last.as_str()),
+                (None, Some(since)) => request = request.query(&[("since", since)]),
+                (None, None) => {}
             }
-            Err(error) => format!("{url}: {}", root_cause(&error)),
-        };
-        eprintln!(
-            "memtail: {lost}; reconnecting in {:.1}s",
-            delay.as_secs_f64()
-        );
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            let lost = match request.send().await {
+                Ok(response) if response.status().is_success() => {
+                    connected_once = true;
+                    delay = Duration::from_millis(250);
+                    match self.read_events(response, &mut last).await {
+                        Ok(()) => "the server closed the stream".to_owned(),
+                        Err(ReadError::Output) => return,
+                        Err(ReadError::Network(error)) => root_cause(&error),
+                    }
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    let reason = body.lines().next().unwrap_or("").trim().to_owned();
+                    let message = format!("{shown}: {status} {reason}");
+                    let retryable = status.as_u16() == 503 || status.is_server_error();
+                    if !retryable || (!connected_once && !self.retry) {
+                        let _ = self.out.send(Message::Fatal(fail(1, message))).await;
+                        return;
+                    }
+                    message
+                }
+                Err(error) => {
+                    let message = format!("{shown}: {}", root_cause(&error));
+                    if !connected_once && !self.retry {
+                        let message = format!("{message} (--retry keeps trying)");
+                        let _ = self.out.send(Message::Fatal(fail(1, message))).await;
+                        return;
+                    }
+                    message
+                }
+            };
+            eprintln!(
+                "memtail: {lost}; reconnecting in {:.1}s",
+                delay.as_secs_f64()
+            );
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Reads one response's events until it ends, handing them to the printer.
+    async fn read_events(
+        &self,
+        mut response: reqwest::Response,
+        last: &mut Option<String>,
+    ) -> Result<(), ReadError> {
+        let mut parser = SseParser::default();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(ReadError::Network(error)),
+            };
+            for event in parser.push(&chunk) {
+                let message = match event.name.as_str() {
+                    "missed" => {
+                        Message::Missed(self.source, event.data.trim().parse().unwrap_or(0))
+                    }
+                    "restart" => Message::Restarted(self.source),
+                    "message" | "" => {
+                        if let Some(id) = event.id.as_deref().filter(|id| !id.is_empty()) {
+                            *last = Some(id.to_owned());
+                        }
+                        // `format=json`: the text with every character; a server that sends
+                        // plain data is shown as it sent it.
+                        let text = json_text(&event.data).unwrap_or(event.data);
+                        Message::Entry(self.source, text)
+                    }
+                    _ => continue,
+                };
+                self.out
+                    .send(message)
+                    .await
+                    .map_err(|_| ReadError::Output)?;
+            }
+        }
     }
 }
 
-/// The `/events` address of a server given as its base address or as the events address.
-fn events_url(given: &str) -> Result<reqwest::Url, Failure> {
-    let mut url = reqwest::Url::parse(given)
-        .map_err(|error| fail(2, format!("{given:?} is not a URL: {error}")))?;
-    match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(fail(
-                2,
-                "https is not supported by this build of memtail tail; use http, or a TLS proxy",
-            ))
+/// A URL as it may be shown: without a token in its query.
+fn redacted(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    if url.query_pairs().any(|(key, _)| key == "token") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = if key == "token" {
+                    "REDACTED".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
+}
+
+/// A short name for each server: its host and port, and its path when two share a host.
+fn labels(urls: &[reqwest::Url]) -> Vec<String> {
+    let host = |url: &reqwest::Url| {
+        let name = url.host_str().unwrap_or("?");
+        match url.port() {
+            Some(port) => format!("{name}:{port}"),
+            None => name.to_owned(),
         }
-        other => return Err(fail(2, format!("{given:?}: unsupported scheme {other:?}"))),
+    };
+    urls.iter()
+        .map(|url| {
+            let shared = urls.iter().filter(|other| host(other) == host(url)).count() > 1;
+            let path = url.path().trim_end_matches("/events").trim_end_matches('/');
+            if shared && !path.is_empty() {
+                format!("{}{path}", host(url))
+            } else {
+                host(url)
+            }
+        })
+        .collect()
+}
+
+/// The `text` of a JSON object `{"seq":N,"level":...,"text":"..."}`, as `/events?format=json`
+/// sends each entry.
+fn json_text(data: &str) -> Option<String> {
+    const KEY: &str = "\"text\":\"";
+    let at = data.find(KEY)? + KEY.len();
+    let mut chars = data[at..].chars();
+    let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
+        let digits: String = chars.by_ref().take(4).collect();
+        u32::from_str_radix(&digits, 16).ok()
+    };
+    let mut text = String::new();
+    loop {
+        match chars.next()? {
+            '"' => return Some(text),
+            '\\' => match chars.next()? {
+                'n' => text.push('\n'),
+                'r' => text.push('\r'),
+                't' => text.push('\t'),
+                'b' => text.push('\u{8}'),
+                'f' => text.push('\u{c}'),
+                'u' => {
+                    let high = hex4(&mut chars)?;
+                    let c = if (0xd800..0xdc00).contains(&high) {
+                        // A surrogate pair: `\uD83D\uDE00`.
+                        if chars.next()? != '\\' || chars.next()? != 'u' {
+                            return None;
+                        }
+                        let low = hex4(&mut chars)?.checked_sub(0xdc00)?;
+                        char::from_u32(0x10000 + ((high - 0xd800) << 10) + low)
+                    } else {
+                        char::from_u32(high)
+                    };
+                    text.push(c.unwrap_or('\u{fffd}'));
+                }
+                other => text.push(other),
+            },
+            c => text.push(c),
+        }
     }
-    if !url.path().ends_with("/events") {
-        let path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{path}/events"));
-    }
-    Ok(url)
 }
 
 /// The innermost cause: "Connection refused (os error 111)" rather than every layer's wording.
@@ -387,65 +642,77 @@ fn root_cause(error: &dyn std::error::Error) -> String {
 }
 
 enum ReadError {
-    /// Standard output is gone (`memtail tail ... | head`): stop quietly.
+    /// The printer is gone: stop quietly.
     Output,
     Network(reqwest::Error),
 }
 
+/// Colours for the labels of several servers, in turn.
+const LABEL_COLORS: [&str; 6] = ["36", "35", "33", "32", "34", "31"];
+
 struct Output<W: Write> {
     out: W,
     raw: bool,
+    colors: bool,
+    /// One label per server when there are several.
+    labels: Option<Vec<String>>,
 }
 
 impl<W: Write> Output<W> {
-    fn entry(&mut self, data: &str) -> io::Result<()> {
-        if self.raw {
-            self.out.write_all(data.as_bytes())?;
-        } else {
-            self.out.write_all(escape(data).as_bytes())?;
+    /// Writes `line` after the label of `source`, if there are labels.
+    fn line(&mut self, source: usize, line: &str) -> io::Result<()> {
+        if let Some(labels) = &self.labels {
+            let label = &labels[source];
+            if self.colors {
+                let color = LABEL_COLORS[source % LABEL_COLORS.len()];
+                write!(self.out, "\x1b[{color}m{label}\x1b[0m ")?;
+            } else {
+                write!(self.out, "{label} ")?;
+            }
         }
+        self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")
     }
 
-    fn missed(&mut self, count: &str) -> io::Result<()> {
-        let count: u64 = count.trim().parse().unwrap_or(0);
-        writeln!(self.out, "-- {count} entries missed --")
+    fn entry(&mut self, source: usize, data: &str) -> io::Result<()> {
+        let shown = if self.raw {
+            data.to_owned()
+        } else {
+            escape(data, self.colors)
+        };
+        for line in shown.split('\n') {
+            self.line(source, line)?;
+        }
+        Ok(())
     }
 
-    fn restarted(&mut self) -> io::Result<()> {
-        writeln!(self.out, "-- the log started over --")
+    fn missed(&mut self, source: usize, count: u64) -> io::Result<()> {
+        self.line(source, &format!("-- {count} entries missed --"))
+    }
+
+    fn restarted(&mut self, source: usize) -> io::Result<()> {
+        self.line(source, "-- the log started over --")
     }
 }
 
-/// Reads one response's events until it ends, printing them.
-async fn read_events<W: Write>(
-    mut response: reqwest::Response,
-    out: &mut Output<W>,
-    last: &mut Option<String>,
-) -> Result<(), ReadError> {
-    let mut parser = SseParser::default();
-    loop {
-        let chunk = match response.chunk().await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => return Ok(()),
-            Err(error) => return Err(ReadError::Network(error)),
-        };
-        for event in parser.push(&chunk) {
-            let written = match event.name.as_str() {
-                "missed" => out.missed(&event.data),
-                "restart" => out.restarted(),
-                "message" | "" => {
-                    if let Some(id) = event.id.as_deref().filter(|id| !id.is_empty()) {
-                        *last = Some(id.to_owned());
-                    }
-                    out.entry(&event.data)
-                }
-                _ => Ok(()),
-            };
-            written.map_err(|_| ReadError::Output)?;
+/// The `/events` address of a server given as its base address or as the events address.
+fn events_url(given: &str) -> Result<reqwest::Url, Failure> {
+    let mut url = reqwest::Url::parse(given)
+        .map_err(|error| fail(2, format!("{given:?} is not a URL: {error}")))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(fail(
+                2,
+                format!("{given:?}: unsupported scheme {other:?} (use http or https)"),
+            ))
         }
-        out.out.flush().map_err(|_| ReadError::Output)?;
     }
+    if !url.path().ends_with("/events") {
+        let path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{path}/events"));
+    }
+    Ok(url)
 }
 
 /// A Server-Sent Events parser, as the specification reads lines and fields.
@@ -516,12 +783,30 @@ impl SseParser {
 
 /// Log text made safe for a terminal: escape sequences (CSI, OSC, ...), other C0 and C1 control
 /// characters, DEL and bidirectional overrides are shown as `\x1b`, `\r`, `\u{9b}`, ...; line
-/// breaks and tabs stay.
-fn escape(text: &str) -> String {
+/// breaks and tabs stay. Colour and style sequences (SGR: `ESC [ digits;... m`) are kept when
+/// `colors`, each line then ending with a reset so that no colour leaks into the next, and
+/// removed otherwise.
+fn escape(text: &str, colors: bool) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut styled = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if let Some(len) = sgr_len(rest) {
+            if colors {
+                out.push_str(&rest[..len]);
+                styled = true;
+            }
+            rest = &rest[len..];
+            continue;
+        }
         match c {
-            '\n' | '\t' => out.push(c),
+            '\n' => {
+                if std::mem::take(&mut styled) {
+                    out.push_str("\x1b[0m");
+                }
+                out.push('\n');
+            }
+            '\t' => out.push(c),
             '\r' => out.push_str("\\r"),
             '\u{0}'..='\u{1f}' | '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
             '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
@@ -529,8 +814,23 @@ fn escape(text: &str) -> String {
             }
             c => out.push(c),
         }
+        rest = &rest[c.len_utf8()..];
+    }
+    if styled {
+        out.push_str("\x1b[0m");
     }
     out
+}
+
+/// The length of the SGR sequence (`ESC [ (digits | ; | :)* m`) at the start of `text`, if one
+/// is there.
+fn sgr_len(text: &str) -> Option<usize> {
+    let params = text.strip_prefix("\x1b[")?;
+    let digits = params
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+        .count();
+    (params.as_bytes().get(digits) == Some(&b'm')).then_some(2 + digits + 1)
 }
 
 #[cfg(test)]
@@ -551,10 +851,69 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(escape("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
-        assert_eq!(escape("\x1b[31mred\x1b[0m"), "\\x1b[31mred\\x1b[0m");
-        assert_eq!(escape("a\rb\u{9b}c\u{202e}d"), "a\\rb\\u{9b}c\\u{202e}d");
-        assert_eq!(escape("tab\tand\nline é"), "tab\tand\nline é");
+        for colors in [false, true] {
+            assert_eq!(escape("\x1b]0;pwned\x07", colors), "\\x1b]0;pwned\\x07");
+            assert_eq!(
+                escape("a\rb\u{9b}c\u{202e}d", colors),
+                "a\\rb\\u{9b}c\\u{202e}d"
+            );
+            assert_eq!(escape("tab\tand\nline é", colors), "tab\tand\nline é");
+            // Cursor movement and erasing are not colours: escaped either way.
+            assert_eq!(escape("\x1b[2J\x1b[1;1H", colors), "\\x1b[2J\\x1b[1;1H");
+        }
+        // Colours kept, each line reset at its end; or removed.
+        let tracing_line = "\x1b[2m12:00\x1b[0m \x1b[32m INFO\x1b[0m ok";
+        assert_eq!(escape(tracing_line, true), format!("{tracing_line}\x1b[0m"));
+        assert_eq!(escape(tracing_line, false), "12:00  INFO ok");
+        assert_eq!(
+            escape("\x1b[31mred\nplain", true),
+            "\x1b[31mred\x1b[0m\nplain"
+        );
+        assert_eq!(escape("\x1b[38;5;196mx", false), "x");
+        assert_eq!(escape("\x1b[", true), "\\x1b[");
+    }
+
+    #[test]
+    fn json_texts() {
+        let data = r#"{"seq":3,"level":null,"text":"a\rb \"q\" \\ \u001b[31m \ud83d\ude00 é"}"#;
+        assert_eq!(json_text(data).unwrap(), "a\rb \"q\" \\ \x1b[31m 😀 é");
+        assert_eq!(json_text("plain text"), None);
+        assert_eq!(json_text(r#"{"text":"unterminated"#), None);
+        assert_eq!(json_text(r#"{"text":"\ud800x"}"#), None);
+    }
+
+    #[test]
+    fn tokens_are_not_shown() {
+        let url = reqwest::Url::parse("http://h:1/events?token=s3cret&level=warn").unwrap();
+        let shown = redacted(&url);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("token=REDACTED") && shown.contains("level=warn"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn labels_name_hosts_and_paths_when_hosts_repeat() {
+        let urls: Vec<reqwest::Url> = [
+            "http://a:1/events",
+            "http://b/x/events",
+            "http://b/y/events",
+        ]
+        .iter()
+        .map(|url| reqwest::Url::parse(url).unwrap())
+        .collect();
+        assert_eq!(labels(&urls), ["a:1", "b/x", "b/y"]);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert!(parse_listen("127.0.0.1:0").is_ok());
+        assert!(parse_listen("[::1]:8080").is_ok());
+        assert!(parse_listen("localhost:65535").is_ok());
+        assert!(parse_listen("nonsense").is_err());
+        assert!(parse_listen("127.0.0.1:99999").is_err());
+        assert!(parse_listen(":80").is_err());
     }
 
     #[test]
@@ -590,7 +949,8 @@ mod tests {
             url("http://h/logs/events"),
             Ok("http://h/logs/events".into())
         );
-        assert_eq!(url("https://h/"), Err(2));
+        assert_eq!(url("https://h/"), Ok("https://h/events".into()));
+        assert_eq!(url("ftp://h/"), Err(2));
         assert_eq!(url("nonsense"), Err(2));
     }
 }

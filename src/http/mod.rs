@@ -42,7 +42,7 @@
 //! |---|---|
 //! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries, adding rows once per animation frame and keeping the newest 10 000; auto-scroll pauses while you read further up; a level select, search (filter or highlight, plain or regex), pause, download of the lines shown, `#seq=N` permalinks; ANSI colours rendered as colours, other control sequences removed; "N entries missed" and "the log started over" notices; reconnects (jittered backoff, after two missed heartbeats, at once when the network or tab returns) resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
 //! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`; `?since=ID` gives the retained entries from `ID` on (an event id or a bare sequence number); `?format=ndjson` gives one JSON object per entry and line (`{"seq":N,"level":"WARN","text":"..."}`, `level` `null` without one, `text` without its final line break). Headers `x-memtail-next-seq` (where to resume), `x-memtail-missed` (entries from `ID` on that were evicted), `x-memtail-instance` and `x-memtail-restarted` (below). |
-//! | `GET /events` | Server-Sent Events: the retained entries, then live ones. |
+//! | `GET /events` | Server-Sent Events: the retained entries, then live ones; `?format=json` for JSON data (below). |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |
 //!
 //! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
@@ -57,7 +57,9 @@
 //! 3f2a9c1b-42`). Its data is the entry as UTF-8 (invalid bytes replaced with U+FFFD), with CR and
 //! CRLF line breaks turned into LF and one final line break dropped: every line goes out as its
 //! own `data:` line, so no byte of a log line can start a field or an event of its own. An entry
-//! `"a\nb\n"` arrives as data `"a\nb"`.
+//! `"a\nb\n"` arrives as data `"a\nb"`. With `?format=json` each entry's data is instead one
+//! JSON object on one line, as `/snapshot?format=ndjson` gives it: the text keeps every
+//! character, a bare CR included (`memtail tail` asks for this).
 //!
 //! - With no position, the stream starts with the retained entries (what
 //!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives).

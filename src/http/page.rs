@@ -192,6 +192,12 @@ fn ndjson_within(entries: &[&Entry], budget: usize) -> (Vec<u8>, u64) {
 /// entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final line
 /// break.
 fn ndjson_line(out: &mut Vec<u8>, entry: &Entry) {
+    json_object(out, entry);
+    out.push(b'\n');
+}
+
+/// `{"seq":N,"level":"WARN","text":"..."}` for `entry`, as [`ndjson_line`] without the newline.
+pub(super) fn json_object(out: &mut Vec<u8>, entry: &Entry) {
     {
         out.extend_from_slice(b"{\"seq\":");
         out.extend_from_slice(entry.seq().to_string().as_bytes());
@@ -211,7 +217,7 @@ fn ndjson_line(out: &mut Vec<u8>, entry: &Entry) {
             .or_else(|| text.strip_suffix('\n'))
             .unwrap_or(&text);
         push_json_string(out, text);
-        out.extend_from_slice(b"}\n");
+        out.push(b'}');
     }
 }
 

@@ -29,6 +29,13 @@ pub(super) async fn events(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    let json = match query_param(&uri, "format").as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(_) => {
+            return refuse(StatusCode::BAD_REQUEST, "format must be text or json").into_response()
+        }
+    };
     let (guard, start) = match admit_follower(&served, &headers, &uri) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
@@ -49,6 +56,7 @@ pub(super) async fn events(
     let follow = Follow {
         id_prefix: id_prefix(served.buf.shared().instance),
         level: start.level,
+        json,
         live,
         keep_alive: {
             let mut keep_alive = interval_at(Instant::now() + every, every);
@@ -191,6 +199,8 @@ struct Follow {
     /// `id: INSTANCE-`, before each entry's sequence number.
     id_prefix: Bytes,
     level: Option<Level>,
+    /// `?format=json`: each entry's data is one JSON object, as `/snapshot?format=ndjson` has.
+    json: bool,
     live: AsyncSubscription,
     keep_alive: Interval,
     /// `event: heartbeat`, with the interval in milliseconds as its data.
@@ -209,7 +219,7 @@ impl Follow {
             self.coalesce.ready().await;
             self.rest = tokio::select! {
                 batch = self.live.recv_batch() => {
-                    let events = frame_batch(&self.id_prefix, self.level, &batch?);
+                    let events = frame_batch(&self.id_prefix, self.level, self.json, &batch?);
                     self.coalesce.sent(&self.live);
                     // A heartbeat is for an idle stream: the next one is due a whole interval
                     // after this.
@@ -224,15 +234,26 @@ impl Follow {
 }
 
 /// A batch as events: the notice of what was lost just before it, if anything, then its entries.
-fn frame_batch(id_prefix: &[u8], level: Option<Level>, batch: &Replay) -> Bytes {
+fn frame_batch(id_prefix: &[u8], level: Option<Level>, json: bool, batch: &Replay) -> Bytes {
     // "id: I-N\ndata: " and "\n\n" around each entry: about 40 bytes, more for many short lines.
     let text: usize = batch.entries().iter().map(|entry| entry.len()).sum();
     let mut out = BytesMut::with_capacity(text + 40 * batch.entries().len() + 64);
     if batch.missed() > 0 {
         push_missed(&mut out, batch.missed());
     }
+    let mut object = Vec::new();
     for entry in batch.entries().iter().filter(|entry| keeps(level, entry)) {
-        push_entry(&mut out, id_prefix, entry);
+        if json {
+            object.clear();
+            super::page::json_object(&mut object, entry);
+            out.put_slice(id_prefix);
+            push_decimal(&mut out, entry.seq());
+            out.put_slice(b"\ndata: ");
+            out.put_slice(&object);
+            out.put_slice(b"\n\n");
+        } else {
+            push_entry(&mut out, id_prefix, entry);
+        }
     }
     out.freeze()
 }

@@ -65,6 +65,33 @@ async fn an_entry_is_exactly_one_event_whatever_its_line_breaks() {
 }
 
 #[tokio::test]
+async fn format_json_keeps_every_character_of_an_entry() {
+    let buf = LogBuffer::new();
+    buf.append(b"progress 10%\rprogress 90%\n");
+    buf.append(b"two\nlines \"quoted\" \x1b[31mred\x1b[0m\n");
+    let address = serve(router(buf.clone())).await;
+    let mut events = open_events(&format!("http://{address}/events?format=json")).await;
+    let first = events.next().await;
+    let second = events.next().await;
+    let text = |data: &str| -> String {
+        let object: serde_json::Value = serde_json::from_str(data).unwrap();
+        object["text"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(text(&first.data), "progress 10%\rprogress 90%");
+    assert_eq!(
+        text(&second.data),
+        "two\nlines \"quoted\" \x1b[31mred\x1b[0m"
+    );
+    assert!(
+        second.data.starts_with(r#"{"seq":1,"level":null,"text":"#),
+        "{}",
+        second.data
+    );
+    let bad = get(&format!("http://{address}/events?format=xml")).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
 async fn backlog_then_live() {
     let buf = LogBuffer::new();
     buf.append(b"old\n");
