@@ -3,10 +3,11 @@
 //!
 //! Run it with `cargo run --release --example follow_bench --features follow,http`. For each rate, a writer
 //! appends lines stamped with the write time to a temporary file for 3 s (one `write` per line, or
-//! per batch of lines at high rates); `memtail::follow` follows the file (polling every 50 ms) into
-//! a `LogBuffer` served by `memtail::http`; one raw-TCP client on `/events` measures when each line
-//! arrives. Arguments `RATE[:RING_KIB] ...` (lines per second, the buffer's capacity in KiB; 1 MiB,
-//! what `memtail serve` keeps, by default) replace the default rates.
+//! per batch of lines at high rates); `memtail::follow` follows the file (told of changes by the
+//! kernel, or polling every 50 ms with `--poll`) into a `LogBuffer` served by `memtail::http`; a
+//! subscriber in the process measures when each line reaches the buffer, and one raw-TCP client on
+//! `/events` when it arrives there. Arguments `RATE[:RING_KIB] ...` (lines per second, the buffer's
+//! capacity in KiB; 1 MiB, what `memtail serve` keeps, by default) replace the default rates.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -25,7 +26,10 @@ use stamped::{follow, quantile, Totals};
 const SECONDS: u64 = 3;
 
 fn main() {
-    let runs: Vec<(u64, usize)> = match std::env::args().skip(1).collect::<Vec<_>>() {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let poll = args.iter().any(|arg| arg == "--poll");
+    args.retain(|arg| arg != "--poll");
+    let runs: Vec<(u64, usize)> = match args {
         args if args.is_empty() => [100, 1_000, 10_000, 20_000, 50_000, 100_000]
             .map(|rate| (rate, 1024))
             .into(),
@@ -51,16 +55,46 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("memtail-follow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    println!("| lines/s written | ring | received/s | missed | p50 | p99 | max |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "following by {}",
+        if poll {
+            "polling every 50 ms"
+        } else {
+            "kernel notifications"
+        }
+    );
+    println!("| lines/s written | ring | to the buffer p50 | p99 | max | received/s | missed | to the client p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (rate, ring_kib) in runs {
         let path = dir.join("app.log");
         let mut file = std::fs::File::create(&path).unwrap();
         let buf = LogBuffer::with_capacity(ring_kib << 10);
-        let follower = Follow::new().file(&path, &buf);
+        let follower = Follow::new().polling(poll).file(&path, &buf);
         follower.wait_ready(Duration::from_secs(10));
         let app = Config::new().router(buf.clone());
         let epoch = Instant::now();
+        // When each line reaches the buffer, by a subscriber in the process.
+        let expected = rate * SECONDS;
+        let arrivals = buf.events_with_capacity(expected as usize + 1024);
+        let to_buffer = std::thread::spawn(move || {
+            let mut latencies = Vec::with_capacity(expected as usize);
+            while let Ok(entry) = arrivals.recv_timeout(Duration::from_secs(30)) {
+                let now = epoch.elapsed().as_nanos() as u64;
+                let text = std::str::from_utf8(&entry).unwrap_or("");
+                let stamp: Option<u64> = text
+                    .strip_prefix("t=")
+                    .and_then(|rest| rest.split(' ').next())
+                    .and_then(|stamp| stamp.parse().ok());
+                if let Some(stamp) = stamp {
+                    latencies.push(now.saturating_sub(stamp));
+                }
+                if latencies.len() as u64 == expected {
+                    break;
+                }
+            }
+            latencies.sort_unstable();
+            latencies
+        });
         let totals = Arc::new(Totals::default());
         let address = runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -109,8 +143,13 @@ fn main() {
         let missed = totals.missed.load(Ordering::Relaxed);
         let latencies = totals.sorted_latencies();
         let at = |q| quantile(&latencies, q);
+        let buffered = to_buffer.join().unwrap();
+        let in_buffer = |q| quantile(&buffered, q);
         println!(
-            "| {rate} | {ring_kib} KiB | {:.0} | {missed} | {} | {} | {} |",
+            "| {rate} | {ring_kib} KiB | {} | {} | {} | {:.0} | {missed} | {} | {} | {} |",
+            in_buffer(0.50),
+            in_buffer(0.99),
+            in_buffer(1.0),
             received as f64 / elapsed,
             at(0.50),
             at(0.99),

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use memtail::follow::{follow_file, follow_reader, Follow, Follower};
+use memtail::follow::{follow_file, follow_reader, Follow, Follower, Watching};
 use memtail::{LogBuffer, Subscription};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -129,11 +129,20 @@ fn a_partial_line_becomes_an_entry_after_the_idle_time() {
 
 #[test]
 fn truncation_in_place_restarts_from_the_beginning() {
-    let dir = Dir::new("truncate");
+    truncation(Follow::new(), "truncate");
+}
+
+#[test]
+fn truncation_in_place_restarts_from_the_beginning_when_polling() {
+    truncation(Follow::new().polling(true), "truncate-poll");
+}
+
+fn truncation(follow: Follow, name: &str) {
+    let dir = Dir::new(name);
     let path = dir.file("app.log");
     append(&path, "");
     let buf = LogBuffer::new();
-    let (live, follower) = start(&buf, &path, Follow::new());
+    let (live, follower) = start(&buf, &path, follow);
     append(&path, "a long line before the copy\nanother\n");
     assert_eq!(
         next(&live, 2),
@@ -155,7 +164,16 @@ fn truncation_in_place_restarts_from_the_beginning() {
 
 #[test]
 fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
-    let dir = Dir::new("rotate");
+    rotation(Follow::new(), "rotate");
+}
+
+#[test]
+fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one_when_polling() {
+    rotation(Follow::new().polling(true), "rotate-poll");
+}
+
+fn rotation(follow: Follow, name: &str) {
+    let dir = Dir::new(name);
     let path = dir.file("app.log");
     let mut old = OpenOptions::new()
         .create(true)
@@ -163,7 +181,7 @@ fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
         .open(&path)
         .unwrap();
     let buf = LogBuffer::new();
-    let (live, follower) = start(&buf, &path, Follow::new());
+    let (live, follower) = start(&buf, &path, follow);
     writeln!(old, "old 1").unwrap();
     assert_eq!(next(&live, 1), ["old 1\n"]);
     fs::rename(&path, dir.file("app.log.1")).unwrap();
@@ -258,4 +276,88 @@ fn a_reader_is_followed_to_its_end_with_a_prefix() {
     let buf = LogBuffer::new();
     follow_reader(std::io::empty(), &buf).wait();
     assert!(buf.is_empty());
+}
+
+#[test]
+fn notifications_are_used_where_the_kernel_has_them_and_polling_when_asked() {
+    let dir = Dir::new("watching");
+    let path = dir.file("app.log");
+    let buf = LogBuffer::new();
+    let notified = Follow::new().file(&path, &buf);
+    let expected = if cfg!(any(target_os = "linux", target_os = "android")) {
+        Watching::Notifications
+    } else {
+        Watching::Polling
+    };
+    assert_eq!(notified.watching(), expected);
+    let polled = Follow::new().polling(true).file(&path, &buf);
+    assert_eq!(polled.watching(), Watching::Polling);
+}
+
+#[test]
+fn announce_notes_truncation_and_replacement_in_the_log() {
+    let dir = Dir::new("announce");
+    let path = dir.file("app.log");
+    append(&path, "");
+    let buf = LogBuffer::new();
+    let (live, follower) = start(&buf, &path, Follow::new().announce(true).prefix("app: "));
+    append(&path, "one\n");
+    assert_eq!(next(&live, 1), ["app: one\n"]);
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, "two\n");
+    assert_eq!(
+        next(&live, 2),
+        ["app: memtail: file truncated\n", "app: two\n"]
+    );
+    fs::rename(&path, dir.file("app.log.1")).unwrap();
+    append(&path, "three\n");
+    assert_eq!(
+        next(&live, 2),
+        [
+            "app: memtail: file replaced, following the new file\n",
+            "app: three\n"
+        ]
+    );
+    let stats = follower.stop();
+    assert_eq!((stats.truncations, stats.rotations), (1, 1));
+    // Notices are not lines of the file.
+    assert_eq!(stats.lines, 3);
+    nothing_more(&live);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_read_as_a_stream_from_one_writer_to_the_next() {
+    let dir = Dir::new("fifo");
+    let path = dir.file("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let buf = LogBuffer::new();
+    // No writer: following starts at once all the same.
+    let (live, follower) = start(&buf, &path, Follow::new());
+    for round in 0..2 {
+        let mut writer = OpenOptions::new().write(true).open(&path).unwrap();
+        writeln!(writer, "round {round}, first").unwrap();
+        writeln!(writer, "round {round}, second").unwrap();
+        drop(writer);
+        assert_eq!(
+            next(&live, 2),
+            [
+                format!("round {round}, first\n"),
+                format!("round {round}, second\n")
+            ]
+        );
+    }
+    // Stopping does not wait for a writer either.
+    let stats = follower.stop();
+    assert_eq!((stats.lines, stats.truncations, stats.errors), (4, 0, 0));
+    nothing_more(&live);
 }

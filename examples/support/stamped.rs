@@ -62,6 +62,8 @@ pub async fn follow(
     let mut pending = Vec::with_capacity(64 * 1024);
     let mut latencies = Vec::new();
     let mut accounted = 0;
+    // Whether the event being read is named `missed`.
+    let mut in_missed = false;
     let mut chunk = vec![0; 64 * 1024];
     while accounted < expected {
         let n = match stream.read(&mut chunk).await {
@@ -76,6 +78,11 @@ pub async fn follow(
         while let Some(end) = pending[consumed..].iter().position(|&b| b == b'\n') {
             let line = &pending[consumed..consumed + end];
             consumed += end + 1;
+            if let Some(name) = line.strip_prefix(b"event: ") {
+                in_missed = name == b"missed";
+            } else if line.is_empty() {
+                in_missed = false;
+            }
             if let Some(rest) = line.strip_prefix(b"data: t=") {
                 let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
                 let stamp: u64 = std::str::from_utf8(&rest[..digits])
@@ -84,8 +91,8 @@ pub async fn follow(
                     .unwrap();
                 latencies.push(now.saturating_sub(stamp));
                 received += 1;
-            } else if let Some(rest) = line.strip_prefix(b"data: ") {
-                // The data of a `missed` event: a count.
+            } else if let Some(rest) = line.strip_prefix(b"data: ").filter(|_| in_missed) {
+                // The data of a `missed` event: a count (a heartbeat's is a number too).
                 if let Ok(missed) = std::str::from_utf8(rest).unwrap_or("").parse::<u64>() {
                     totals.missed.fetch_add(missed, Ordering::Relaxed);
                     accounted += missed;

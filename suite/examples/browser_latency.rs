@@ -2,7 +2,8 @@
 //! does, measured in headless Chromium.
 //!
 //! Run it with `cargo run --release --example browser_latency --features follow,http` (it needs
-//! Debian's `chromium` and `chromium-driver`). A writer appends 100 lines a second for 5 s to a
+//! Debian's `chromium` and `chromium-driver`); `-- --poll` follows the file by polling every 50 ms
+//! instead of by kernel notifications. A writer appends 100 lines a second for 5 s to a
 //! temporary file, each stamped with the wall-clock time; `memtail::follow` follows the file into
 //! a `LogBuffer` served by `memtail::http`; the viewer page is open in the browser, where a
 //! `MutationObserver` records when each line was added to the page. Latency is that time minus the
@@ -43,7 +44,8 @@ async fn main() {
     let path = dir.join("app.log");
     let mut file = std::fs::File::create(&path).unwrap();
     let buf = LogBuffer::with_capacity(1 << 20);
-    let follower = Follow::new().file(&path, &buf);
+    let poll = std::env::args().any(|arg| arg == "--poll");
+    let follower = Follow::new().polling(poll).file(&path, &buf);
     follower.wait_ready(Duration::from_secs(10));
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
