@@ -79,8 +79,9 @@
 //! - `http`: `memtail::http::router`, an axum router that serves the log to browsers: a viewer
 //!   page, a plain-text snapshot, Server-Sent Events and WebSocket, safe by default. Enables
 //!   `tokio` and `tracing`.
-//! - `follow` (no dependency): `memtail::follow` follows a file like `tail -F` (through
-//!   truncation, rotation and deletion), or a reader such as stdin, one entry per line.
+//! - `follow`: `memtail::follow` follows a file like `tail -F` (through truncation, rotation
+//!   and deletion; FIFOs as streams), or a reader such as stdin, one entry per line. On Linux it
+//!   learns of changes from inotify, through `rustix`; elsewhere it polls.
 //! - `cli`: the `memtail` command (`memtail serve FILE...`, `memtail tail URL`). Enables `http`
 //!   and `follow`.
 //! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one

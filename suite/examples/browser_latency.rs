@@ -27,9 +27,12 @@ const OBSERVE: &str = r#"
     new MutationObserver((mutations) => {
         const now = performance.timeOrigin + performance.now();
         for (const m of mutations) for (const node of m.addedNodes) {
-            if (node.classList && node.classList.contains("line")) window.__seen.push([now, node.textContent]);
+            // Lines go into chunks of 100: a new chunk arrives with its first lines in it.
+            const lines = !node.classList ? [] : node.classList.contains("line") ? [node]
+                : node.querySelectorAll ? node.querySelectorAll(".line") : [];
+            for (const line of lines) window.__seen.push([now, line.textContent]);
         }
-    }).observe(document.getElementById("log"), { childList: true });
+    }).observe(document.getElementById("log"), { childList: true, subtree: true });
     return null;
 "#;
 
