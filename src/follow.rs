@@ -622,6 +622,9 @@ struct Open {
     pos: u64,
     /// A FIFO, character device or socket: read as the bytes come, never truncated or seeked.
     stream: bool,
+    /// Whether the handle's offset is not `pos` (the file is read from `pos` on, not from where
+    /// the last read ended).
+    seek: bool,
 }
 
 impl Open {
@@ -642,6 +645,7 @@ impl Open {
             id,
             pos: 0,
             stream,
+            seek: false,
         })
     }
 }
@@ -701,6 +705,9 @@ impl FileId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Wake {
     Stop,
+    /// Bytes were written to the file (and nothing else happened, as far as notifications say).
+    Appended,
+    /// Something happened: look at the path too.
     Changed,
     Timeout,
 }
@@ -808,13 +815,20 @@ impl FileFollower {
     fn run(mut self) {
         self.start();
         self.shared.ready();
+        let mut wake = Wake::Changed;
         loop {
-            self.poll();
+            if wake == Wake::Appended {
+                // The quick way, as bytes come: no look at the path.
+                self.read_current();
+                self.flush_if_idle();
+            } else {
+                self.poll();
+            }
             let timeout = self.timeout();
             let stream = self.current.as_ref().filter(|open| open.stream);
-            match self.waiter.wait(timeout, stream.map(|open| &open.file)) {
-                Wake::Stop => break,
-                Wake::Changed | Wake::Timeout => {}
+            wake = self.waiter.wait(timeout, stream.map(|open| &open.file));
+            if wake == Wake::Stop {
+                break;
             }
         }
         // Whatever was appended until now, then the unfinished line.
@@ -850,6 +864,7 @@ impl FileFollower {
                 } else {
                     start_of_last_lines(&open.file, len, self.options.last_lines)?
                 };
+                open.seek = true;
             }
             Ok(open)
         });
@@ -906,6 +921,11 @@ impl FileFollower {
             (_, None) => {}
         }
         self.count_missed_files();
+        self.flush_if_idle();
+    }
+
+    /// An unfinished line that waited `idle_flush` for its end becomes an entry.
+    fn flush_if_idle(&mut self) {
         if self.lines.has_pending() && self.last_growth.elapsed() >= self.options.idle_flush {
             self.lines.flush(&self.shared);
         }
@@ -948,6 +968,7 @@ impl FileFollower {
         };
         if len < open.pos {
             open.pos = 0;
+            open.seek = true;
             self.lines.flush(&self.shared);
             self.shared.count(|stats| stats.truncations += 1);
             if self.options.announce {
@@ -957,8 +978,11 @@ impl FileFollower {
         if len == open.pos {
             return;
         }
-        if let Err(error) = open.file.seek(SeekFrom::Start(open.pos)) {
-            return self.shared.error(context(&self.path, error));
+        if open.seek {
+            if let Err(error) = open.file.seek(SeekFrom::Start(open.pos)) {
+                return self.shared.error(context(&self.path, error));
+            }
+            open.seek = false;
         }
         loop {
             match open.file.read(&mut self.chunk) {

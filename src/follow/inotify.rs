@@ -114,10 +114,10 @@ impl Kernel {
             return Wake::Stop;
         }
         drop(fds);
-        if let Some(watches) = &mut self.watches {
-            watches.drain();
+        match self.watches.as_mut().map(Watches::drain) {
+            Some(false) => Wake::Appended,
+            _ => Wake::Changed,
         }
-        Wake::Changed
     }
 }
 
@@ -169,15 +169,22 @@ impl Watches {
         self.watch_dir()
     }
 
-    /// Reads every pending event, counting the files that arrived at the path.
-    fn drain(&mut self) {
+    /// Reads every pending event, counting the files that arrived at the path; returns whether
+    /// anything but bytes written may have happened (the path names another file now, the file
+    /// was moved or deleted, events were lost).
+    fn drain(&mut self) -> bool {
         let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
-        let (mut arrivals, mut dir_gone) = (0, false);
+        let (mut arrivals, mut dir_gone, mut more_than_writes) = (0, false, false);
+        let written = ReadFlags::MODIFY;
         while let Ok(event) = reader.next() {
             let flags = event.events();
+            if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+                more_than_writes = true;
+            }
             if Some(event.wd()) == self.dir_wd {
                 if flags.contains(ReadFlags::IGNORED) {
                     dir_gone = true;
+                    more_than_writes = true;
                 }
                 let ours = event
                     .file_name()
@@ -185,11 +192,18 @@ impl Watches {
                 if ours && flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
                     arrivals += 1;
                 }
+                if ours && !written.contains(flags) {
+                    more_than_writes = true;
+                }
+            } else if !written.contains(flags) {
+                // The file itself: moved, deleted, its attributes changed (or a watch ended).
+                more_than_writes = true;
             }
         }
         self.arrivals += arrivals;
         if dir_gone {
             self.dir_wd = None;
         }
+        more_than_writes
     }
 }
