@@ -301,14 +301,16 @@ fn announce_notes_truncation_and_replacement_in_the_log() {
     append(&path, "");
     let buf = LogBuffer::new();
     let (live, follower) = start(&buf, &path, Follow::new().announce(true).prefix("app: "));
-    append(&path, "one\n");
-    assert_eq!(next(&live, 1), ["app: one\n"]);
+    append(&path, "a longer first line\n");
+    assert_eq!(next(&live, 1), ["app: a longer first line\n"]);
     OpenOptions::new()
         .write(true)
         .open(&path)
         .unwrap()
         .set_len(0)
         .unwrap();
+    // Shorter than what was read: a truncation written back past the old length before the
+    // follower looks would look like an append, to memtail as to `tail -F`.
     append(&path, "two\n");
     assert_eq!(
         next(&live, 2),
