@@ -42,6 +42,12 @@ fn append(path: &PathBuf, bytes: &str) {
     file.write_all(bytes.as_bytes()).unwrap();
 }
 
+/// Empties the file in place, as logrotate's `copytruncate` does.
+fn truncate(path: &PathBuf) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(0).unwrap();
+}
+
 /// The next `n` entries, as text; fails after the deadline.
 fn next(live: &Subscription, n: usize) -> Vec<String> {
     (0..n)
@@ -149,12 +155,7 @@ fn truncation(follow: Follow, name: &str) {
         ["a long line before the copy\n", "another\n"]
     );
     // logrotate's copytruncate: the file is emptied in place, then written again.
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&path);
     append(&path, "fresh\n");
     assert_eq!(next(&live, 1), ["fresh\n"]);
     let stats = follower.stop();
@@ -303,12 +304,7 @@ fn announce_notes_truncation_and_replacement_in_the_log() {
     let (live, follower) = start(&buf, &path, Follow::new().announce(true).prefix("app: "));
     append(&path, "a longer first line\n");
     assert_eq!(next(&live, 1), ["app: a longer first line\n"]);
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&path);
     // Shorter than what was read: a truncation written back past the old length before the
     // follower looks would look like an append, to memtail as to `tail -F`.
     append(&path, "two\n");

@@ -115,6 +115,11 @@ fn append(path: &Path, lines: &[String]) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
+fn truncate(path: &Path) {
+    let file = OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(0).unwrap();
+}
+
 /// The lines sequence `index` writes.
 fn lines_of(index: usize, steps: &[Step]) -> Vec<String> {
     let count: usize = steps
@@ -149,21 +154,9 @@ fn write_sequence(index: usize, path: &Path) {
             }
             Step::CopyTruncate => {
                 std::fs::copy(path, dir.join("app.log.1")).unwrap();
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .unwrap()
-                    .set_len(0)
-                    .unwrap();
+                truncate(path);
             }
-            Step::Truncate => {
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .unwrap()
-                    .set_len(0)
-                    .unwrap();
-            }
+            Step::Truncate => truncate(path),
             Step::Pause(ms) => std::thread::sleep(Duration::from_millis(ms)),
         }
     }
