@@ -100,6 +100,7 @@
 
 mod buffer;
 mod builder;
+mod dump;
 mod entry;
 #[cfg(feature = "follow")]
 pub mod follow;
@@ -121,6 +122,7 @@ mod write;
 
 pub use crate::buffer::{global, LogBuffer};
 pub use crate::builder::Builder;
+pub use crate::dump::{dump_on_panic, dump_on_panic_to};
 pub use crate::entry::Entry;
 pub use crate::level::{Level, ParseLevelError};
 pub use crate::replay::Replay;

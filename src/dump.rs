@@ -1,0 +1,243 @@
+//! The flight recorder's dump: the retained log, written out when something went wrong.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::buffer::copy_out;
+use crate::LogBuffer;
+
+/// How long a dump waits for the buffer's lock before it says it could not have it: long enough
+/// for any writer to finish an append, short enough for a panicking process.
+const LOCK_WAIT: Duration = Duration::from_millis(200);
+
+/// What the ring held when a dump took it: one copy of the retained bytes and where each entry
+/// is in it.
+struct Taken {
+    capacity: usize,
+    bytes: Bytes,
+    /// (sequence number, start, end) of each retained entry in `bytes`.
+    entries: Vec<(u64, usize, usize)>,
+    evicted: u64,
+    cut: u64,
+    written: u64,
+}
+
+impl LogBuffer {
+    /// Writes what the buffer retains to `out`, for a person to read: a header line, then every
+    /// retained entry, oldest first, each exactly once (one that does not end with a newline is
+    /// given one), then a closing line. Returns how many entries it wrote.
+    ///
+    /// The header says the capacity, how many entries are retained (and their sequence numbers),
+    /// and how many were evicted or cut before: the dump is honest about what it cannot show.
+    /// The buffer is copied under its read lock (one copy of at most its capacity) and written
+    /// out after, so a slow `out` holds up no writer.
+    ///
+    /// # Errors
+    ///
+    /// The first error `out` returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::with_capacity(64);
+    /// for n in 0..10 {
+    ///     buf.append(format!("line {n}\n").as_bytes());
+    /// }
+    /// let mut out = Vec::new();
+    /// let written = buf.dump(&mut out)?;
+    /// let text = String::from_utf8(out).unwrap();
+    /// assert!(text.starts_with("--- memtail dump: capacity 64 bytes, "));
+    /// assert!(text.ends_with("line 9\n--- end of memtail dump ---\n"));
+    /// assert_eq!(text.lines().count(), written as usize + 2);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn dump(&self, out: &mut impl Write) -> io::Result<u64> {
+        let taken = self.take_for_dump(None).expect("waits for the lock");
+        write_dump(&taken, out)
+    }
+
+    /// The retained entries, copied under the read lock; `None` when the lock could not be had
+    /// within `wait` (a panic while it was held). Without `wait`, waits as long as it takes.
+    fn take_for_dump(&self, wait: Option<Duration>) -> Option<Taken> {
+        let state = match wait {
+            // Recursive: a panicking thread that holds a read lock gets another.
+            Some(wait) => self.shared().state.try_read_recursive_for(wait)?,
+            None => self.shared().state.read(),
+        };
+        let ring = &state.ring;
+        let bytes = copy_out(ring, 0..ring.len());
+        let entries = ring
+            .ranges_from(0)
+            .map(|(seq, range, _)| (seq, range.start, range.end))
+            .collect();
+        let counters = ring.counters();
+        Some(Taken {
+            capacity: self.capacity(),
+            bytes,
+            entries,
+            evicted: counters.entries_evicted,
+            cut: counters.entries_cut,
+            written: ring.next_seq(),
+        })
+    }
+}
+
+fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
+    let retained = match (taken.entries.first(), taken.entries.last()) {
+        (Some((first, ..)), Some((last, ..))) => format!(
+            "{} entries retained (seq {first} to {last})",
+            taken.entries.len()
+        ),
+        _ => "no entries retained".to_owned(),
+    };
+    let mut text = Vec::with_capacity(taken.bytes.len() + taken.entries.len() + 256);
+    writeln!(
+        text,
+        "--- memtail dump: capacity {} bytes, {retained}, {} written, {} evicted before, {} cut ---",
+        taken.capacity, taken.written, taken.evicted, taken.cut
+    )?;
+    for &(_, start, end) in &taken.entries {
+        let entry = &taken.bytes[start..end];
+        text.extend_from_slice(entry);
+        if !entry.ends_with(b"\n") {
+            text.push(b'\n');
+        }
+    }
+    text.extend_from_slice(b"--- end of memtail dump ---\n");
+    // One write: a dump to stderr is not interleaved with other threads' output line by line.
+    out.write_all(&text)?;
+    out.flush()?;
+    Ok(taken.entries.len() as u64)
+}
+
+/// Where a panic dump goes.
+enum Target {
+    Stderr,
+    File(PathBuf),
+}
+
+/// Dumps `buf` to standard error when the process panics, then runs the panic hook that was
+/// installed before (which prints the panic message, by default), so the message comes last, just
+/// above the shell prompt. The flight recorder's black box: keep the detailed recent log in
+/// memory, and see it when something goes wrong.
+///
+/// The hook never deadlocks: if the buffer's lock cannot be had within 200 ms (the panic happened
+/// inside the buffer, while it was locked), it prints `--- memtail dump: the buffer was locked;
+/// nothing dumped ---` instead. A panic in a dump (or a dump that panics a second time while
+/// dumping) does not dump again. Installing it twice dumps twice.
+///
+/// # Examples
+///
+/// ```no_run
+/// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+/// memtail::dump_on_panic(&buf);
+/// // ... a tracing subscriber writes DEBUG into `buf` ...
+/// panic!("the last megabyte of the log is on stderr, above this message");
+/// ```
+pub fn dump_on_panic(buf: &LogBuffer) {
+    install(buf, Target::Stderr);
+}
+
+/// Like [`dump_on_panic`], but appends the dump to the file at `path` (created if need be)
+/// instead of writing it to standard error. If the file cannot be written, the dump goes to
+/// standard error after a line saying why.
+pub fn dump_on_panic_to(buf: &LogBuffer, path: impl Into<PathBuf>) {
+    install(buf, Target::File(path.into()));
+}
+
+std::thread_local! {
+    static DUMPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn install(buf: &LogBuffer, target: Target) {
+    let buf = buf.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let again = DUMPING.with(|dumping| dumping.replace(true));
+        if !again {
+            dump_now(&buf, &target);
+            DUMPING.with(|dumping| dumping.set(false));
+        }
+        previous(info);
+    }));
+}
+
+fn dump_now(buf: &LogBuffer, target: &Target) {
+    let taken = buf.take_for_dump(Some(LOCK_WAIT));
+    let mut stderr = io::stderr().lock();
+    let Some(taken) = taken else {
+        let _ = stderr.write_all(b"--- memtail dump: the buffer was locked; nothing dumped ---\n");
+        return;
+    };
+    if let Target::File(path) = target {
+        let opened = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        match opened.and_then(|mut file| write_dump(&taken, &mut file)) {
+            Ok(_) => return,
+            Err(error) => {
+                let _ = writeln!(
+                    stderr,
+                    "--- memtail dump: cannot write {}: {error}; here instead ---",
+                    path.display()
+                );
+            }
+        }
+    }
+    let _ = write_dump(&taken, &mut stderr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dump_says_what_it_cannot_show() {
+        let buf = LogBuffer::with_capacity(32);
+        for n in 0..10 {
+            buf.append(format!("entry {n}\n").as_bytes());
+        }
+        buf.append(b"no newline");
+        let mut out = Vec::new();
+        let written = buf.dump(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(written as usize, lines.len() - 2);
+        assert_eq!(
+            lines[0],
+            format!(
+                "--- memtail dump: capacity 32 bytes, {written} entries retained (seq {} to 10), \
+                 11 written, {} evicted before, 0 cut ---",
+                11 - written,
+                11 - written
+            )
+        );
+        assert_eq!(lines[lines.len() - 2], "no newline");
+        assert_eq!(*lines.last().unwrap(), "--- end of memtail dump ---");
+
+        let empty = LogBuffer::new();
+        let mut out = Vec::new();
+        assert_eq!(empty.dump(&mut out).unwrap(), 0);
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("no entries retained"));
+    }
+
+    #[test]
+    fn a_panic_dump_does_not_wait_for_a_lock_held_forever() {
+        let buf = LogBuffer::new();
+        buf.append(b"x\n");
+        // As if the panicking thread held the write lock: the dump gives up instead of waiting.
+        let held = buf.shared().state.write();
+        assert!(buf.take_for_dump(Some(Duration::from_millis(10))).is_none());
+        drop(held);
+        // A read lock held by this thread does not stop it.
+        let read = buf.shared().state.read();
+        assert!(buf.take_for_dump(Some(Duration::from_millis(10))).is_some());
+        drop(read);
+    }
+}

@@ -1,0 +1,121 @@
+//! The flight recorder's panic dump, in a child process that panics: its standard error holds the
+//! header and every retained entry exactly once, in order, and ends with the panic message of the
+//! hook installed before.
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use process::{with_deadline, Process};
+
+/// Set in the child: what it does.
+const CHILD: &str = "MEMTAIL_DUMP_CHILD";
+
+/// The child's part, run by `a_panic_dumps_the_ring_before_the_panic_message` (ignored when the
+/// tests are run directly: it panics by design).
+#[test]
+#[ignore = "the child process of a_panic_dumps_the_ring_before_the_panic_message; panics by design"]
+fn child_writes_and_panics() {
+    let Ok(mode) = std::env::var(CHILD) else {
+        panic!("run by a_panic_dumps_the_ring_before_the_panic_message only");
+    };
+    let buf = memtail::LogBuffer::with_capacity(16 * 1024);
+    // A hook of the program's own, as a service may have: it must still run, after the dump.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("previous hook: {info}");
+    }));
+    match mode.as_str() {
+        "stderr" => memtail::dump_on_panic(&buf),
+        path => memtail::dump_on_panic_to(&buf, path),
+    }
+    for n in 0..1000 {
+        buf.append(format!("line {n:04}\n").as_bytes());
+    }
+    panic!("something went wrong");
+}
+
+fn run_child(mode: &str) -> String {
+    let mut child = Process::spawn(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_writes_and_panics",
+                "--ignored",
+                "--nocapture",
+            ])
+            .args(["--test-threads", "1"])
+            .env(CHILD, mode)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let mut stderr = String::new();
+    child.stderr().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait(Duration::from_secs(60));
+    assert!(!status.success(), "the child panicked");
+    stderr
+}
+
+/// Checks one dump: its header, then exactly the newest retained lines, in order.
+fn check_dump(dump: &str) {
+    let mut lines = dump.lines();
+    let header = lines.next().unwrap();
+    assert!(
+        header.starts_with("--- memtail dump: capacity 16384 bytes, "),
+        "{header}"
+    );
+    let entries: Vec<&str> = lines
+        .take_while(|line| *line != "--- end of memtail dump ---")
+        .collect();
+    // 10 bytes a line: a 16 KiB ring keeps at least half of itself, in whole lines.
+    assert!(
+        entries.len() >= 819 && entries.len() <= 1000,
+        "{}",
+        entries.len()
+    );
+    let first = 1000 - entries.len();
+    let expected: Vec<String> = (first..1000).map(|n| format!("line {n:04}")).collect();
+    assert_eq!(entries, expected, "every retained entry once, in order");
+    assert!(
+        header.contains(&format!(
+            "{} entries retained (seq {first} to 999), 1000 written, {first} evicted before",
+            entries.len()
+        )),
+        "{header}"
+    );
+}
+
+#[test]
+fn a_panic_dumps_the_ring_before_the_panic_message() {
+    with_deadline(Duration::from_secs(120), || {
+        let stderr = run_child("stderr");
+        assert_eq!(stderr.matches("--- memtail dump:").count(), 1, "{stderr}");
+        let dump = &stderr[stderr.find("--- memtail dump:").unwrap()..];
+        check_dump(dump);
+        // The previous hook ran after the dump: its message is the last thing said (the test
+        // harness's own lines after it aside).
+        let end = dump.find("--- end of memtail dump ---").unwrap();
+        let after = &dump[end..];
+        assert!(
+            after.contains("previous hook: panicked at") && after.contains("something went wrong"),
+            "{after}"
+        );
+    });
+}
+
+#[test]
+fn a_panic_dump_can_go_to_a_file() {
+    with_deadline(Duration::from_secs(120), || {
+        let path =
+            std::env::temp_dir().join(format!("memtail-panic-dump-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let stderr = run_child(path.to_str().unwrap());
+        assert!(!stderr.contains("--- memtail dump:"), "{stderr}");
+        assert!(stderr.contains("something went wrong"), "{stderr}");
+        let dump = std::fs::read_to_string(&path).unwrap();
+        check_dump(&dump);
+        std::fs::remove_file(&path).unwrap();
+    });
+}
