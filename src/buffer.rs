@@ -227,6 +227,24 @@ impl LogBuffer {
         self.append_with_level(entry, None)
     }
 
+    /// [`append`](LogBuffer::append) for an entry of a known severity: [`Entry::level`] says
+    /// `level`, and the level filters (`?level=` over HTTP, [`on_error`](LogBuffer::on_error),
+    /// a syslog severity) see it. The `tracing` and `log` integrations append this way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use memtail::Level;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append_level(b"disk full\n", Level::Error);
+    /// assert_eq!(buf.entries()[0].level(), Some(Level::Error));
+    /// ```
+    #[inline]
+    pub fn append_level(&self, entry: &[u8], level: Level) -> Option<u64> {
+        self.append_with_level(entry, Some(level))
+    }
+
     /// [`append`](LogBuffer::append) for an entry that came from a `tracing` event of `level`.
     #[inline]
     pub(crate) fn append_with_level(&self, entry: &[u8], level: Option<Level>) -> Option<u64> {
@@ -645,6 +663,50 @@ impl fmt::Debug for LogBuffer {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn global() -> &'static LogBuffer {
-    static GLOBAL: OnceLock<LogBuffer> = OnceLock::new();
     GLOBAL.get_or_init(LogBuffer::new)
 }
+
+static GLOBAL: OnceLock<LogBuffer> = OnceLock::new();
+
+/// Makes the process-wide buffer ([`global`]) from `builder` (a larger capacity, say), before
+/// anything used it.
+///
+/// # Errors
+///
+/// [`AlreadyInitialized`] when the global buffer exists already (made by an earlier call, or by
+/// a first use of [`global`]): it keeps the buffer it has.
+///
+/// # Examples
+///
+/// ```
+/// let log = memtail::init_global(memtail::LogBuffer::builder().capacity(1 << 20)).unwrap();
+/// assert_eq!(log.capacity(), 1 << 20);
+/// assert!(std::ptr::eq(log, memtail::global()));
+/// assert!(memtail::init_global(memtail::LogBuffer::builder()).is_err());
+/// ```
+pub fn init_global(builder: Builder) -> Result<&'static LogBuffer, AlreadyInitialized> {
+    let mut made = false;
+    let buffer = GLOBAL.get_or_init(|| {
+        made = true;
+        builder.build()
+    });
+    if made {
+        Ok(buffer)
+    } else {
+        Err(AlreadyInitialized)
+    }
+}
+
+/// The error of [`init_global`] when the global buffer exists already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlreadyInitialized;
+
+impl fmt::Display for AlreadyInitialized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the global memtail buffer was made already (by init_global or a first use of global)",
+        )
+    }
+}
+
+impl std::error::Error for AlreadyInitialized {}

@@ -120,7 +120,7 @@ mod subscription;
 pub mod tracing;
 mod write;
 
-pub use crate::buffer::{global, LogBuffer};
+pub use crate::buffer::{global, init_global, AlreadyInitialized, LogBuffer};
 pub use crate::builder::Builder;
 pub use crate::dump::{dump_on_panic, dump_on_panic_to};
 pub use crate::entry::Entry;

@@ -60,6 +60,29 @@ impl<'a> MakeWriter<'a> for LogBuffer {
     }
 }
 
+/// A shared reference is a `MakeWriter` too, so that the global buffer plugs in as it is:
+/// `.with_writer(memtail::global())`.
+///
+/// ```
+/// use tracing_subscriber::fmt::MakeWriter;
+///
+/// let log: &'static memtail::LogBuffer = memtail::global();
+/// let subscriber = tracing_subscriber::fmt().with_writer(log).finish();
+/// # drop(subscriber);
+/// # let _ = log.make_writer();
+/// ```
+impl<'a, 'b: 'a> MakeWriter<'a> for &'b LogBuffer {
+    type Writer = EventWriter<'a>;
+
+    fn make_writer(&'a self) -> EventWriter<'a> {
+        (**self).make_writer()
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> EventWriter<'a> {
+        (**self).make_writer_for(meta)
+    }
+}
+
 /// The writer [`LogBuffer`] makes for one `tracing` event: it gathers the event's bytes and
 /// appends them as one entry when dropped.
 ///

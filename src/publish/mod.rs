@@ -61,6 +61,7 @@ use std::io;
 use crate::Entry;
 
 mod builder;
+mod context;
 mod dispatcher;
 mod relp;
 mod syslog;
