@@ -108,6 +108,8 @@ mod follower;
 #[cfg(feature = "http")]
 pub mod http;
 mod level;
+#[cfg(feature = "log")]
+pub mod log;
 #[cfg(feature = "publish")]
 pub mod publish;
 mod replay;

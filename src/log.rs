@@ -1,0 +1,124 @@
+//! `log` without env_logger (feature `log`): records of the [`log`](::log) crate straight into a
+//! [`LogBuffer`], one entry per record, with the record's level as the entry's
+//! [`Level`](crate::Level).
+//!
+//! Each entry is one line, `LEVEL TARGET: MESSAGE`, the level padded to five characters:
+//!
+//! ```text
+//! INFO  my_app::db: connected to db-1 in 12 ms
+//! WARN  my_app::api: slow request /items (820 ms)
+//! ```
+//!
+//! A message with line breaks stays one entry. Formatting happens on the logging thread, into a
+//! per-thread buffer (no allocation once the thread has logged a record of that size), and never
+//! under the buffer's lock.
+//!
+//! # Examples
+//!
+//! ```
+//! let buf = memtail::LogBuffer::with_capacity(1 << 20);
+//! memtail::log::init(&buf, log::LevelFilter::Debug).expect("no other logger");
+//! log::info!(target: "my_app::db", "connected to {} in {} ms", "db-1", 12);
+//! log::trace!("too detailed: filtered out");
+//! assert_eq!(buf.snapshot(), "INFO  my_app::db: connected to db-1 in 12 ms\n");
+//! assert_eq!(buf.entries()[0].level(), Some(memtail::Level::Info));
+//! ```
+
+use std::io::Write;
+
+use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
+
+use crate::write::{give_back_scratch, take_scratch};
+use crate::{Level, LogBuffer};
+
+/// A [`log::Log`](::log::Log) that appends each record to a [`LogBuffer`]; for composing with
+/// other loggers (a logger that sends to two places), or for [`log::set_logger`](::log::set_logger)
+/// yourself. [`init`] installs one.
+#[derive(Debug, Clone)]
+pub struct Logger {
+    buf: LogBuffer,
+    filter: LevelFilter,
+}
+
+impl Logger {
+    /// A logger into `buf` that keeps records at `filter` or more severe.
+    pub fn new(buf: &LogBuffer, filter: LevelFilter) -> Logger {
+        Logger {
+            buf: buf.clone(),
+            filter,
+        }
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        metadata.level() <= self.filter
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let level = record.level();
+        let mut line = take_scratch();
+        let written = writeln!(line, "{:<5} {}: {}", level, record.target(), record.args());
+        if written.is_ok() {
+            self.buf.append_level(&line, Level::from(level));
+        }
+        give_back_scratch(line);
+    }
+
+    fn flush(&self) {}
+}
+
+impl From<::log::Level> for Level {
+    fn from(level: ::log::Level) -> Level {
+        match level {
+            ::log::Level::Error => Level::Error,
+            ::log::Level::Warn => Level::Warn,
+            ::log::Level::Info => Level::Info,
+            ::log::Level::Debug => Level::Debug,
+            ::log::Level::Trace => Level::Trace,
+        }
+    }
+}
+
+/// Makes a [`Logger`] into `buf` the process's logger, and `filter` the `log` crate's maximum
+/// level.
+///
+/// # Errors
+///
+/// When a logger was set already (by another `init`, env_logger, ...).
+pub fn init(buf: &LogBuffer, filter: LevelFilter) -> Result<(), SetLoggerError> {
+    ::log::set_boxed_logger(Box::new(Logger::new(buf, filter)))?;
+    ::log::set_max_level(filter);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_one_entry_with_its_level_and_target() {
+        let buf = LogBuffer::new();
+        let logger = Logger::new(&buf, LevelFilter::Info);
+        let args = format_args!("two\nlines");
+        let record = Record::builder()
+            .level(::log::Level::Warn)
+            .target("app::part")
+            .args(args)
+            .build();
+        logger.log(&record);
+        let debug = Record::builder()
+            .level(::log::Level::Debug)
+            .target("app")
+            .args(format_args!("filtered"))
+            .build();
+        logger.log(&debug);
+        let entries = buf.entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(&entries[0][..], b"WARN  app::part: two\nlines\n");
+        assert_eq!(entries[0].level(), Some(Level::Warn));
+    }
+}
