@@ -21,9 +21,9 @@
 //! The follower survives what log files do, without losing or repeating a line:
 //!
 //! - **Not there yet.** It waits for the file; once the file appears, it is read from its start.
-//! - **Not a regular file:** a FIFO (named pipe), a character device or a socket is read as a
-//!   stream, as the bytes come, without blocking anyone: opening a FIFO does not wait for a
-//!   writer, and when its writers are gone it waits for the next one.
+//! - **Not a regular file:** a FIFO (named pipe) or a character device is read as a stream, as
+//!   the bytes come: opening a FIFO does not wait for a writer, and when its writers are gone it
+//!   waits for the next one. A directory at the path is an error, reported and tried again.
 //! - **Appends,** complete or not. Each complete line (up to and including its `\n`) is one
 //!   entry. A last line without its newline waits for it; after
 //!   [`idle_flush`](Follow::idle_flush) without new bytes (1 s by default), or when the file is
@@ -34,7 +34,8 @@
 //!   the follower read them are gone; nobody can count them, but the truncation is counted
 //!   ([`FollowStats::truncations`]) and, with [`announce`](Follow::announce), noted in the log.
 //! - **Rotation by rename,** with a new file created at the path: the old file is read to its end
-//!   (a writer may still append to it), then the new one is followed from its start.
+//!   when the new one appears (what a writer appends to the old file after that is not read,
+//!   as with `tail -F`), then the new one is followed from its start.
 //! - **Deletion:** the follower waits for a file to appear at the path again, and follows it from
 //!   its start.
 //!
@@ -49,7 +50,8 @@
 //! millisecond, and catches a rotation or a truncation as it happens, before the next writes.
 //! Notifications do not come for every file system (NFS and FUSE miss changes made on other
 //! machines), so it also checks the file every
-//! [`reconcile_interval`](Follow::reconcile_interval) (1 s by default) anyway. When inotify cannot
+//! [`reconcile_interval`](Follow::reconcile_interval) (1 s by default) anyway, however busy the
+//! file is. When inotify cannot
 //! be used (another platform, the per-user watch limit reached, or
 //! [`polling`](Follow::polling) asked for), it checks every
 //! [`poll_interval`](Follow::poll_interval) (50 ms by default) instead: a line then reaches the
@@ -630,16 +632,23 @@ struct Open {
 impl Open {
     /// Opens what is at `path`; a stream without blocking (a FIFO without a writer).
     fn path(path: &Path) -> io::Result<Open> {
-        let stream = is_stream(&std::fs::metadata(path)?);
         let mut options = std::fs::OpenOptions::new();
         options.read(true);
+        // Never blocks in `open` (a FIFO without a writer), whatever is at the path by then; a
+        // regular file's reads are the same with it.
         #[cfg(unix)]
-        if stream {
+        {
             use std::os::unix::fs::OpenOptionsExt;
             options.custom_flags(O_NONBLOCK);
         }
         let file = options.open(path)?;
-        let id = FileId::of(&file.metadata()?);
+        // What was opened, not what the path named a moment before.
+        let metadata = file.metadata()?;
+        if metadata.is_dir() {
+            return Err(io::Error::other("it is a directory"));
+        }
+        let stream = is_stream(&metadata);
+        let id = FileId::of(&metadata);
         Ok(Open {
             file,
             id,
@@ -661,7 +670,7 @@ fn is_stream(metadata: &std::fs::Metadata) -> bool {
     {
         use std::os::unix::fs::FileTypeExt;
         let kind = metadata.file_type();
-        kind.is_fifo() || kind.is_char_device() || kind.is_socket()
+        kind.is_fifo() || kind.is_char_device()
     }
     #[cfg(not(unix))]
     {
@@ -788,8 +797,16 @@ struct FileFollower {
     opened: u64,
     /// When the unfinished line last grew.
     last_growth: Instant,
+    /// When the path is looked at next however busy the file is (the reconcile pass).
+    next_look: Instant,
+    /// Whether the last read stopped at its limit with more to read: look again at once.
+    more: bool,
     chunk: Vec<u8>,
 }
+
+/// The most one read of the file takes before the follower looks at its stop signal and the
+/// path again (a file written faster than it is read, a character device that never ends).
+const READ_LIMIT: usize = 64 * READ_CHUNK;
 
 impl FileFollower {
     fn new(
@@ -808,6 +825,8 @@ impl FileFollower {
             current: None,
             opened: 0,
             last_growth: Instant::now(),
+            next_look: Instant::now(),
+            more: false,
             chunk: vec![0; READ_CHUNK],
         }
     }
@@ -817,12 +836,13 @@ impl FileFollower {
         self.shared.ready();
         let mut wake = Wake::Changed;
         loop {
-            if wake == Wake::Appended {
+            if wake == Wake::Appended && Instant::now() < self.next_look {
                 // The quick way, as bytes come: no look at the path.
                 self.read_current();
                 self.flush_if_idle();
             } else {
                 self.poll();
+                self.next_look = Instant::now() + self.every();
             }
             let timeout = self.timeout();
             let stream = self.current.as_ref().filter(|open| open.stream);
@@ -836,12 +856,23 @@ impl FileFollower {
         self.lines.flush(&self.shared);
     }
 
-    /// How long to wait before looking again without being told to.
-    fn timeout(&self) -> Duration {
-        let every = match self.waiter.watching() {
+    /// How often the path is looked at without being told to.
+    fn every(&self) -> Duration {
+        match self.waiter.watching() {
             Watching::Notifications => self.options.reconcile_interval,
             Watching::Polling => self.options.poll_interval,
-        };
+        }
+    }
+
+    /// How long to wait before looking again without being told to.
+    fn timeout(&self) -> Duration {
+        if self.more {
+            return Duration::ZERO;
+        }
+        let every = self
+            .next_look
+            .saturating_duration_since(Instant::now())
+            .min(self.every());
         if self.lines.has_pending() {
             let flush_in = self
                 .options
@@ -900,6 +931,12 @@ impl FileFollower {
             // A new file at the path (rotated, or deleted and created again), or a first one:
             // the old one was read to its end above.
             (_, Some(_)) => match Open::path(&self.path) {
+                // The path changed back between the look and the open: nothing new.
+                Ok(open)
+                    if self
+                        .current
+                        .as_ref()
+                        .is_some_and(|current| current.id == open.id) => {}
                 Ok(open) => {
                     if self.current.is_some() {
                         self.lines.flush(&self.shared);
@@ -954,6 +991,7 @@ impl FileFollower {
     /// truncated. A stream is read as far as it has bytes now, and opened again when its
     /// writers are gone (so that waiting on it does not wake at once, and a new writer is heard).
     fn read_current(&mut self) {
+        self.more = false;
         let Some(open) = &mut self.current else {
             return;
         };
@@ -984,10 +1022,16 @@ impl FileFollower {
             }
             open.seek = false;
         }
+        let mut taken = 0;
         loop {
+            if taken >= READ_LIMIT {
+                self.more = true;
+                break;
+            }
             match open.file.read(&mut self.chunk) {
                 Ok(0) => break,
                 Ok(n) => {
+                    taken += n;
                     open.pos += n as u64;
                     self.lines.push(&self.chunk[..n], &self.shared);
                     self.last_growth = Instant::now();
@@ -1002,19 +1046,31 @@ impl FileFollower {
         let Some(open) = &mut self.current else {
             return;
         };
+        let mut taken = 0;
         loop {
+            if taken >= READ_LIMIT {
+                self.more = true;
+                return;
+            }
             match open.file.read(&mut self.chunk) {
                 Ok(0) => {
-                    // No writer: open it again, to wait for the next one.
+                    // No writer: open it again, to wait for the next one. If it cannot be (it
+                    // was removed), let go of it: waiting on a stream without writers would
+                    // wake at once, again and again.
                     match Open::path(&self.path) {
                         Ok(again) if again.stream => *open = again,
-                        // Something else is at the path now: the next look sees it.
-                        Ok(_) => {}
-                        Err(error) => self.shared.error(context(&self.path, error)),
+                        Ok(_) => self.current = None,
+                        Err(error) => {
+                            self.current = None;
+                            if error.kind() != io::ErrorKind::NotFound {
+                                self.shared.error(context(&self.path, error));
+                            }
+                        }
                     }
                     return;
                 }
                 Ok(n) => {
+                    taken += n;
                     open.pos += n as u64;
                     self.lines.push(&self.chunk[..n], &self.shared);
                     self.last_growth = Instant::now();

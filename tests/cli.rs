@@ -635,3 +635,29 @@ fn tail_takes_the_token_from_the_environment_and_never_prints_it() {
         assert!(!text.contains("s3cret-token"), "{text}");
     });
 }
+
+#[test]
+fn tail_reconnects_when_a_connection_goes_silent() {
+    with_deadline(TEST_DEADLINE, || {
+        // A server that answers, says its heartbeats come every 100 ms, then says nothing more
+        // and keeps the connection open: a dead connection that never closes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept() {
+                let mut request = [0u8; 1024];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
+                      event: heartbeat\ndata: 100\n\n",
+                );
+                held.push(stream);
+            }
+        });
+        let (_out, err) = tail_process(&[&url], &[]);
+        let said = err.line();
+        assert!(said.contains("nothing heard for"), "{said}");
+        assert!(said.contains("reconnecting"), "{said}");
+    });
+}

@@ -359,3 +359,54 @@ fn a_fifo_is_read_as_a_stream_from_one_writer_to_the_next() {
     assert_eq!((stats.lines, stats.truncations, stats.errors), (4, 0, 0));
     nothing_more(&live);
 }
+
+/// Fails the whole test binary if `stop` hangs, rather than hanging CI.
+fn stop_within(follower: Follower, limit: Duration) -> memtail::follow::FollowStats {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if finished.recv_timeout(limit).is_err() {
+            eprintln!("the follower did not stop within {limit:?}");
+            std::process::abort();
+        }
+    });
+    let stats = follower.stop();
+    let _ = done.send(());
+    stats
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stream_that_never_ends_is_read_in_bounded_pieces_and_stops() {
+    // /dev/zero: a character device, read as a stream, that always has more.
+    let buf = LogBuffer::with_capacity(4096);
+    let follower = Follow::new().file("/dev/zero", &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while follower.stats().bytes_read < 1 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            follower.stats()
+        );
+        std::thread::yield_now();
+    }
+    let stats = stop_within(follower, DEADLINE);
+    // A line without end, cut to the capacity: nothing held beyond it.
+    assert!(stats.bytes_cut > 0, "{stats:?}");
+    assert_eq!(stats.errors, 0, "{stats:?}");
+}
+
+#[test]
+fn a_directory_at_the_path_is_an_error_not_a_file() {
+    let dir = Dir::new("dir-at-path");
+    let path = dir.file("app.log");
+    fs::create_dir(&path).unwrap();
+    let buf = LogBuffer::new();
+    let follower = Follow::new().announce(true).file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    let error = follower.last_error().expect("an error");
+    assert!(error.to_string().contains("directory"), "{error}");
+    let stats = stop_within(follower, DEADLINE);
+    assert_eq!((stats.rotations, stats.lines), (0, 0), "{stats:?}");
+    assert!(buf.is_empty(), "no notice of a replaced file");
+}

@@ -477,12 +477,23 @@ impl Source {
                         Ok(()) => "the server closed the stream".to_owned(),
                         Err(ReadError::Output) => return,
                         Err(ReadError::Network(error)) => root_cause(&error),
+                        Err(ReadError::Silent(silence)) => {
+                            format!("nothing heard for {:.0}s", silence.as_secs_f64())
+                        }
                     }
                 }
-                Ok(response) => {
+                Ok(mut response) => {
                     let status = response.status();
-                    let body = response.text().await.unwrap_or_default();
-                    let reason = body.lines().next().unwrap_or("").trim().to_owned();
+                    // The server's reason, from the first 200 bytes of its answer, escaped: a
+                    // hostile server must not write to the terminal through it either.
+                    let body = match tokio::time::timeout(Duration::from_secs(5), response.chunk())
+                        .await
+                    {
+                        Ok(Ok(Some(chunk))) => chunk,
+                        _ => Default::default(),
+                    };
+                    let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+                    let reason = escape(body.lines().next().unwrap_or("").trim(), false);
                     let message = format!("{shown}: {status} {reason}");
                     let retryable = status.as_u16() == 503 || status.is_server_error();
                     if !retryable || (!connected_once && !self.retry) {
@@ -517,14 +528,25 @@ impl Source {
         last: &mut Option<String>,
     ) -> Result<(), ReadError> {
         let mut parser = SseParser::default();
+        // A connection on which nothing moves for three heartbeat intervals is dead (a server
+        // gone without a word, a network that dropped it): reconnect. The first heartbeat says
+        // the interval; until then, 15 s (the server's default) is assumed.
+        let mut silence = Duration::from_secs(45);
         loop {
-            let chunk = match response.chunk().await {
-                Ok(Some(chunk)) => chunk,
-                Ok(None) => return Ok(()),
-                Err(error) => return Err(ReadError::Network(error)),
+            let chunk = match tokio::time::timeout(silence, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Err(error)) => return Err(ReadError::Network(error)),
+                Err(_) => return Err(ReadError::Silent(silence)),
             };
             for event in parser.push(&chunk) {
                 let message = match event.name.as_str() {
+                    "heartbeat" => {
+                        if let Ok(every) = event.data.trim().parse::<u64>() {
+                            silence = Duration::from_millis(every.clamp(100, 600_000) * 3);
+                        }
+                        continue;
+                    }
                     "missed" => {
                         Message::Missed(self.source, event.data.trim().parse().unwrap_or(0))
                     }
@@ -645,6 +667,8 @@ enum ReadError {
     /// The printer is gone: stop quietly.
     Output,
     Network(reqwest::Error),
+    /// Nothing came, not even a heartbeat, for this long.
+    Silent(Duration),
 }
 
 /// Colours for the labels of several servers, in turn.

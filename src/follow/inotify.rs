@@ -95,6 +95,10 @@ impl Kernel {
     /// Waits until `timeout` passes, something changed at the path, a stream has bytes (or lost
     /// its writers), or the follower stops.
     pub(super) fn wait(&mut self, timeout: Duration, stream: Option<BorrowedFd<'_>>) -> Wake {
+        if let Some(watches) = &mut self.watches {
+            // The directory may have come back (or been made) since its watch ended.
+            let _ = watches.watch_dir();
+        }
         let readable = PollFlags::IN;
         let mut fds = Vec::with_capacity(3);
         fds.push(PollFd::from_borrowed_fd(self.stop.as_fd(), readable));
@@ -150,13 +154,17 @@ impl Watches {
                 | WatchFlags::MOVED_FROM
                 | WatchFlags::DELETE
                 | WatchFlags::MODIFY
-                | WatchFlags::ATTRIB;
+                | WatchFlags::ATTRIB
+                | WatchFlags::MOVE_SELF
+                | WatchFlags::DELETE_SELF
+                | WatchFlags::ONLYDIR;
             self.dir_wd = Some(inotify::add_watch(&self.fd, &self.dir, flags)?);
         }
         Ok(())
     }
 
     fn rewatch(&mut self, path: &Path) -> Result<(), Errno> {
+        self.watch_dir()?;
         if let Some(old) = self.file_wd.take() {
             // Watches follow files, not names: the old file's watch ends here.
             let _ = inotify::remove_watch(&self.fd, old);
@@ -166,7 +174,7 @@ impl Watches {
             | WatchFlags::MOVE_SELF
             | WatchFlags::DELETE_SELF;
         self.file_wd = Some(inotify::add_watch(&self.fd, path, flags)?);
-        self.watch_dir()
+        Ok(())
     }
 
     /// Reads every pending event, counting the files that arrived at the path; returns whether
@@ -182,7 +190,11 @@ impl Watches {
                 more_than_writes = true;
             }
             if Some(event.wd()) == self.dir_wd {
-                if flags.contains(ReadFlags::IGNORED) {
+                if flags
+                    .intersects(ReadFlags::IGNORED | ReadFlags::MOVE_SELF | ReadFlags::DELETE_SELF)
+                {
+                    // The directory went away or was renamed: the path is in another one
+                    // now, or nowhere; watch it again by name.
                     dir_gone = true;
                     more_than_writes = true;
                 }
@@ -202,7 +214,9 @@ impl Watches {
         }
         self.arrivals += arrivals;
         if dir_gone {
-            self.dir_wd = None;
+            if let Some(wd) = self.dir_wd.take() {
+                let _ = inotify::remove_watch(&self.fd, wd);
+            }
         }
         more_than_writes
     }

@@ -29,7 +29,8 @@ pub(super) async fn events(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    let json = match query_param(&uri, "format").as_deref() {
+    let format = query_param(&uri, "format").map(|format| format.to_ascii_lowercase());
+    let json = match format.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
         Some(_) => {
