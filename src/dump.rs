@@ -191,6 +191,39 @@ fn dump_now(buf: &LogBuffer, target: &Target) {
     let _ = write_dump(&taken, &mut stderr);
 }
 
+/// Dumps `buf` to standard error each time the process receives `signal` (such as
+/// `signal_hook::consts::SIGUSR1`; unix, feature `signal`): `kill -USR1 PID` shows what a running
+/// service has been doing. A thread of its own (`memtail-dump-signal`) waits for the signal, so
+/// the dump is written outside the signal handler; it runs as long as the process.
+///
+/// # Errors
+///
+/// When the signal cannot be handled (`SIGKILL`, `SIGSTOP`, and the ones that signal a fault
+/// are refused), or the thread cannot be started.
+///
+/// # Examples
+///
+/// ```no_run
+/// use memtail::SIGUSR1;
+///
+/// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+/// memtail::dump_on_signal(&buf, SIGUSR1)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[cfg(all(unix, feature = "signal"))]
+pub fn dump_on_signal(buf: &LogBuffer, signal: i32) -> io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([signal])?;
+    let buf = buf.clone();
+    std::thread::Builder::new()
+        .name("memtail-dump-signal".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                dump_now(&buf, &Target::Stderr);
+            }
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -124,6 +124,8 @@ mod write;
 
 pub use crate::buffer::{global, init_global, AlreadyInitialized, LogBuffer};
 pub use crate::builder::Builder;
+#[cfg(all(unix, feature = "signal"))]
+pub use crate::dump::dump_on_signal;
 pub use crate::dump::{dump_on_panic, dump_on_panic_to};
 pub use crate::entry::Entry;
 pub use crate::level::{Level, ParseLevelError};
@@ -133,6 +135,9 @@ pub use crate::stats::Stats;
 pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::Subscription;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
+/// Signals for [`dump_on_signal`] (from `signal-hook`).
+#[cfg(all(unix, feature = "signal"))]
+pub use signal_hook::consts::{SIGUSR1, SIGUSR2};
 
 // The README's examples run as doctests (they need the `tracing`, `publish` and `http` features).
 #[cfg(all(doctest, feature = "tracing", feature = "publish", feature = "http"))]

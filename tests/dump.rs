@@ -29,10 +29,19 @@ fn child_writes_and_panics() {
     }));
     match mode.as_str() {
         "stderr" => memtail::dump_on_panic(&buf),
+        #[cfg(all(unix, feature = "signal"))]
+        "signal" => memtail::dump_on_signal(&buf, memtail::SIGUSR1).unwrap(),
         path => memtail::dump_on_panic_to(&buf, path),
     }
     for n in 0..1000 {
         buf.append(format!("line {n:04}\n").as_bytes());
+    }
+    if mode == "signal" {
+        // Ready for the signal; then wait for the test to end it.
+        println!("ready");
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        std::process::exit(0);
     }
     panic!("something went wrong");
 }
@@ -117,5 +126,59 @@ fn a_panic_dump_can_go_to_a_file() {
         let dump = std::fs::read_to_string(&path).unwrap();
         check_dump(&dump);
         std::fs::remove_file(&path).unwrap();
+    });
+}
+
+#[cfg(all(unix, feature = "signal"))]
+#[test]
+fn a_signal_dumps_the_ring_of_a_running_process() {
+    use std::io::{BufRead, BufReader};
+    with_deadline(Duration::from_secs(120), || {
+        let mut child = Process::spawn(
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "child_writes_and_panics",
+                    "--ignored",
+                    "--nocapture",
+                ])
+                .args(["--test-threads", "1"])
+                .env(CHILD, "signal")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let mut stdout = BufReader::new(child.stdout().unwrap());
+        let mut line = String::new();
+        while !line.contains("ready") {
+            line.clear();
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "the child ended early"
+            );
+        }
+        let status = Command::new("kill")
+            .args(["-USR1", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let mut stderr = BufReader::new(child.stderr().unwrap());
+        let mut dump = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "{dump}");
+            let done = line.starts_with("--- end of memtail dump ---");
+            if dump.is_empty() && !line.starts_with("--- memtail dump:") {
+                continue;
+            }
+            dump.push_str(&line);
+            if done {
+                break;
+            }
+        }
+        check_dump(&dump);
+        // Still running after the dump; its stdin closing ends it.
+        assert!(child.try_wait().is_none());
+        drop(child.stdin());
     });
 }
