@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
@@ -51,6 +51,8 @@ pub struct LogBuffer {
 /// hold it strongly, to read what the ring retains even after the last handle is gone.
 pub(crate) struct Shared {
     pub(crate) state: RwLock<State>,
+    /// Whether entries record the time they were appended.
+    timestamps: bool,
     capacity: usize,
     subscriber_capacity: usize,
     /// `LogBuffer` handles alive. The last one to go closes the buffer.
@@ -151,11 +153,20 @@ impl LogBuffer {
         Builder::new()
     }
 
-    pub(crate) fn from_parts(capacity: usize, subscriber_capacity: usize) -> LogBuffer {
+    pub(crate) fn from_parts(
+        capacity: usize,
+        subscriber_capacity: usize,
+        timestamps: bool,
+    ) -> LogBuffer {
+        let mut ring = Ring::new(capacity);
+        if timestamps {
+            ring.record_times();
+        }
         LogBuffer {
             shared: Arc::new(Shared {
+                timestamps,
                 state: RwLock::new(State {
-                    ring: Ring::new(capacity),
+                    ring,
                     subscribers: Vec::new(),
                     next_subscriber_id: 0,
                     subscriber_drops: 0,
@@ -248,9 +259,15 @@ impl LogBuffer {
     /// [`append`](LogBuffer::append) for an entry that came from a `tracing` event of `level`.
     #[inline]
     pub(crate) fn append_with_level(&self, entry: &[u8], level: Option<Level>) -> Option<u64> {
+        // The clock is read before the lock is taken, and only by a buffer that records times.
+        let time = if self.shared.timestamps {
+            unix_nanos(SystemTime::now())
+        } else {
+            0
+        };
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
-        let (seq, range) = state.ring.append(entry, Level::encode(level))?;
+        let (seq, range) = state.ring.append(entry, Level::encode(level), time)?;
         // Followers read the ring by position: the writer's only work for them is to see, under
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
@@ -262,7 +279,7 @@ impl LogBuffer {
             && state.pressure_round != state.ring.evictions()
             && state.nudge_due();
         if !state.subscribers.is_empty() {
-            fan_out(state, seq, level, range);
+            fan_out(state, seq, level, range, time);
         }
         drop(guard);
         if pressure {
@@ -334,6 +351,45 @@ impl LogBuffer {
     /// ```
     pub fn since(&self, seq: u64) -> Replay {
         replay(&self.shared.state.read().ring, seq)
+    }
+
+    /// The retained entries appended at `time` or later (by the clock when each was appended),
+    /// with the next sequence number: "the last five minutes" is
+    /// `since_time(SystemTime::now() - Duration::from_secs(300))`. `None` for a buffer that
+    /// does not record times ([`Builder::timestamps`]).
+    ///
+    /// Entries are in sequence order, and times grow with it unless the clock stepped back:
+    /// then the first entry at or after `time` starts the answer. `missed` is 0: what was
+    /// evicted before is not asked for.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let buf = memtail::LogBuffer::builder().timestamps(true).build();
+    /// buf.append(b"old\n");
+    /// buf.append(b"new\n");
+    /// let last_minute = SystemTime::now() - Duration::from_secs(60);
+    /// assert_eq!(buf.since_time(last_minute).unwrap().entries().len(), 2);
+    /// let appended = buf.entries()[1].time().unwrap();
+    /// assert_eq!(&buf.since_time(appended).unwrap().entries().last().unwrap()[..], b"new\n");
+    /// let later = appended + Duration::from_secs(1);
+    /// assert!(buf.since_time(later).unwrap().entries().is_empty());
+    /// assert!(memtail::LogBuffer::new().since_time(last_minute).is_none());
+    /// ```
+    pub fn since_time(&self, time: SystemTime) -> Option<Replay> {
+        let state = self.shared.state.read();
+        let seq = state.ring.first_at_or_after(unix_nanos(time))?;
+        Some(replay(&state.ring, seq))
+    }
+
+    /// The sequence number of the first retained entry appended at `time` or later (`next_seq`
+    /// when none was); `None` without timestamps.
+    #[cfg(feature = "http")]
+    pub(crate) fn seq_since_time(&self, time: SystemTime) -> Option<u64> {
+        let state = self.shared.state.read();
+        state.ring.first_at_or_after(unix_nanos(time))
     }
 
     /// The retained bytes of the entries from `seq` on, in one copy, with what
@@ -545,7 +601,14 @@ impl Drop for LogBuffer {
 /// itself, the others clones.
 // Out of line, so that the writer's path without subscribers stays small enough to inline.
 #[inline(never)]
-fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::Range<usize>) {
+fn fan_out(
+    state: &mut State,
+    seq: u64,
+    level: Option<Level>,
+    range: std::ops::Range<usize>,
+    time: u64,
+) {
+    let time = state.ring.records_times().then_some(time);
     let ring = &state.ring;
     let drops = &mut state.subscriber_drops;
     let mut payload: Option<Bytes> = None;
@@ -566,7 +629,7 @@ fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::R
         } else {
             payload.get_or_insert_with(copy).clone()
         };
-        match slot.tx.try_send(Entry::new(seq, bytes, level)) {
+        match slot.tx.try_send(Entry::new(seq, bytes, level).at(time)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => slot.count_drop(drops),
             Err(TrySendError::Disconnected(_)) => {
@@ -601,7 +664,7 @@ fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(ring.entry_count());
     entries.extend(ranges.map(|(seq, range, meta)| {
         let bytes = bytes.slice(range.start - offset..range.end - offset);
-        Entry::new(seq, bytes, Level::decode(meta))
+        Entry::new(seq, bytes, Level::decode(meta)).at(ring.time_of(seq))
     }));
     entries
 }
@@ -710,3 +773,15 @@ impl fmt::Display for AlreadyInitialized {
 }
 
 impl std::error::Error for AlreadyInitialized {}
+
+/// Nanoseconds since the Unix epoch (0 for a time before it, which no entry has).
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
+/// The time `unix_nanos` gave.
+pub(crate) fn from_unix_nanos(nanos: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}

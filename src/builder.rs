@@ -27,6 +27,7 @@ use crate::LogBuffer;
 pub struct Builder {
     capacity: usize,
     subscriber_capacity: usize,
+    timestamps: bool,
 }
 
 impl Builder {
@@ -41,6 +42,7 @@ impl Builder {
         Builder {
             capacity: Builder::DEFAULT_CAPACITY,
             subscriber_capacity: Builder::DEFAULT_SUBSCRIBER_CAPACITY,
+            timestamps: false,
         }
     }
 
@@ -85,9 +87,30 @@ impl Builder {
         self
     }
 
+    /// Whether each entry records the wall-clock time it was appended ([`Entry::time`]), so that
+    /// [`LogBuffer::since_time`] and HTTP's `?last=5m` can find "the last five minutes". Off by
+    /// default: reading the clock (`SystemTime::now`, 20 ns or so through the vDSO) costs about
+    /// what the rest of a write costs, and the buffer keeps 8 more bytes per retained entry.
+    /// `cargo bench --bench write` measures it beside the alternatives (README, "Performance").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::builder().timestamps(true).build();
+    /// buf.append(b"stamped\n");
+    /// let appended = buf.entries()[0].time().unwrap();
+    /// assert!(appended.elapsed().unwrap_or_default() < std::time::Duration::from_secs(60));
+    /// ```
+    ///
+    /// [`Entry::time`]: crate::Entry::time
+    pub fn timestamps(mut self, on: bool) -> Builder {
+        self.timestamps = on;
+        self
+    }
+
     /// Builds the buffer.
     pub fn build(self) -> LogBuffer {
-        LogBuffer::from_parts(self.capacity, self.subscriber_capacity)
+        LogBuffer::from_parts(self.capacity, self.subscriber_capacity, self.timestamps)
     }
 }
 
@@ -119,6 +142,7 @@ impl fmt::Debug for Builder {
         f.debug_struct("Builder")
             .field("capacity", &self.capacity)
             .field("subscriber_capacity", &self.subscriber_capacity)
+            .field("timestamps", &self.timestamps)
             .finish()
     }
 }

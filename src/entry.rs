@@ -52,6 +52,15 @@ impl Entry {
         }
     }
 
+    /// The entry with the time it was appended (nanoseconds since the Unix epoch), if known.
+    #[inline]
+    pub(crate) fn at(mut self, nanos: Option<u64>) -> Entry {
+        if let Some(nanos) = nanos {
+            self.time = Some(crate::buffer::from_unix_nanos(nanos));
+        }
+        self
+    }
+
     /// The entry stamped with `time`, unless it has a time already.
     #[cfg(feature = "publish")]
     pub(crate) fn stamped(mut self, time: SystemTime) -> Entry {
@@ -101,19 +110,24 @@ impl Entry {
         self.level
     }
 
-    /// When the entry was taken, if that is known: in a batch handed to a
-    /// [`Publisher`](crate::publish::Publisher), the wall-clock time the publisher's thread read
-    /// the entry from the ring (within one [`interval`](crate::publish::PublisherBuilder::interval)
-    /// of the write, unless the publisher fell behind), so a batch that is retried keeps the
-    /// time it was first taken. `None` for entries read any other way: the buffer itself does
-    /// not record times.
+    /// When the entry was appended, by the wall clock, for a buffer that records times
+    /// ([`Builder::timestamps`](crate::Builder::timestamps)). For one that does not, an entry in
+    /// a batch handed to a [`Publisher`](crate::publish::Publisher) carries the time the
+    /// publisher's thread read it from the ring (within one
+    /// [`interval`](crate::publish::PublisherBuilder::interval) of the write, unless the publisher
+    /// fell behind), so a batch that is retried keeps the time it was first taken; other entries
+    /// of such a buffer have none.
     ///
     /// # Examples
     ///
     /// ```
     /// let buf = memtail::LogBuffer::new();
-    /// buf.append(b"no time in the ring\n");
+    /// buf.append(b"no time in this ring\n");
     /// assert_eq!(buf.entries()[0].time(), None);
+    ///
+    /// let timed = memtail::LogBuffer::builder().timestamps(true).build();
+    /// timed.append(b"stamped\n");
+    /// assert!(timed.entries()[0].time().is_some());
     /// ```
     pub fn time(&self) -> Option<SystemTime> {
         self.time

@@ -65,6 +65,9 @@ pub(crate) struct Ring {
     len: usize,
     /// End offset and metadata of each retained entry, oldest first (see the notes above).
     index: VecDeque<u64>,
+    /// When each retained entry was appended (nanoseconds since the Unix epoch), oldest first,
+    /// for a ring that records times; `None` for one that does not.
+    times: Option<VecDeque<u64>>,
     /// The sequence number the next entry gets.
     next_seq: u64,
     /// How many times entries were evicted to make room (each time, down to half the capacity).
@@ -85,6 +88,7 @@ impl Ring {
             head: 0,
             len: 0,
             index: VecDeque::new(),
+            times: None,
             next_seq: 0,
             evictions: 0,
             counters: RingCounters::default(),
@@ -112,6 +116,31 @@ impl Ring {
     }
 
     /// How many times entries were evicted to make room.
+    /// The ring records when each entry was appended (the time given to `append`).
+    pub(crate) fn record_times(&mut self) {
+        self.times.get_or_insert_with(VecDeque::new);
+    }
+
+    /// Whether the ring records times.
+    pub(crate) fn records_times(&self) -> bool {
+        self.times.is_some()
+    }
+
+    /// When the retained entry `seq` was appended, if the ring records times and retains it.
+    pub(crate) fn time_of(&self, seq: u64) -> Option<u64> {
+        let times = self.times.as_ref()?;
+        let at = usize::try_from(seq.checked_sub(self.first_seq())?).ok()?;
+        times.get(at).copied()
+    }
+
+    /// The first retained entry appended at `time` or later (times grow with sequence numbers
+    /// unless the clock stepped back), or `next_seq` when none was; `None` if the ring does not
+    /// record times.
+    pub(crate) fn first_at_or_after(&self, time: u64) -> Option<u64> {
+        let times = self.times.as_ref()?;
+        Some(self.first_seq() + times.partition_point(|&at| at < time) as u64)
+    }
+
     pub(crate) fn evictions(&self) -> u64 {
         self.evictions
     }
@@ -131,7 +160,12 @@ impl Ring {
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
     #[inline]
-    pub(crate) fn append(&mut self, entry: &[u8], meta: u8) -> Option<(u64, Range<usize>)> {
+    pub(crate) fn append(
+        &mut self,
+        entry: &[u8],
+        meta: u8,
+        time: u64,
+    ) -> Option<(u64, Range<usize>)> {
         let n = entry.len();
         // The free bytes right after the retained ones, without wrapping: up to the physical end,
         // or, once the retained bytes reach it, from the front up to `head`. The retained bytes are
@@ -146,10 +180,10 @@ impl Ring {
         };
         // The common case in one test: the entry fits there without evicting, growing or wrapping.
         if n == 0 || n > room {
-            return self.append_slow(entry, meta);
+            return self.append_slow(entry, meta, time);
         }
         self.data[tail..tail + n].copy_from_slice(entry);
-        Some(self.commit(n, meta))
+        Some(self.commit(n, meta, time))
     }
 
     /// Physical offset where the next byte goes.
@@ -165,11 +199,14 @@ impl Ring {
 
     /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
     #[inline]
-    fn commit(&mut self, n: usize, meta: u8) -> (u64, Range<usize>) {
+    fn commit(&mut self, n: usize, meta: u8, time: u64) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
         let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
         self.index.push_back(end | u64::from(meta) << OFFSET_BITS);
+        if let Some(times) = &mut self.times {
+            times.push_back(time);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         (seq, start..self.len)
@@ -177,7 +214,7 @@ impl Ring {
 
     /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
     #[cold]
-    fn append_slow(&mut self, entry: &[u8], meta: u8) -> Option<(u64, Range<usize>)> {
+    fn append_slow(&mut self, entry: &[u8], meta: u8, time: u64) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -203,7 +240,7 @@ impl Ring {
             self.data[tail..].copy_from_slice(&entry[..room]);
             self.data[..n - room].copy_from_slice(&entry[room..]);
         }
-        Some(self.commit(n, meta))
+        Some(self.commit(n, meta, time))
     }
 
     /// Evicts the oldest entries until at most half the capacity remains and `incoming` more bytes
@@ -223,6 +260,9 @@ impl Ring {
         let entries = last + 1;
         let evicted = self.logical(self.index[last]);
         self.index.drain(..entries);
+        if let Some(times) = &mut self.times {
+            times.drain(..entries);
+        }
         self.evictions += 1;
         self.counters.entries_evicted += entries as u64;
         self.counters.bytes_evicted += evicted as u64;
@@ -322,11 +362,11 @@ mod tests {
     fn evicts_whole_entries_down_to_half() {
         let mut ring = Ring::new(10);
         for chunk in [&b"aaa"[..], b"bbb", b"ccc"] {
-            ring.append(chunk, 0);
+            ring.append(chunk, 0, 0);
         }
         assert_eq!(retained(&ring), b"aaabbbccc");
         // 9 + 2 > 10: evict until at most 5 remain, i.e. drop "aaa" and "bbb".
-        let (seq, range) = ring.append(b"dd", 0).expect("non-empty entry");
+        let (seq, range) = ring.append(b"dd", 0, 0).expect("non-empty entry");
         assert_eq!((seq, range), (3, 3..5));
         assert_eq!(retained(&ring), b"cccdd");
         assert_eq!(ring.first_seq(), 2);
@@ -342,7 +382,7 @@ mod tests {
     fn entries_wrap_around_the_end() {
         let mut ring = Ring::new(10);
         for chunk in [&b"aaaa"[..], b"bbbb", b"cccc", b"dddd"] {
-            ring.append(chunk, 0);
+            ring.append(chunk, 0, 0);
         }
         // "cccc" evicted "aaaa" and wrapped around the physical end; "dddd" evicted "bbbb".
         assert_eq!(retained(&ring), b"ccccdddd");
@@ -357,18 +397,18 @@ mod tests {
     #[test]
     fn large_entry_evicts_more_than_half() {
         let mut ring = Ring::new(10);
-        ring.append(b"aa", 0);
-        ring.append(b"bb", 0);
-        ring.append(b"cc", 0);
-        ring.append(b"12345678", 0);
+        ring.append(b"aa", 0, 0);
+        ring.append(b"bb", 0, 0);
+        ring.append(b"cc", 0, 0);
+        ring.append(b"12345678", 0, 0);
         assert_eq!(retained(&ring), b"cc12345678");
     }
 
     #[test]
     fn oversized_entry_keeps_its_head() {
         let mut ring = Ring::new(4);
-        ring.append(b"xy", 0);
-        ring.append(b"abcdefg", 0);
+        ring.append(b"xy", 0, 0);
+        ring.append(b"abcdefg", 0, 0);
         assert_eq!(retained(&ring), b"abcd");
         assert_eq!(ring.counters().entries_cut, 1);
         assert_eq!(ring.counters().bytes_cut, 3);
@@ -378,10 +418,10 @@ mod tests {
     #[test]
     fn storage_grows_on_demand_and_never_exceeds_capacity() {
         let mut ring = Ring::new(100_000);
-        ring.append(b"small", 0);
+        ring.append(b"small", 0, 0);
         assert_eq!(ring.data.len(), MIN_ALLOCATION);
         for i in 0..10_000usize {
-            ring.append(&vec![b'x'; 1 + i % 700], 0);
+            ring.append(&vec![b'x'; 1 + i % 700], 0, 0);
             assert!(ring.len() <= 100_000);
             assert!(ring.data.capacity() <= 100_000);
         }
@@ -391,9 +431,9 @@ mod tests {
     #[test]
     fn metadata_travels_with_its_entry() {
         let mut ring = Ring::new(10);
-        ring.append(b"aaaa", 3);
-        ring.append(b"bbbb", 0);
-        ring.append(b"cccc", 5); // evicts "aaaa"
+        ring.append(b"aaaa", 3, 0);
+        ring.append(b"bbbb", 0, 0);
+        ring.append(b"cccc", 5, 0); // evicts "aaaa"
         let metas: Vec<(u64, u8)> = ring
             .ranges_from(0)
             .map(|(seq, _, meta)| (seq, meta))
@@ -406,7 +446,7 @@ mod tests {
     fn a_reader_finds_any_retained_entry_directly() {
         let mut ring = Ring::new(1000);
         for i in 0..500usize {
-            ring.append(&vec![b'a' + (i % 26) as u8; 1 + i % 37], (i % 7) as u8);
+            ring.append(&vec![b'a' + (i % 26) as u8; 1 + i % 37], (i % 7) as u8, 0);
         }
         let all = entries(&ring);
         let first = ring.first_seq();
@@ -432,7 +472,7 @@ mod tests {
         // As if 2^56 - 20 bytes had gone through the ring already.
         ring.counters.bytes_evicted = OFFSET_MASK - 20;
         for i in 0..40u8 {
-            ring.append(&[i; 7], 0);
+            ring.append(&[i; 7], 0, 0);
             let retained = entries(&ring);
             assert!(retained
                 .iter()
@@ -449,7 +489,7 @@ mod tests {
     #[test]
     fn empty_entry_is_not_stored() {
         let mut ring = Ring::new(8);
-        assert!(ring.append(b"", 0).is_none());
+        assert!(ring.append(b"", 0, 0).is_none());
         assert_eq!(ring.next_seq(), 0);
         assert_eq!(ring.entry_count(), 0);
     }

@@ -136,6 +136,17 @@ pub(super) fn admit_follower(
     }
     let written = served.buf.stats().entries_written;
     let mut start = Start::from_request(headers, uri, served.buf.shared().instance, written)?;
+    if let Some(seq) = last_window(served, uri)? {
+        // A resumption (`Last-Event-ID`) wins: it says exactly where the client was.
+        if headers.get("last-event-id").is_none() {
+            start = Start {
+                seq,
+                report_missed: true,
+                restarted: false,
+                level: None,
+            };
+        }
+    }
     start.level = min_level(uri)?;
     let max = served.config.max_followers;
     let guard = Place::take(served, |served| &served.followers, max).ok_or(refuse(
@@ -177,6 +188,56 @@ impl Drop for Place {
     fn drop(&mut self) {
         (self.count)(&self.served).fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// The `last` query parameter (`?last=5m`): the sequence number of the first entry appended
+/// within that window. 400 when it is not a duration, when `since` is given too, or when the
+/// buffer does not record times.
+pub(super) fn last_window(served: &Served, uri: &Uri) -> Result<Option<u64>, Refusal> {
+    let Some(text) = query_param(uri, "last") else {
+        return Ok(None);
+    };
+    if query_param(uri, "since").is_some() {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "give since or last, not both",
+        ));
+    }
+    let window = parse_window(&text).ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "last must be a duration like 90s, 5m, 2h or 1d (a bare number is seconds)",
+        )
+    })?;
+    let from = std::time::SystemTime::now()
+        .checked_sub(window)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    served.buf.seq_since_time(from).map(Some).ok_or_else(|| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "this log does not record times, so last cannot be answered \
+             (memtail::LogBuffer::builder().timestamps(true))",
+        )
+    })
+}
+
+/// `500ms`, `90s`, `5m`, `2h`, `1d`, or a bare number of seconds.
+pub(super) fn parse_window(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit.to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(
+        number.checked_mul(millis)?,
+    ))
 }
 
 /// The `level` query parameter: the least severe level an answer keeps (entries with no level

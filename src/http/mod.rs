@@ -45,6 +45,10 @@
 //! | `GET /events` | Server-Sent Events: the retained entries, then live ones; `?format=json` for JSON data (below). |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |
 //!
+//! `/snapshot` and `/events` take `?last=DURATION` (`90s`, `5m`, `2h`, `1d`; a bare number is
+//! seconds) instead of `?since=`: the entries appended within that window, for a buffer that
+//! records times ([`Builder::timestamps`](crate::Builder::timestamps); 400 otherwise).
+//!
 //! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
 //! any case): only entries at that level or more severe are sent, and entries with no level
 //! (written through `io::Write`, not `tracing`) always are. Any other value answers 400.

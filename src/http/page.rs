@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::guard::{admit, keeps, min_level, query_param, refuse, Place};
+use super::guard::{admit, keeps, last_window, min_level, query_param, refuse, Place};
 use super::sse::{in_buffer, since_param};
 use super::Served;
 use crate::Entry;
@@ -70,6 +70,11 @@ pub(super) async fn snapshot(
         Ok(None) => (None, false),
         Ok(Some(asked)) if !in_buffer(asked, instance, written) => (None, true),
         Ok(Some((_, seq))) => (Some(seq), false),
+        Err(refusal) => return refusal.into_response(),
+    };
+    let since = match last_window(&served, &uri) {
+        Ok(Some(seq)) => Some(seq),
+        Ok(None) => since,
         Err(refusal) => return refusal.into_response(),
     };
     let level = match min_level(&uri) {

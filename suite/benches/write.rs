@@ -8,6 +8,9 @@
 //! - `write_100B/1_publisher`: the same line with one publisher (to `io::sink`) attached, beside one
 //!   drained subscriber.
 //! - `two_writers`: two threads writing 100-byte lines at once; throughput in lines per second.
+//! - `write_100B/0_subscribers` also has `memtail_timestamps` (a time in every entry) and
+//!   `memtail_with_on_error` (the flight recorder's context printer following); `clock_read`
+//!   times the clocks a time could come from, alone.
 
 use std::hint::black_box;
 use std::io::{self, Write};
@@ -92,6 +95,16 @@ fn write_100b(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(LINE.len() as u64));
         let buf = LogBuffer::new();
         group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
+        // With a time in every entry (`Builder::timestamps`): what the clock read adds.
+        let timed = LogBuffer::builder().timestamps(true).build();
+        group.bench_function("memtail_timestamps", |b| b.iter(|| memtail_write(&timed)));
+        // With the flight recorder's context printer following (a publisher that reads the
+        // ring every 20 ms): the writer should not notice it.
+        let recorded = LogBuffer::new();
+        let _on_error = recorded.on_error(memtail::Level::Error, 10, io::sink());
+        group.bench_function("memtail_with_on_error", |b| {
+            b.iter(|| memtail_write(&recorded))
+        });
         bench_floor(&mut group);
         // The same floor behind the kind of lock memtail uses, to show the lock is not the gap.
         let rwlock = parking_lot::RwLock::new(Vec::<u8>::with_capacity(32 * 1024));
@@ -105,6 +118,23 @@ fn write_100b(c: &mut Criterion) {
             })
         });
         bench_non_blocking(&mut group);
+        group.finish();
+    }
+    {
+        // The clocks a time per entry could be read from, alone.
+        let mut group = c.benchmark_group("clock_read");
+        group.bench_function("SystemTime::now", |b| {
+            b.iter(|| black_box(std::time::SystemTime::now()))
+        });
+        group.bench_function("Instant::now", |b| b.iter(|| black_box(Instant::now())));
+        #[cfg(target_os = "linux")]
+        group.bench_function("clock_gettime_REALTIME_COARSE", |b| {
+            b.iter(|| {
+                black_box(rustix::time::clock_gettime(
+                    rustix::time::ClockId::RealtimeCoarse,
+                ))
+            })
+        });
         group.finish();
     }
     for stalled in [1usize, 8] {

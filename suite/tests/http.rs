@@ -92,6 +92,33 @@ async fn format_json_keeps_every_character_of_an_entry() {
 }
 
 #[tokio::test]
+async fn last_gives_a_window_of_time_when_the_log_records_times() {
+    let timed = LogBuffer::builder().timestamps(true).build();
+    timed.append(b"one\n");
+    timed.append(b"two\n");
+    let address = serve(router(timed.clone())).await;
+    let text = |url: String| async move { get(&url).await.text().await.unwrap() };
+    assert_eq!(
+        text(format!("http://{address}/snapshot?last=1h")).await,
+        "one\ntwo\n"
+    );
+    // Nothing was appended in the last 0 seconds but entries appended from now on.
+    assert_eq!(text(format!("http://{address}/snapshot?last=0s")).await, "");
+    let mut events = open_events(&format!("http://{address}/events?last=5m")).await;
+    assert_eq!(events.next().await.data, "one");
+    assert_eq!(events.next().await.data, "two");
+    for bad in ["last=5x", "last=", "last=1h&since=0"] {
+        let response = get(&format!("http://{address}/snapshot?{bad}")).await;
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+
+    let untimed = serve(router(LogBuffer::new())).await;
+    let response = get(&format!("http://{untimed}/events?last=5m")).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("timestamps(true)"));
+}
+
+#[tokio::test]
 async fn backlog_then_live() {
     let buf = LogBuffer::new();
     buf.append(b"old\n");
