@@ -89,6 +89,8 @@ pub(crate) struct State {
     /// The eviction round in which they were last nudged, and when.
     pub(crate) pressure_round: u64,
     pub(crate) pressure_at: Option<Instant>,
+    /// Writes left before the clock is read again for a nudge put off by the gap.
+    pub(crate) pressure_skip: u8,
 }
 
 /// The buffer's side of one subscription.
@@ -174,6 +176,7 @@ impl LogBuffer {
                     pressure_watchers: 0,
                     pressure_round: u64::MAX,
                     pressure_at: None,
+                    pressure_skip: 0,
                 }),
                 capacity,
                 subscriber_capacity,

@@ -287,19 +287,28 @@ impl Shared {
 /// Nudges for publishers come at most this often: waking a thread costs the writer a system
 /// call, and a ring that goes round faster than this is beyond what a publisher can keep up with.
 const NUDGE_GAP: Duration = Duration::from_millis(1);
+/// Writes that do not read the clock again after one that found a nudge too soon.
+const NUDGE_SKIP: u8 = 15;
 
 impl State {
     /// Whether a nudge may go out now (this eviction round has had none): at most one per
     /// [`NUDGE_GAP`]; one put off by the gap is asked for again by the round's next write.
     #[cold]
     pub(crate) fn nudge_due(&mut self) -> bool {
+        // A clock read costs about what a write does: after one that found it too soon, the
+        // next few writes do not ask again.
+        if self.pressure_skip > 0 {
+            self.pressure_skip -= 1;
+            return false;
+        }
         let now = Instant::now();
         if self
             .pressure_at
             .is_some_and(|last| now.duration_since(last) < NUDGE_GAP)
         {
-            // Too soon after the last one: the next write of this round asks again, so that a
+            // Too soon after the last one: a later write of this round asks again, so that a
             // nudge put off by the gap is not skipped until the eviction it was meant to prevent.
+            self.pressure_skip = NUDGE_SKIP;
             return false;
         }
         self.pressure_round = self.ring.evictions();
