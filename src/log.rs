@@ -1,6 +1,6 @@
-//! `log` without env_logger (feature `log`): records of the [`log`](::log) crate straight into a
+//! `log` without env_logger (feature `log`): records of the [`log`] crate straight into a
 //! [`LogBuffer`], one entry per record, with the record's level as the entry's
-//! [`Level`](crate::Level).
+//! [`Level`].
 //!
 //! Each entry is one line, `LEVEL TARGET: MESSAGE`, the level padded to five characters:
 //!
@@ -31,8 +31,8 @@ use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 use crate::write::{give_back_scratch, take_scratch};
 use crate::{Level, LogBuffer};
 
-/// A [`log::Log`](::log::Log) that appends each record to a [`LogBuffer`]; for composing with
-/// other loggers (a logger that sends to two places), or for [`log::set_logger`](::log::set_logger)
+/// A [`log::Log`] that appends each record to a [`LogBuffer`]; for composing with
+/// other loggers (a logger that sends to two places), or for [`log::set_logger`]
 /// yourself. [`init`] installs one.
 #[derive(Debug, Clone)]
 pub struct Logger {
