@@ -53,7 +53,7 @@ pub(crate) struct Shared {
     pub(crate) state: RwLock<State>,
     /// Whether entries record the time they were appended.
     timestamps: bool,
-    capacity: usize,
+    pub(crate) capacity: usize,
     subscriber_capacity: usize,
     /// `LogBuffer` handles alive. The last one to go closes the buffer.
     handles: AtomicUsize,
@@ -91,6 +91,8 @@ pub(crate) struct State {
     pub(crate) pressure_at: Option<Instant>,
     /// Writes left before the clock is read again for a nudge put off by the gap.
     pub(crate) pressure_skip: u8,
+    /// The eviction round those writes belong to: a new round asks at once.
+    pub(crate) pressure_skip_round: u64,
 }
 
 /// The buffer's side of one subscription.
@@ -177,6 +179,7 @@ impl LogBuffer {
                     pressure_round: u64::MAX,
                     pressure_at: None,
                     pressure_skip: 0,
+                    pressure_skip_round: 0,
                 }),
                 capacity,
                 subscriber_capacity,
@@ -361,9 +364,10 @@ impl LogBuffer {
     /// `since_time(SystemTime::now() - Duration::from_secs(300))`. `None` for a buffer that
     /// does not record times ([`Builder::timestamps`]).
     ///
-    /// Entries are in sequence order, and times grow with it unless the clock stepped back:
-    /// then the first entry at or after `time` starts the answer. `missed` is 0: what was
-    /// evicted before is not asked for.
+    /// An entry's time is never earlier than the one before it (a clock that steps back, or
+    /// writers that read it in one order and take the lock in the other, give the later entry
+    /// the earlier one's time), so the answer is every entry from the first at or after `time`.
+    /// `missed` is 0: what was evicted before is not asked for.
     ///
     /// # Examples
     ///

@@ -2,11 +2,13 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::buffer::copy_out;
+use crate::buffer::{copy_out, Shared};
 use crate::LogBuffer;
 
 /// How long a dump waits for the buffer's lock before it says it could not have it: long enough
@@ -55,17 +57,19 @@ impl LogBuffer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn dump(&self, out: &mut impl Write) -> io::Result<u64> {
-        let taken = self.take_for_dump(None).expect("waits for the lock");
+        let taken = take_for_dump(self.shared(), None).expect("waits for the lock");
         write_dump(&taken, out)
     }
+}
 
-    /// The retained entries, copied under the read lock; `None` when the lock could not be had
-    /// within `wait` (a panic while it was held). Without `wait`, waits as long as it takes.
-    fn take_for_dump(&self, wait: Option<Duration>) -> Option<Taken> {
+/// The retained entries, copied under the read lock; `None` when the lock could not be had
+/// within `wait` (a panic while it was held). Without `wait`, waits as long as it takes.
+fn take_for_dump(shared: &Shared, wait: Option<Duration>) -> Option<Taken> {
+    {
         let state = match wait {
             // Recursive: a panicking thread that holds a read lock gets another.
-            Some(wait) => self.shared().state.try_read_recursive_for(wait)?,
-            None => self.shared().state.read(),
+            Some(wait) => shared.state.try_read_recursive_for(wait)?,
+            None => shared.state.read(),
         };
         let ring = &state.ring;
         let bytes = copy_out(ring, 0..ring.len());
@@ -75,7 +79,7 @@ impl LogBuffer {
             .collect();
         let counters = ring.counters();
         Some(Taken {
-            capacity: self.capacity(),
+            capacity: shared.capacity,
             bytes,
             entries,
             evicted: counters.entries_evicted,
@@ -93,22 +97,22 @@ fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
         ),
         _ => "no entries retained".to_owned(),
     };
-    let mut text = Vec::with_capacity(taken.bytes.len() + taken.entries.len() + 256);
+    // Buffered, not gathered whole: a dump in a panicking process needs no second copy of the
+    // ring; 64 KiB at a time, so that other threads' output interleaves with it rarely.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     writeln!(
-        text,
+        out,
         "--- memtail dump: capacity {} bytes, {retained}, {} written, {} evicted before, {} cut ---",
         taken.capacity, taken.written, taken.evicted, taken.cut
     )?;
     for &(_, start, end) in &taken.entries {
         let entry = &taken.bytes[start..end];
-        text.extend_from_slice(entry);
+        out.write_all(entry)?;
         if !entry.ends_with(b"\n") {
-            text.push(b'\n');
+            out.write_all(b"\n")?;
         }
     }
-    text.extend_from_slice(b"--- end of memtail dump ---\n");
-    // One write: a dump to stderr is not interleaved with other threads' output line by line.
-    out.write_all(&text)?;
+    out.write_all(b"--- end of memtail dump ---\n")?;
     out.flush()?;
     Ok(taken.entries.len() as u64)
 }
@@ -124,10 +128,15 @@ enum Target {
 /// above the shell prompt. The flight recorder's black box: keep the detailed recent log in
 /// memory, and see it when something goes wrong.
 ///
-/// The hook never deadlocks: if the buffer's lock cannot be had within 200 ms (the panic happened
-/// inside the buffer, while it was locked), it prints `--- memtail dump: the buffer was locked;
-/// nothing dumped ---` instead. A panic in a dump (or a dump that panics a second time while
-/// dumping) does not dump again. Installing it twice dumps twice.
+/// The hook does not wait for the buffer's lock: if it cannot be had within 200 ms (the panic
+/// happened inside the buffer, while it was locked), it prints `--- memtail dump: the buffer was
+/// locked; nothing dumped ---` instead. (Writing to a standard error that nobody reads can still
+/// block, as any write to it can.) Every panic runs the hook, caught ones too (a panicking
+/// publisher, a task a runtime catches): each dumps. While one dump is being written, a panic in
+/// another thread does not start a second one; it prints its message only. Installing it twice
+/// dumps twice. The hook holds no [`LogBuffer`] handle: when the last one is dropped the buffer
+/// closes as it would without the hook (its followers end), and once its memory is gone the
+/// hook dumps nothing.
 ///
 /// # Examples
 ///
@@ -148,25 +157,32 @@ pub fn dump_on_panic_to(buf: &LogBuffer, path: impl Into<PathBuf>) {
     install(buf, Target::File(path.into()));
 }
 
-std::thread_local! {
-    static DUMPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
+/// Whether a dump is being written (by any thread): no second one meanwhile.
+static DUMPING: AtomicBool = AtomicBool::new(false);
 
 fn install(buf: &LogBuffer, target: Target) {
-    let buf = buf.clone();
+    let shared = Arc::downgrade(buf.shared());
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let again = DUMPING.with(|dumping| dumping.replace(true));
-        if !again {
-            dump_now(&buf, &target);
-            DUMPING.with(|dumping| dumping.set(false));
-        }
+        dump_now(&shared, &target);
         previous(info);
     }));
 }
 
-fn dump_now(buf: &LogBuffer, target: &Target) {
-    let taken = buf.take_for_dump(Some(LOCK_WAIT));
+fn dump_now(shared: &Weak<Shared>, target: &Target) {
+    // A buffer whose handles are all gone has closed: nothing to dump.
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    if DUMPING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    dump_shared(&shared, target);
+    DUMPING.store(false, Ordering::Release);
+}
+
+fn dump_shared(shared: &Shared, target: &Target) {
+    let taken = take_for_dump(shared, Some(LOCK_WAIT));
     let mut stderr = io::stderr().lock();
     let Some(taken) = taken else {
         let _ = stderr.write_all(b"--- memtail dump: the buffer was locked; nothing dumped ---\n");
@@ -198,8 +214,10 @@ fn dump_now(buf: &LogBuffer, target: &Target) {
 ///
 /// # Errors
 ///
-/// When the signal cannot be handled (`SIGKILL`, `SIGSTOP`, and the ones that signal a fault
-/// are refused), or the thread cannot be started.
+/// `InvalidInput` when the signal cannot be handled (`SIGKILL`, `SIGSTOP`, the ones that signal a
+/// fault, and numbers that are no signal), or the error of setting up the handler or starting
+/// the thread. Handling `SIGTERM` or `SIGINT` this way replaces their default (ending the
+/// process).
 ///
 /// # Examples
 ///
@@ -212,13 +230,22 @@ fn dump_now(buf: &LogBuffer, target: &Target) {
 /// ```
 #[cfg(all(unix, feature = "signal"))]
 pub fn dump_on_signal(buf: &LogBuffer, signal: i32) -> io::Result<()> {
+    // signal-hook refuses these by panicking: say so instead.
+    if !(1..128).contains(&signal) || signal_hook::consts::FORBIDDEN.contains(&signal) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "signal {signal} cannot be handled (SIGKILL, SIGSTOP and fault signals cannot)"
+            ),
+        ));
+    }
     let mut signals = signal_hook::iterator::Signals::new([signal])?;
-    let buf = buf.clone();
+    let shared = Arc::downgrade(buf.shared());
     std::thread::Builder::new()
         .name("memtail-dump-signal".into())
         .spawn(move || {
             for _ in signals.forever() {
-                dump_now(&buf, &Target::Stderr);
+                dump_now(&shared, &Target::Stderr);
             }
         })?;
     Ok(())
@@ -266,11 +293,11 @@ mod tests {
         buf.append(b"x\n");
         // As if the panicking thread held the write lock: the dump gives up instead of waiting.
         let held = buf.shared().state.write();
-        assert!(buf.take_for_dump(Some(Duration::from_millis(10))).is_none());
+        assert!(take_for_dump(buf.shared(), Some(Duration::from_millis(10))).is_none());
         drop(held);
         // A read lock held by this thread does not stop it.
         let read = buf.shared().state.read();
-        assert!(buf.take_for_dump(Some(Duration::from_millis(10))).is_some());
+        assert!(take_for_dump(buf.shared(), Some(Duration::from_millis(10))).is_some());
         drop(read);
     }
 }

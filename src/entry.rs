@@ -96,8 +96,9 @@ impl Entry {
         &self.bytes
     }
 
-    /// The level of the `tracing` event this entry came from (feature `tracing`), or `None` for an
-    /// entry written through `std::io::Write`.
+    /// The entry's level: the `tracing` event's (feature `tracing`), the `log` record's (feature
+    /// `log`), or the one given to [`LogBuffer::append_level`](crate::LogBuffer::append_level);
+    /// `None` for an entry written through `std::io::Write` or [`append`](crate::LogBuffer::append).
     ///
     /// # Examples
     ///

@@ -297,7 +297,7 @@ impl State {
     pub(crate) fn nudge_due(&mut self) -> bool {
         // A clock read costs about what a write does: after one that found it too soon, the
         // next few writes do not ask again.
-        if self.pressure_skip > 0 {
+        if self.pressure_skip > 0 && self.pressure_skip_round == self.ring.evictions() {
             self.pressure_skip -= 1;
             return false;
         }
@@ -309,6 +309,7 @@ impl State {
             // Too soon after the last one: a later write of this round asks again, so that a
             // nudge put off by the gap is not skipped until the eviction it was meant to prevent.
             self.pressure_skip = NUDGE_SKIP;
+            self.pressure_skip_round = self.ring.evictions();
             return false;
         }
         self.pressure_round = self.ring.evictions();

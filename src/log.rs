@@ -61,10 +61,15 @@ impl Log for Logger {
         }
         let level = record.level();
         let mut line = take_scratch();
-        let written = writeln!(line, "{:<5} {}: {}", level, record.target(), record.args());
-        if written.is_ok() {
-            self.buf.append_level(&line, Level::from(level));
+        let written = write!(line, "{:<5} {}: {}", level, record.target(), record.args());
+        if written.is_err() {
+            // A `Display` that failed: keep what it wrote, and say so, rather than lose it.
+            line.extend_from_slice(b" [formatting failed]");
         }
+        if !line.ends_with(b"\n") {
+            line.push(b'\n');
+        }
+        self.buf.append_level(&line, Level::from(level));
         give_back_scratch(line);
     }
 

@@ -205,6 +205,10 @@ impl Ring {
         let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
         self.index.push_back(end | u64::from(meta) << OFFSET_BITS);
         if let Some(times) = &mut self.times {
+            // Never earlier than the entry before: the clock is read before the lock, so writers
+            // can reach it out of order, and the wall clock can step back. Times then follow
+            // sequence numbers, and a search by time finds the first entry at or after it.
+            let time = times.back().map_or(time, |&last| time.max(last));
             times.push_back(time);
         }
         let seq = self.next_seq;
@@ -426,6 +430,28 @@ mod tests {
             assert!(ring.data.capacity() <= 100_000);
         }
         assert_eq!(ring.data.len(), 100_000);
+    }
+
+    #[test]
+    fn times_never_go_back_and_are_found_by_time() {
+        let mut ring = Ring::new(12);
+        ring.record_times();
+        for (entry, time) in [(&b"aaaa"[..], 10), (b"bbbb", 30), (b"cccc", 20)] {
+            ring.append(entry, 0, time);
+        }
+        // The third came with an earlier time: it keeps the second's.
+        let times: Vec<Option<u64>> = (0..3).map(|seq| ring.time_of(seq)).collect();
+        assert_eq!(times, [Some(10), Some(30), Some(30)]);
+        assert_eq!(ring.first_at_or_after(11), Some(1));
+        assert_eq!(ring.first_at_or_after(31), Some(3));
+        // Evicting keeps times with their entries.
+        ring.append(b"dddd", 0, 40);
+        assert_eq!(ring.first_seq(), 2);
+        assert_eq!(ring.time_of(1), None);
+        assert_eq!(ring.time_of(3), Some(40));
+        assert_eq!(ring.first_at_or_after(0), Some(2));
+        let untimed = Ring::new(8);
+        assert_eq!(untimed.first_at_or_after(0), None);
     }
 
     #[test]

@@ -182,3 +182,13 @@ fn a_signal_dumps_the_ring_of_a_running_process() {
         drop(child.stdin());
     });
 }
+
+#[cfg(all(unix, feature = "signal"))]
+#[test]
+fn signals_that_cannot_be_handled_are_refused_with_an_error() {
+    let buf = memtail::LogBuffer::new();
+    for signal in [9, 19, 11, 0, -1, 200] {
+        let error = memtail::dump_on_signal(&buf, signal).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput, "{signal}");
+    }
+}

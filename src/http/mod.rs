@@ -45,7 +45,7 @@
 //! | `GET /events` | Server-Sent Events: the retained entries, then live ones; `?format=json` for JSON data (below). |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |
 //!
-//! `/snapshot` and `/events` take `?last=DURATION` (`90s`, `5m`, `2h`, `1d`; a bare number is
+//! `/snapshot`, `/events` and `/ws` take `?last=DURATION` (`90s`, `5m`, `2h`, `1d`; a bare number is
 //! seconds) instead of `?since=`: the entries appended within that window, for a buffer that
 //! records times ([`Builder::timestamps`](crate::Builder::timestamps); 400 otherwise).
 //!

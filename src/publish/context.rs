@@ -25,6 +25,9 @@ impl LogBuffer {
     /// --- memtail: entry 41 is ERROR; the 3 entries before it, then it ---
     /// ```
     ///
+    /// The context is at most `before` entries and at most the buffer's capacity in bytes. A
+    /// write to `out` that fails part-way is retried whole, so that block may be printed twice.
+    ///
     /// Stop it with the returned handle (dropping the handle stops it too); its
     /// [`stats`](PublisherHandle::stats) count entries the ring evicted before it read them
     /// (`dropped_upstream`), which a context then lacks.
@@ -65,6 +68,8 @@ impl LogBuffer {
         self.publisher(ErrorContext {
             least: level,
             before,
+            max_bytes: self.capacity(),
+            bytes: 0,
             out,
             context: VecDeque::with_capacity(before.min(1024)),
         })
@@ -77,6 +82,9 @@ impl LogBuffer {
 struct ErrorContext<W> {
     least: Level,
     before: usize,
+    /// The context is kept to the ring's capacity in bytes too, however many entries asked.
+    max_bytes: usize,
+    bytes: usize,
     out: W,
     context: VecDeque<Entry>,
 }
@@ -88,11 +96,16 @@ impl<W: Write + Send + 'static> Publisher for ErrorContext<W> {
                 self.print(entry)
                     .map_err(|error| PublishError::new(error).with_delivered(index))?;
                 self.context.clear();
+                self.bytes = 0;
             } else if self.before > 0 {
-                if self.context.len() == self.before {
-                    self.context.pop_front();
-                }
+                self.bytes += entry.len();
                 self.context.push_back(entry.clone());
+                while self.context.len() > self.before || self.bytes > self.max_bytes {
+                    let Some(oldest) = self.context.pop_front() else {
+                        break;
+                    };
+                    self.bytes -= oldest.len();
+                }
             }
         }
         Ok(batch.len())
