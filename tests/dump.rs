@@ -46,17 +46,24 @@ fn child_writes_and_panics() {
     panic!("something went wrong");
 }
 
+/// This test binary, running only `child_writes_and_panics`, in `mode`.
+fn child_command(mode: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "child_writes_and_panics",
+            "--ignored",
+            "--nocapture",
+        ])
+        .args(["--test-threads", "1"])
+        .env(CHILD, mode);
+    command
+}
+
 fn run_child(mode: &str) -> String {
     let mut child = Process::spawn(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_writes_and_panics",
-                "--ignored",
-                "--nocapture",
-            ])
-            .args(["--test-threads", "1"])
-            .env(CHILD, mode)
+        child_command(mode)
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
@@ -135,15 +142,7 @@ fn a_signal_dumps_the_ring_of_a_running_process() {
     use std::io::{BufRead, BufReader};
     with_deadline(Duration::from_secs(120), || {
         let mut child = Process::spawn(
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "child_writes_and_panics",
-                    "--ignored",
-                    "--nocapture",
-                ])
-                .args(["--test-threads", "1"])
-                .env(CHILD, "signal")
+            child_command("signal")
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped()),
