@@ -265,6 +265,16 @@ impl LogBuffer {
     /// [`append`](LogBuffer::append) for an entry that came from a `tracing` event of `level`.
     #[inline]
     pub(crate) fn append_with_level(&self, entry: &[u8], level: Option<Level>) -> Option<u64> {
+        self.append_tagged(entry, level, 0)
+    }
+
+    /// [`append`](LogBuffer::append) with a level and an interned target (0: none).
+    pub(crate) fn append_tagged(
+        &self,
+        entry: &[u8],
+        level: Option<Level>,
+        target: u16,
+    ) -> Option<u64> {
         // The clock is read before the lock is taken, and only by a buffer that records times.
         let time = if self.shared.timestamps {
             unix_nanos(SystemTime::now())
@@ -274,6 +284,7 @@ impl LogBuffer {
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
         let (seq, range) = state.ring.append(entry, Level::encode(level), time)?;
+        state.ring.tag_last(target);
         // Followers read the ring by position: the writer's only work for them is to see, under
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
@@ -285,7 +296,7 @@ impl LogBuffer {
             && state.pressure_round != state.ring.evictions()
             && state.nudge_due();
         if !state.subscribers.is_empty() {
-            fan_out(state, seq, level, range, time);
+            fan_out(state, seq, level, range, time, target);
         }
         drop(guard);
         if pressure {
@@ -614,6 +625,7 @@ fn fan_out(
     level: Option<Level>,
     range: std::ops::Range<usize>,
     time: u64,
+    target: u16,
 ) {
     let time = state.ring.records_times().then_some(time);
     let ring = &state.ring;
@@ -636,7 +648,10 @@ fn fan_out(
         } else {
             payload.get_or_insert_with(copy).clone()
         };
-        match slot.tx.try_send(Entry::new(seq, bytes, level).at(time)) {
+        match slot
+            .tx
+            .try_send(Entry::new(seq, bytes, level).at(time).targeted(target))
+        {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => slot.count_drop(drops),
             Err(TrySendError::Disconnected(_)) => {
@@ -671,7 +686,9 @@ fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(ring.entry_count());
     entries.extend(ranges.map(|(seq, range, meta)| {
         let bytes = bytes.slice(range.start - offset..range.end - offset);
-        Entry::new(seq, bytes, Level::decode(meta)).at(ring.time_of(seq))
+        Entry::new(seq, bytes, Level::decode(meta))
+            .at(ring.time_of(seq))
+            .targeted(ring.target_of(seq))
     }));
     entries
 }

@@ -30,6 +30,7 @@ pub struct Entry {
     bytes: Bytes,
     level: Option<Level>,
     time: Option<SystemTime>,
+    target: Option<&'static str>,
 }
 
 impl Entry {
@@ -39,6 +40,7 @@ impl Entry {
             bytes,
             level,
             time: None,
+            target: None,
         }
     }
 
@@ -57,6 +59,15 @@ impl Entry {
     pub(crate) fn at(mut self, nanos: Option<u64>) -> Entry {
         if let Some(nanos) = nanos {
             self.time = Some(crate::buffer::from_unix_nanos(nanos));
+        }
+        self
+    }
+
+    /// The entry with its interned target (0: none).
+    #[inline]
+    pub(crate) fn targeted(mut self, target: u16) -> Entry {
+        if target != 0 {
+            self.target = crate::target::name(target);
         }
         self
     }
@@ -109,6 +120,24 @@ impl Entry {
     /// ```
     pub fn level(&self) -> Option<Level> {
         self.level
+    }
+
+    /// The target of the `tracing` event (feature `tracing`) or `log` record (feature `log`) this
+    /// entry came from, such as `my_app::db`; `None` for other entries.
+    ///
+    /// A buffer keeps 2 bytes a retained entry for it once any entry had a target; each distinct
+    /// target's name is kept once for the life of the process (up to 4096 of them; later ones
+    /// are not recorded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"no target\n");
+    /// assert_eq!(buf.entries()[0].target(), None);
+    /// ```
+    pub fn target(&self) -> Option<&'static str> {
+        self.target
     }
 
     /// When the entry was appended, by the wall clock, for a buffer that records times

@@ -190,7 +190,8 @@ impl Shared {
         // The read lock is held for finding the entries and copying their bytes, nothing else:
         // a reader that the scheduler preempts while it holds the lock keeps writers (and, with
         // a writer waiting, every other reader) waiting, so the less it does there the better.
-        let mut spans: Vec<(usize, u8, Option<u64>)> = Vec::with_capacity(max_entries.clamp(1, 64));
+        let mut spans: Vec<(usize, u8, Option<u64>, u16)> =
+            Vec::with_capacity(max_entries.clamp(1, 64));
         let (bytes, missed, start, closed) = {
             let state = self.state.read();
             let ring = &state.ring;
@@ -205,25 +206,37 @@ impl Shared {
                     closed: state.closed,
                 };
             };
-            spans.push((first.len(), meta, ring.time_of(first_seq)));
+            spans.push((
+                first.len(),
+                meta,
+                ring.time_of(first_seq),
+                ring.target_of(first_seq),
+            ));
             let mut end = first.end;
             for (seq, range, meta) in ranges.take(max_entries.saturating_sub(1)) {
                 if range.end - first.start > max_bytes {
                     break;
                 }
-                spans.push((range.len(), meta, ring.time_of(seq)));
+                spans.push((range.len(), meta, ring.time_of(seq), ring.target_of(seq)));
                 end = range.end;
             }
             let bytes = copy_out(ring, first.start..end);
             (bytes, missed, start, state.closed)
         };
         let mut offset = 0;
-        out.extend(spans.iter().zip(start..).map(|(&(len, meta, time), seq)| {
-            let entry =
-                Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta)).at(time);
-            offset += len;
-            entry
-        }));
+        out.extend(
+            spans
+                .iter()
+                .zip(start..)
+                .map(|(&(len, meta, time, target), seq)| {
+                    let entry =
+                        Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta))
+                            .at(time)
+                            .targeted(target);
+                    offset += len;
+                    entry
+                }),
+        );
         Read {
             missed,
             taken: spans.len(),

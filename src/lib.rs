@@ -118,6 +118,7 @@ mod stats;
 #[cfg(feature = "tokio")]
 mod stream;
 mod subscription;
+mod target;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 mod write;

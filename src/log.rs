@@ -69,7 +69,9 @@ impl Log for Logger {
         if !line.ends_with(b"\n") {
             line.push(b'\n');
         }
-        self.buf.append_level(&line, Level::from(level));
+        let target = crate::target::intern(record.target());
+        self.buf
+            .append_tagged(&line, Some(Level::from(level)), target);
         give_back_scratch(line);
     }
 

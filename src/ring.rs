@@ -68,6 +68,9 @@ pub(crate) struct Ring {
     /// When each retained entry was appended (nanoseconds since the Unix epoch), oldest first,
     /// for a ring that records times; `None` for one that does not.
     times: Option<VecDeque<u64>>,
+    /// The target (an interned number, 0 for none) of each retained entry, oldest first, once
+    /// any entry had one.
+    targets: Option<VecDeque<u16>>,
     /// The sequence number the next entry gets.
     next_seq: u64,
     /// How many times entries were evicted to make room (each time, down to half the capacity).
@@ -89,6 +92,7 @@ impl Ring {
             len: 0,
             index: VecDeque::new(),
             times: None,
+            targets: None,
             next_seq: 0,
             evictions: 0,
             counters: RingCounters::default(),
@@ -139,6 +143,31 @@ impl Ring {
     pub(crate) fn first_at_or_after(&self, time: u64) -> Option<u64> {
         let times = self.times.as_ref()?;
         Some(self.first_seq() + times.partition_point(|&at| at < time) as u64)
+    }
+
+    /// Gives the entry just appended the target `target` (0: none).
+    pub(crate) fn tag_last(&mut self, target: u16) {
+        if target == 0 && self.targets.is_none() {
+            return;
+        }
+        let count = self.index.len();
+        let targets = self
+            .targets
+            .get_or_insert_with(|| std::iter::repeat(0).take(count).collect());
+        if let Some(last) = targets.back_mut() {
+            *last = target;
+        }
+    }
+
+    /// The target of the retained entry `seq` (0: none).
+    pub(crate) fn target_of(&self, seq: u64) -> u16 {
+        let Some(targets) = &self.targets else {
+            return 0;
+        };
+        seq.checked_sub(self.first_seq())
+            .and_then(|at| usize::try_from(at).ok())
+            .and_then(|at| targets.get(at).copied())
+            .unwrap_or(0)
     }
 
     pub(crate) fn evictions(&self) -> u64 {
@@ -211,6 +240,9 @@ impl Ring {
             let time = times.back().map_or(time, |&last| time.max(last));
             times.push_back(time);
         }
+        if let Some(targets) = &mut self.targets {
+            targets.push_back(0);
+        }
         let seq = self.next_seq;
         self.next_seq += 1;
         (seq, start..self.len)
@@ -266,6 +298,9 @@ impl Ring {
         self.index.drain(..entries);
         if let Some(times) = &mut self.times {
             times.drain(..entries);
+        }
+        if let Some(targets) = &mut self.targets {
+            targets.drain(..entries);
         }
         self.evictions += 1;
         self.counters.entries_evicted += entries as u64;

@@ -45,6 +45,7 @@ impl<'a> MakeWriter<'a> for LogBuffer {
             buffer: self,
             pending: take_scratch(),
             level: None,
+            target: 0,
         }
     }
 
@@ -56,6 +57,7 @@ impl<'a> MakeWriter<'a> for LogBuffer {
             buffer: self,
             pending: take_scratch(),
             level: Some(meta.level().into()),
+            target: crate::target::intern(meta.target()),
         }
     }
 }
@@ -92,6 +94,8 @@ pub struct EventWriter<'a> {
     buffer: &'a LogBuffer,
     pending: Vec<u8>,
     level: Option<Level>,
+    /// The event's target, interned (0: none).
+    target: u16,
 }
 
 impl io::Write for EventWriter<'_> {
@@ -109,7 +113,8 @@ impl io::Write for EventWriter<'_> {
 
 impl Drop for EventWriter<'_> {
     fn drop(&mut self) {
-        self.buffer.append_with_level(&self.pending, self.level);
+        self.buffer
+            .append_tagged(&self.pending, self.level, self.target);
         give_back_scratch(std::mem::take(&mut self.pending));
     }
 }

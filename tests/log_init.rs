@@ -31,6 +31,7 @@ fn log_records_are_entries_with_their_levels() {
     assert!(errors
         .iter()
         .all(|entry| entry.starts_with(b"ERROR worker: thread ")));
+    assert!(errors.iter().all(|entry| entry.target() == Some("worker")));
     assert!(entries
         .iter()
         .all(|entry| entry.ends_with(b"\n") && !entry.starts_with(b"DEBUG")));

@@ -183,3 +183,27 @@ fn entries_remember_their_event_level() {
     let live: Vec<_> = live.try_iter().map(|e| e.level()).collect();
     assert_eq!(live, expected, "subscribers see the same levels");
 }
+
+#[test]
+fn entries_remember_their_event_target_in_the_ring_and_in_followers() {
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let live = buf.events();
+    tracing::subscriber::with_default(plain(&buf), || {
+        tracing::info!(target: "my_app::db", "connected");
+        tracing::warn!(target: "my_app::api", "slow");
+    });
+    buf.append(b"plain write\n");
+    let targets: Vec<Option<&str>> = buf.entries().iter().map(|e| e.target()).collect();
+    assert_eq!(targets, [Some("my_app::db"), Some("my_app::api"), None]);
+    let followed: Vec<Option<&str>> = live.try_iter().map(|e| e.target()).collect();
+    assert_eq!(followed, targets);
+    // After the ring evicted entries, the rest keep theirs.
+    let small = LogBuffer::with_capacity(200);
+    tracing::subscriber::with_default(plain(&small), || {
+        for n in 0..50 {
+            tracing::info!(target: "churn", n);
+        }
+    });
+    assert!(small.stats().entries_evicted > 0);
+    assert!(small.entries().iter().all(|e| e.target() == Some("churn")));
+}
