@@ -143,11 +143,11 @@ pub(super) fn admit_follower(
                 seq,
                 report_missed: true,
                 restarted: false,
-                level: None,
+                filter: Filter::default(),
             };
         }
     }
-    start.level = min_level(uri)?;
+    start.filter = Filter::from_uri(uri)?;
     let max = served.config.max_followers;
     let guard = Place::take(served, |served| &served.followers, max).ok_or(refuse(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -254,12 +254,50 @@ pub(super) fn min_level(uri: &Uri) -> Result<Option<Level>, Refusal> {
     }
 }
 
-/// Whether an answer asked for `level` or more severe keeps `entry`: entries with no level
-/// (written through `io::Write`) are always kept.
-pub(super) fn keeps(level: Option<Level>, entry: &Entry) -> bool {
-    match (level, entry.level()) {
-        (Some(least), Some(level)) => level >= least,
-        _ => true,
+/// What an answer keeps: `?level=` (that level or more severe) and `?target=` (that target or
+/// one under it: `my_app` keeps `my_app` and `my_app::db`). Entries with no level, or no target,
+/// cannot be told apart by it and are always kept.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Filter {
+    level: Option<Level>,
+    target: Option<Arc<str>>,
+}
+
+impl Filter {
+    pub(super) fn from_uri(uri: &Uri) -> Result<Filter, Refusal> {
+        let level = min_level(uri)?;
+        let target = match query_param(uri, "target") {
+            None => None,
+            Some(target) if !target.is_empty() && target.len() <= 256 => {
+                Some(Arc::from(target.as_ref()))
+            }
+            Some(_) => {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "target must be a target name like my_app::db (1 to 256 bytes)",
+                ))
+            }
+        };
+        Ok(Filter { level, target })
+    }
+
+    /// Whether it keeps everything.
+    pub(super) fn is_none(&self) -> bool {
+        self.level.is_none() && self.target.is_none()
+    }
+
+    pub(super) fn keeps(&self, entry: &Entry) -> bool {
+        let level = match (self.level, entry.level()) {
+            (Some(least), Some(level)) => level >= least,
+            _ => true,
+        };
+        let target = match (&self.target, entry.target()) {
+            (Some(wanted), Some(target)) => target
+                .strip_prefix(wanted.as_ref())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::")),
+            _ => true,
+        };
+        level && target
     }
 }
 

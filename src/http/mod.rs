@@ -49,6 +49,10 @@
 //! seconds) instead of `?since=`: the entries appended within that window, for a buffer that
 //! records times ([`Builder::timestamps`](crate::Builder::timestamps); 400 otherwise).
 //!
+//! Every route but the page takes `?target=TARGET` too: only entries of that `tracing` or `log`
+//! target or one under it (`my_app` keeps `my_app` and `my_app::db`, not `my_app2`), and those
+//! without a target ([`Entry::target`](crate::Entry::target)).
+//!
 //! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
 //! any case): only entries at that level or more severe are sent, and entries with no level
 //! (written through `io::Write`, not `tracing`) always are. Any other value answers 400.

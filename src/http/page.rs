@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::guard::{admit, keeps, last_window, min_level, query_param, refuse, Place};
+use super::guard::{admit, last_window, query_param, refuse, Filter, Place};
 use super::sse::{in_buffer, since_param};
 use super::Served;
 use crate::Entry;
@@ -77,8 +77,8 @@ pub(super) async fn snapshot(
         Ok(None) => since,
         Err(refusal) => return refusal.into_response(),
     };
-    let level = match min_level(&uri) {
-        Ok(level) => level,
+    let filter = match Filter::from_uri(&uri) {
+        Ok(filter) => filter,
         Err(refusal) => return refusal.into_response(),
     };
     let format = query_param(&uri, "format").map(|format| format.to_ascii_lowercase());
@@ -100,14 +100,14 @@ pub(super) async fn snapshot(
     // The bytes and the position, read together: the retained bytes as they are, or built from
     // the entries when they are filtered or formatted.
     let mut omitted = 0;
-    let (bytes, next_seq, missed) = if level.is_none() && !ndjson {
+    let (bytes, next_seq, missed) = if filter.is_none() && !ndjson {
         served.buf.bytes_since(since.unwrap_or(0))
     } else {
         let replay = served.buf.since(since.unwrap_or(0));
         let kept: Vec<&Entry> = replay
             .entries()
             .iter()
-            .filter(|entry| keeps(level, entry))
+            .filter(|entry| filter.keeps(entry))
             .collect();
         let bytes = if ndjson {
             // JSON makes short entries many times longer: the answer keeps the newest entries

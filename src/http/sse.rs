@@ -12,12 +12,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
-use super::guard::keeps;
+use super::guard::Filter;
 use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
 use super::pace::Coalesce;
 use super::Served;
 use crate::follower::Start as Position;
-use crate::{AsyncSubscription, Entry, Level, Replay};
+use crate::{AsyncSubscription, Entry, Replay};
 
 /// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16
 /// pieces per connection before it stops asking for more, so a client that does not read pins at
@@ -56,7 +56,7 @@ pub(super) async fn events(
     first.put_slice(&heartbeat);
     let follow = Follow {
         id_prefix: id_prefix(served.buf.shared().instance),
-        level: start.level,
+        filter: start.filter,
         json,
         live,
         keep_alive: {
@@ -93,8 +93,8 @@ pub(super) struct Start {
     /// The position asked for is not in this buffer (another instance's, or beyond what this
     /// one ever wrote): the stream says so, then gives the retained entries from the oldest.
     pub(super) restarted: bool,
-    /// The least severe level the stream sends (`?level=`); entries with no level always go.
-    pub(super) level: Option<Level>,
+    /// What the stream sends (`?level=`, `?target=`).
+    pub(super) filter: Filter,
 }
 
 impl Start {
@@ -132,19 +132,19 @@ impl Start {
                 seq: 0,
                 report_missed: false,
                 restarted: false,
-                level: None,
+                filter: Filter::default(),
             },
             Some(asked) if !in_buffer(asked, instance, written) => Start {
                 seq: 0,
                 report_missed: false,
                 restarted: true,
-                level: None,
+                filter: Filter::default(),
             },
             Some((_, seq)) => Start {
                 seq,
                 report_missed: true,
                 restarted: false,
-                level: None,
+                filter: Filter::default(),
             },
         })
     }
@@ -199,7 +199,7 @@ pub(super) fn id_prefix(instance: u32) -> Bytes {
 struct Follow {
     /// `id: INSTANCE-`, before each entry's sequence number.
     id_prefix: Bytes,
-    level: Option<Level>,
+    filter: Filter,
     /// `?format=json`: each entry's data is one JSON object, as `/snapshot?format=ndjson` has.
     json: bool,
     live: AsyncSubscription,
@@ -220,7 +220,7 @@ impl Follow {
             self.coalesce.ready().await;
             self.rest = tokio::select! {
                 batch = self.live.recv_batch() => {
-                    let events = frame_batch(&self.id_prefix, self.level, self.json, &batch?);
+                    let events = frame_batch(&self.id_prefix, &self.filter, self.json, &batch?);
                     self.coalesce.sent(&self.live);
                     // A heartbeat is for an idle stream: the next one is due a whole interval
                     // after this.
@@ -235,7 +235,7 @@ impl Follow {
 }
 
 /// A batch as events: the notice of what was lost just before it, if anything, then its entries.
-fn frame_batch(id_prefix: &[u8], level: Option<Level>, json: bool, batch: &Replay) -> Bytes {
+fn frame_batch(id_prefix: &[u8], filter: &Filter, json: bool, batch: &Replay) -> Bytes {
     // "id: I-N\ndata: " and "\n\n" around each entry: about 40 bytes, more for many short lines.
     let text: usize = batch.entries().iter().map(|entry| entry.len()).sum();
     let mut out = BytesMut::with_capacity(text + 40 * batch.entries().len() + 64);
@@ -243,7 +243,7 @@ fn frame_batch(id_prefix: &[u8], level: Option<Level>, json: bool, batch: &Repla
         push_missed(&mut out, batch.missed());
     }
     let mut object = Vec::new();
-    for entry in batch.entries().iter().filter(|entry| keeps(level, entry)) {
+    for entry in batch.entries().iter().filter(|entry| filter.keeps(entry)) {
         if json {
             object.clear();
             super::page::json_object(&mut object, entry);

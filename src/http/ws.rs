@@ -10,11 +10,11 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 
-use super::guard::keeps;
+use super::guard::Filter;
 use super::guard::{admit_follower, refuse, FollowerGuard};
 use super::pace::Coalesce;
 use super::Served;
-use crate::{AsyncSubscription, Entry, Level, Replay};
+use crate::{AsyncSubscription, Entry, Replay};
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -50,12 +50,12 @@ pub(super) async fn ws(
     let coalesce = Coalesce::new(served.config.coalesce);
     let ping = served.config.keep_alive;
     let restarted = start.restarted;
-    let level = start.level;
+    let filter = start.filter;
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, restarted, level, guard))
+        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, restarted, filter, guard))
 }
 
 async fn serve(
@@ -64,7 +64,7 @@ async fn serve(
     mut coalesce: Coalesce,
     ping: Duration,
     restarted: bool,
-    level: Option<Level>,
+    filter: Filter,
     _guard: FollowerGuard,
 ) {
     // The position asked for was another buffer's (a restarted server): say so, before this
@@ -103,7 +103,7 @@ async fn serve(
                     finish_close(&mut socket).await;
                     return;
                 };
-                if send_batch(&mut socket, &batch, level).await.is_err() {
+                if send_batch(&mut socket, &batch, &filter).await.is_err() {
                     return;
                 }
                 // A batch taken while pongs waited unread shows the client is there.
@@ -131,12 +131,12 @@ async fn serve(
 async fn send_batch(
     socket: &mut WebSocket,
     batch: &Replay,
-    level: Option<Level>,
+    filter: &Filter,
 ) -> Result<(), axum::Error> {
     if batch.missed() > 0 {
         socket.feed(missed_message(batch.missed())).await?;
     }
-    for entry in batch.entries().iter().filter(|entry| keeps(level, entry)) {
+    for entry in batch.entries().iter().filter(|entry| filter.keeps(entry)) {
         socket.feed(text(entry)).await?;
     }
     socket.flush().await

@@ -119,6 +119,39 @@ async fn last_gives_a_window_of_time_when_the_log_records_times() {
 }
 
 #[tokio::test]
+async fn the_target_parameter_keeps_that_target_and_those_under_it() {
+    let buf = LogBuffer::new();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "my_app::db", "db");
+        tracing::info!(target: "my_app::dbx", "not under db");
+        tracing::info!(target: "my_app", "app");
+        tracing::info!(target: "other", "other");
+    });
+    buf.append(b"plain\n");
+    let address = serve(router(buf.clone())).await;
+    let text = |query: &str| {
+        let url = format!("http://{address}/snapshot?{query}");
+        async move { get(&url).await.text().await.unwrap() }
+    };
+    assert_eq!(text("target=my_app::db").await, " INFO db\nplain\n");
+    assert_eq!(
+        text("target=my_app").await,
+        " INFO db\n INFO not under db\n INFO app\nplain\n"
+    );
+    let mut events = open_events(&format!("http://{address}/events?target=other")).await;
+    assert_eq!(events.next().await.data, " INFO other");
+    assert_eq!(events.next().await.data, "plain");
+    let bad = get(&format!("http://{address}/snapshot?target=")).await;
+    assert_eq!(bad.status(), 400);
+}
+
+#[tokio::test]
 async fn backlog_then_live() {
     let buf = LogBuffer::new();
     buf.append(b"old\n");
