@@ -67,7 +67,8 @@
 //! own `data:` line, so no byte of a log line can start a field or an event of its own. An entry
 //! `"a\nb\n"` arrives as data `"a\nb"`. With `?format=json` each entry's data is instead one
 //! JSON object on one line, as `/snapshot?format=ndjson` gives it: the text keeps every
-//! character, a bare CR included (`memtail tail` asks for this).
+//! character, a bare CR included, and the entry's `time` (milliseconds since the Unix epoch) and
+//! `target` when it has them (`memtail tail` and the viewer ask for this).
 //!
 //! - With no position, the stream starts with the retained entries (what
 //!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives).

@@ -195,7 +195,7 @@ fn ndjson_within(entries: &[&Entry], budget: usize) -> (Vec<u8>, u64) {
 
 /// One JSON object and line: `{"seq":N,"level":"WARN","text":"..."}`, `level` `null` for an
 /// entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final line
-/// break.
+/// break; then `"time"` (milliseconds since the Unix epoch) and `"target"` when the entry has them.
 fn ndjson_line(out: &mut Vec<u8>, entry: &Entry) {
     json_object(out, entry);
     out.push(b'\n');
@@ -222,6 +222,16 @@ pub(super) fn json_object(out: &mut Vec<u8>, entry: &Entry) {
             .or_else(|| text.strip_suffix('\n'))
             .unwrap_or(&text);
         push_json_string(out, text);
+        if let Some(time) = entry.time() {
+            let millis = time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis());
+            out.extend_from_slice(format!(",\"time\":{millis}").as_bytes());
+        }
+        if let Some(target) = entry.target() {
+            out.extend_from_slice(b",\"target\":");
+            push_json_string(out, target);
+        }
         out.push(b'}');
     }
 }

@@ -20,6 +20,16 @@ use memtail_suite::system_test;
 fn main() {
     memtail_suite::run(vec![
         system_test(
+            "the_viewer_shows_the_time_of_entries_that_have_one",
+            browser,
+            |(chromium, chromedriver)| {
+                on_two_threads(the_viewer_shows_the_time_of_entries_that_have_one(
+                    chromium,
+                    chromedriver,
+                ));
+            },
+        ),
+        system_test(
             "the_viewer_filters_searches_pauses_downloads_and_links",
             browser,
             |(chromium, chromedriver)| {
@@ -829,5 +839,51 @@ async fn the_viewer_says_how_many_entries_were_missed(chromium: PathBuf, chromed
         assert!(Instant::now() < deadline, "the page showed {page}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    driver.quit().await;
+}
+
+/// A log that records times: the page shows each entry's time (UTC, to the millisecond) before
+/// it, unless the line begins with a time of its own; a log without times shows none.
+async fn the_viewer_shows_the_time_of_entries_that_have_one(
+    chromium: PathBuf,
+    chromedriver: PathBuf,
+) {
+    let timed = LogBuffer::builder().timestamps(true).build();
+    timed.append(b"plain entry\n");
+    timed.append(b"2026-11-23T10:00:00Z has its own\n");
+    let expected = timed
+        .entries()
+        .iter()
+        .map(|entry| {
+            let millis = entry
+                .time()
+                .unwrap()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            let of_day = millis % 86_400_000;
+            format!(
+                "{:02}:{:02}:{:02}.{:03} ",
+                of_day / 3_600_000,
+                of_day / 60_000 % 60,
+                of_day / 1000 % 60,
+                of_day % 1000
+            )
+        })
+        .collect::<Vec<_>>();
+    let address = serve(memtail::http::router(timed.clone())).await;
+    let driver = Driver::start(&chromium, &chromedriver).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_shown(&driver, |lines, _| lines.len() == 2).await;
+    let (lines, _) = shown(&driver).await;
+    assert_eq!(lines[0], format!("{}plain entry", expected[0]));
+    assert_eq!(lines[1], "2026-11-23T10:00:00Z has its own");
+
+    let untimed = LogBuffer::new();
+    untimed.append(b"no time\n");
+    let address = serve(memtail::http::router(untimed)).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_shown(&driver, |lines, _| lines.len() == 1).await;
+    assert_eq!(shown(&driver).await.0, ["no time"]);
     driver.quit().await;
 }
