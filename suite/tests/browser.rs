@@ -20,10 +20,10 @@ use memtail_suite::system_test;
 fn main() {
     memtail_suite::run(vec![
         system_test(
-            "the_viewer_shows_the_time_of_entries_that_have_one",
+            "the_viewer_shows_times_and_filters_by_target",
             browser,
             |(chromium, chromedriver)| {
-                on_two_threads(the_viewer_shows_the_time_of_entries_that_have_one(
+                on_two_threads(the_viewer_shows_times_and_filters_by_target(
                     chromium,
                     chromedriver,
                 ));
@@ -844,10 +844,7 @@ async fn the_viewer_says_how_many_entries_were_missed(chromium: PathBuf, chromed
 
 /// A log that records times: the page shows each entry's time (UTC, to the millisecond) before
 /// it, unless the line begins with a time of its own; a log without times shows none.
-async fn the_viewer_shows_the_time_of_entries_that_have_one(
-    chromium: PathBuf,
-    chromedriver: PathBuf,
-) {
+async fn the_viewer_shows_times_and_filters_by_target(chromium: PathBuf, chromedriver: PathBuf) {
     let timed = LogBuffer::builder().timestamps(true).build();
     timed.append(b"plain entry\n");
     timed.append(b"2026-11-23T10:00:00Z has its own\n");
@@ -885,5 +882,32 @@ async fn the_viewer_shows_the_time_of_entries_that_have_one(
     driver.go(&format!("http://{address}/")).await;
     until_shown(&driver, |lines, _| lines.len() == 1).await;
     assert_eq!(shown(&driver).await.0, ["no time"]);
+
+    // The target box keeps one target and those under it, and entries without a target.
+    let targeted = LogBuffer::new();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(targeted.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(target: "app::db", "db line");
+        tracing::info!(target: "app::web", "web line");
+    });
+    targeted.append(b"plain\n");
+    let address = serve(memtail::http::router(targeted)).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_shown(&driver, |lines, _| lines.len() == 3).await;
+    driver
+        .run(
+            r#"const el = document.getElementById("target");
+            el.value = "app::db";
+            el.dispatchEvent(new Event("change"));
+            return null;"#,
+        )
+        .await;
+    until_shown(&driver, |lines, _| lines == ["db line", "plain"]).await;
     driver.quit().await;
 }
