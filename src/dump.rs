@@ -106,15 +106,21 @@ fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
         taken.capacity, taken.written, taken.evicted, taken.cut
     )?;
     for &(_, start, end) in &taken.entries {
-        let entry = &taken.bytes[start..end];
-        out.write_all(entry)?;
-        if !entry.ends_with(b"\n") {
-            out.write_all(b"\n")?;
-        }
+        write_line(&mut out, &taken.bytes[start..end])?;
     }
     out.write_all(b"--- end of memtail dump ---\n")?;
     out.flush()?;
     Ok(taken.entries.len() as u64)
+}
+
+/// Writes an entry as a line: with a newline after it unless it ends with one.
+pub(crate) fn write_line(out: &mut impl Write, entry: &[u8]) -> io::Result<()> {
+    out.write_all(entry)?;
+    if entry.ends_with(b"\n") {
+        Ok(())
+    } else {
+        out.write_all(b"\n")
+    }
 }
 
 /// Where a panic dump goes.

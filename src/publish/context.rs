@@ -127,10 +127,7 @@ impl<W: Write> ErrorContext<W> {
         )
         .into_bytes();
         for line in self.context.iter().chain(std::iter::once(entry)) {
-            block.extend_from_slice(line);
-            if !line.ends_with(b"\n") {
-                block.push(b'\n');
-            }
+            crate::dump::write_line(&mut block, line)?;
         }
         self.out.write_all(&block)?;
         self.out.flush()

@@ -400,6 +400,18 @@ async fn the_viewer_keeps_up_with_a_large_backlog_and_a_burst(
 }
 
 /// Sets a control's value (or checks a box) and tells the page, as a user's input would.
+/// A subscriber of every level that writes only each event's message into `buf`.
+fn messages_only(buf: &LogBuffer) -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_writer(buf.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .with_level(false)
+        .finish()
+}
+
 fn set(id: &str, value: &str) -> String {
     format!(
         r#"const el = document.getElementById("{id}");
@@ -447,15 +459,7 @@ async fn the_viewer_filters_searches_pauses_downloads_and_links(
     chromedriver: PathBuf,
 ) {
     let buf = LogBuffer::new();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(buf.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(messages_only(&buf), || {
         tracing::debug!("debug one");
         tracing::info!("info two");
         tracing::warn!("warn three");
@@ -885,14 +889,7 @@ async fn the_viewer_shows_times_and_filters_by_target(chromium: PathBuf, chromed
 
     // The target box keeps one target and those under it, and entries without a target.
     let targeted = LogBuffer::new();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(targeted.clone())
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .with_level(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    tracing::subscriber::with_default(messages_only(&targeted), || {
         tracing::info!(target: "app::db", "db line");
         tracing::info!(target: "app::web", "web line");
     });
