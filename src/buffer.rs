@@ -7,7 +7,7 @@ use bytes::{Bytes, BytesMut};
 use crossbeam_channel::{Sender, TrySendError};
 use parking_lot::RwLock;
 
-use crate::builder::check_subscriber_capacity;
+use crate::builder::{check_subscriber_capacity, Clock};
 #[cfg(feature = "tokio")]
 use crate::follower::Waiters;
 use crate::ring::Ring;
@@ -51,8 +51,8 @@ pub struct LogBuffer {
 /// hold it strongly, to read what the ring retains even after the last handle is gone.
 pub(crate) struct Shared {
     pub(crate) state: RwLock<State>,
-    /// Whether entries record the time they were appended.
-    timestamps: bool,
+    /// Where entries' times come from, if they record one.
+    clock: Option<Clock>,
     pub(crate) capacity: usize,
     subscriber_capacity: usize,
     /// `LogBuffer` handles alive. The last one to go closes the buffer.
@@ -68,8 +68,10 @@ pub(crate) struct Shared {
     pub(crate) pressure_mark: usize,
     /// Where to nudge the pressure watchers, by id.
     pub(crate) pressure: parking_lot::Mutex<Vec<(u64, Sender<()>)>>,
-    #[cfg_attr(not(feature = "publish"), allow(dead_code))]
+    /// Ids for pressure watchers and error printers.
     pub(crate) next_pressure_id: AtomicU64,
+    /// Where to wake the [`on_error`](LogBuffer::on_error) printers; see `crate::context`.
+    pub(crate) alarms: parking_lot::Mutex<Vec<crate::context::Alarm>>,
     /// A random number that tells this buffer from another, such as the one of a restarted
     /// process: resume positions handed out over HTTP carry it.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
@@ -93,6 +95,12 @@ pub(crate) struct State {
     pub(crate) pressure_skip: u8,
     /// The eviction round those writes belong to: a new round asks at once.
     pub(crate) pressure_skip_round: u64,
+    /// The least severe level (encoded) that an [`on_error`](LogBuffer::on_error) printer
+    /// waits for, `u8::MAX` when none does: an entry at it or above wakes them.
+    pub(crate) alarm: u8,
+    /// Entries written at each level (encoded) that was at or above `alarm` then: a printer
+    /// tells from them how many errors the ring evicted before it could read them.
+    pub(crate) alarm_counts: [u64; Level::ENCODED],
 }
 
 /// The buffer's side of one subscription.
@@ -160,15 +168,15 @@ impl LogBuffer {
     pub(crate) fn from_parts(
         capacity: usize,
         subscriber_capacity: usize,
-        timestamps: bool,
+        clock: Option<Clock>,
     ) -> LogBuffer {
         let mut ring = Ring::new(capacity);
-        if timestamps {
+        if clock.is_some() {
             ring.record_times();
         }
         LogBuffer {
             shared: Arc::new(Shared {
-                timestamps,
+                clock,
                 state: RwLock::new(State {
                     ring,
                     subscribers: Vec::new(),
@@ -180,6 +188,8 @@ impl LogBuffer {
                     pressure_at: None,
                     pressure_skip: 0,
                     pressure_skip_round: 0,
+                    alarm: u8::MAX,
+                    alarm_counts: [0; Level::ENCODED],
                 }),
                 capacity,
                 subscriber_capacity,
@@ -192,6 +202,7 @@ impl LogBuffer {
                 pressure_mark: capacity - capacity / 4,
                 pressure: parking_lot::Mutex::new(Vec::new()),
                 next_pressure_id: AtomicU64::new(0),
+                alarms: parking_lot::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -276,15 +287,20 @@ impl LogBuffer {
         target: u16,
     ) -> Option<u64> {
         // The clock is read before the lock is taken, and only by a buffer that records times.
-        let time = if self.shared.timestamps {
-            unix_nanos(SystemTime::now())
-        } else {
-            0
+        let time = match self.shared.clock {
+            Some(now) => duration_nanos(now()),
+            None => 0,
         };
+        let meta = Level::encode(level);
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
-        let (seq, range) = state.ring.append(entry, Level::encode(level), time)?;
+        let (seq, range) = state.ring.append(entry, meta, time)?;
         state.ring.tag_last(target);
+        // An error printer costs the writers one comparison, and a wake-up per error.
+        let alarm = meta >= state.alarm;
+        if alarm {
+            state.count_alarm(meta);
+        }
         // Followers read the ring by position: the writer's only work for them is to see, under
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
@@ -301,6 +317,9 @@ impl LogBuffer {
         drop(guard);
         if pressure {
             self.shared.nudge_pressure_watchers();
+        }
+        if alarm {
+            self.shared.sound_alarm(meta);
         }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
@@ -592,6 +611,7 @@ impl Shared {
             state.closed = true;
             state.subscribers.clear();
         }
+        self.wake_alarms();
         #[cfg(feature = "tokio")]
         self.waiters.wake_all();
     }
@@ -800,9 +820,16 @@ impl std::error::Error for AlreadyInitialized {}
 
 /// Nanoseconds since the Unix epoch (0 for a time before it, which no entry has).
 pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
-    })
+    time.duration_since(UNIX_EPOCH).map_or(0, duration_nanos)
+}
+
+/// A time since the Unix epoch in nanoseconds, as the ring keeps it (until the year 2554).
+#[inline]
+fn duration_nanos(since: Duration) -> u64 {
+    since
+        .as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(since.subsec_nanos()))
 }
 
 /// The time `unix_nanos` gave.

@@ -152,6 +152,8 @@ enum Target {
 /// // ... a tracing subscriber writes DEBUG into `buf` ...
 /// panic!("the last megabyte of the log is on stderr, above this message");
 /// ```
+///
+/// [`dump_on_panic_to`]'s example checks what a dump holds.
 pub fn dump_on_panic(buf: &LogBuffer) {
     install(buf, Target::Stderr);
 }
@@ -159,6 +161,26 @@ pub fn dump_on_panic(buf: &LogBuffer) {
 /// Like [`dump_on_panic`], but appends the dump to the file at `path` (created if need be)
 /// instead of writing it to standard error. If the file cannot be written, the dump goes to
 /// standard error after a line saying why.
+///
+/// # Examples
+///
+/// ```
+/// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+/// let path = std::env::temp_dir().join(format!("memtail-doc-{}.dump", std::process::id()));
+/// memtail::dump_on_panic_to(&buf, &path);
+/// buf.append(b"connected to the database\n");
+/// buf.append(b"query took 2.5 s\n");
+///
+/// let panicked = std::panic::catch_unwind(|| panic!("timed out"));
+/// assert!(panicked.is_err());
+///
+/// let dump = std::fs::read_to_string(&path)?;
+/// std::fs::remove_file(&path)?;
+/// assert!(dump.starts_with("--- memtail dump: "), "{dump}");
+/// assert!(dump.contains("2 entries"), "{dump}");
+/// assert!(dump.ends_with("connected to the database\nquery took 2.5 s\n--- end of memtail dump ---\n"), "{dump}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn dump_on_panic_to(buf: &LogBuffer, path: impl Into<PathBuf>) {
     install(buf, Target::File(path.into()));
 }
@@ -227,11 +249,15 @@ fn dump_shared(shared: &Shared, target: &Target) {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use memtail::SIGUSR1;
 ///
 /// let buf = memtail::LogBuffer::with_capacity(1 << 20);
-/// memtail::dump_on_signal(&buf, SIGUSR1)?;
+/// memtail::dump_on_signal(&buf, SIGUSR1)?; // `kill -USR1 <pid>` dumps the ring on stderr
+///
+/// // SIGKILL cannot be handled: an error says so.
+/// let refused = memtail::dump_on_signal(&buf, 9).unwrap_err();
+/// assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[cfg(all(unix, feature = "signal"))]

@@ -30,6 +30,9 @@ impl Level {
         }
     }
 
+    /// How many values [`encode`](Level::encode) gives: 0 to 5.
+    pub(crate) const ENCODED: usize = 6;
+
     /// Packs an optional level into the ring's per-entry metadata byte (0 is "no level").
     pub(crate) fn encode(level: Option<Level>) -> u8 {
         match level {

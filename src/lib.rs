@@ -100,6 +100,7 @@
 
 mod buffer;
 mod builder;
+mod context;
 mod dump;
 mod entry;
 #[cfg(feature = "follow")]
@@ -124,7 +125,8 @@ pub mod tracing;
 mod write;
 
 pub use crate::buffer::{global, init_global, AlreadyInitialized, LogBuffer};
-pub use crate::builder::Builder;
+pub use crate::builder::{Builder, Clock};
+pub use crate::context::{ErrorContext, ErrorContextStats};
 #[cfg(all(unix, feature = "signal"))]
 pub use crate::dump::dump_on_signal;
 pub use crate::dump::{dump_on_panic, dump_on_panic_to};

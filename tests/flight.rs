@@ -1,8 +1,9 @@
 //! The flight recorder's context on error, under two writer threads: each error is printed once
-//! with exactly the entries before it (since the previous error), none twice.
-#![cfg(feature = "publish")]
+//! with exactly the entries before it (since the previous error), none twice; and what the ring
+//! evicted before the printer could read it is said, not lost silently.
 
 use std::io::Write;
+use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -54,7 +55,6 @@ fn each_error_comes_with_the_entries_before_it_once() {
         writer.join().unwrap();
     }
     let stats = printer.stop(Duration::from_secs(30));
-    assert_eq!(stats.dropped(), 0, "{stats:?}");
 
     // What it should have printed, from the log as it is.
     let mut expected = String::new();
@@ -81,6 +81,216 @@ fn each_error_comes_with_the_entries_before_it_once() {
         }
     }
     assert_eq!(errors, 2 * 2 * 82);
+    assert_eq!(
+        (
+            stats.printed,
+            stats.missed,
+            stats.context_missed,
+            stats.failed
+        ),
+        (errors, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.stopped);
     let printed = String::from_utf8(out.0.lock().clone()).unwrap();
     assert_eq!(printed, expected);
+}
+
+/// An output whose first write waits for the test: the printer is then known to be inside it,
+/// past its look at the ring, while the test writes what it will find next time.
+struct Gate {
+    out: Shared,
+    entered: Option<mpsc::Sender<()>>,
+    release: mpsc::Receiver<()>,
+}
+
+impl Write for Gate {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if let Some(entered) = self.entered.take() {
+            entered.send(()).unwrap();
+            self.release
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the test never released the printer");
+        }
+        self.out.write(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A printer held inside its first write, with a handle to release it.
+fn gated(
+    buf: &LogBuffer,
+    before: usize,
+) -> (
+    memtail::ErrorContext,
+    Shared,
+    mpsc::Receiver<()>,
+    mpsc::Sender<()>,
+) {
+    let out = Shared::default();
+    let (entered_tx, entered) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let gate = Gate {
+        out: out.clone(),
+        entered: Some(entered_tx),
+        release: release_rx,
+    };
+    (
+        buf.on_error(Level::Error, before, gate),
+        out,
+        entered,
+        release,
+    )
+}
+
+/// Ten bytes, so that the ring's arithmetic is easy to follow.
+fn line(text: &str) -> String {
+    format!("{text:<9}\n")
+}
+
+#[test]
+fn an_error_evicted_before_the_printer_looked_is_reported_in_the_output_and_counted() {
+    let buf = LogBuffer::with_capacity(100);
+    let (printer, out, entered, release) = gated(&buf, 2);
+    buf.append_level(line("e1").as_bytes(), Level::Error);
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    // While the printer is held: an error, then enough to evict it, then another error.
+    buf.append_level(line("e2").as_bytes(), Level::Error);
+    for n in 0..15 {
+        buf.append_level(line(&format!("d{n}")).as_bytes(), Level::Debug);
+    }
+    buf.append_level(line("e3").as_bytes(), Level::Error);
+    assert!(
+        buf.entries().iter().all(|entry| entry.seq() > 1),
+        "e2 was evicted"
+    );
+    release.send(()).unwrap();
+    let stats = printer.stop(Duration::from_secs(30));
+    assert_eq!(
+        String::from_utf8(out.0.lock().clone()).unwrap(),
+        format!(
+            "--- memtail: entry 0 is ERROR; the 0 entries before it, then it ---\n{}\
+             --- memtail: 1 entries at ERROR or above were evicted before they could be printed ---\n\
+             --- memtail: entry 17 is ERROR; the 2 entries before it, then it ---\n{}{}{}",
+            line("e1"),
+            line("d13"),
+            line("d14"),
+            line("e3"),
+        )
+    );
+    assert_eq!(
+        (
+            stats.printed,
+            stats.missed,
+            stats.context_missed,
+            stats.failed
+        ),
+        (2, 1, 0, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn a_context_the_ring_evicted_in_part_says_how_much_it_lacks() {
+    let buf = LogBuffer::with_capacity(100);
+    let (printer, out, entered, release) = gated(&buf, 20);
+    buf.append_level(line("e1").as_bytes(), Level::Error);
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    for n in 0..30 {
+        buf.append_level(line(&format!("d{n}")).as_bytes(), Level::Debug);
+    }
+    buf.append_level(line("e2").as_bytes(), Level::Error);
+    // The context wanted: the 20 entries before e2 (seq 31), from seq 11 on; the ring keeps 10
+    // entries at most.
+    let first = buf.entries()[0].seq();
+    assert!(first > 11, "{first}");
+    release.send(()).unwrap();
+    let stats = printer.stop(Duration::from_secs(30));
+    let mut expected = format!(
+        "--- memtail: entry 0 is ERROR; the 0 entries before it, then it ---\n{}\
+         --- memtail: entry 31 is ERROR; the {} entries before it, then it ({} more before them were evicted unread) ---\n",
+        line("e1"),
+        31 - first,
+        first - 11
+    );
+    for n in first..31 {
+        expected.push_str(&line(&format!("d{}", n - 1)));
+    }
+    expected.push_str(&line("e2"));
+    assert_eq!(String::from_utf8(out.0.lock().clone()).unwrap(), expected);
+    assert_eq!(
+        (stats.printed, stats.missed, stats.context_missed),
+        (2, 0, first - 11),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn printers_at_two_levels_each_print_their_own_and_a_stopped_one_lets_go() {
+    let buf = LogBuffer::new();
+    let (warn_out, error_out) = (Shared::default(), Shared::default());
+    let warnings = buf.on_error(Level::Warn, 1, warn_out.clone());
+    let errors = buf.on_error(Level::Error, 1, error_out.clone());
+    buf.append_level(b"a\n", Level::Info);
+    buf.append_level(b"slow\n", Level::Warn);
+    buf.append_level(b"b\n", Level::Info);
+    buf.append_level(b"down\n", Level::Error);
+    let stats = warnings.stop(Duration::from_secs(30));
+    assert_eq!((stats.printed, stats.missed), (2, 0), "{stats:?}");
+    // Warnings now wake nobody, and the error printer goes on.
+    buf.append_level(b"slow again\n", Level::Warn);
+    buf.append_level(b"down again\n", Level::Error);
+    let stats = errors.stop(Duration::from_secs(30));
+    assert_eq!((stats.printed, stats.missed), (2, 0), "{stats:?}");
+    assert_eq!(
+        String::from_utf8(warn_out.0.lock().clone()).unwrap(),
+        "--- memtail: entry 1 is WARN; the 1 entries before it, then it ---\na\nslow\n\
+         --- memtail: entry 3 is ERROR; the 1 entries before it, then it ---\nb\ndown\n"
+    );
+    assert_eq!(
+        String::from_utf8(error_out.0.lock().clone()).unwrap(),
+        "--- memtail: entry 3 is ERROR; the 1 entries before it, then it ---\nb\ndown\n\
+         --- memtail: entry 5 is ERROR; the 1 entries before it, then it ---\nslow again\ndown again\n"
+    );
+}
+
+#[test]
+fn the_printer_prints_what_came_before_the_buffer_closed_and_ends() {
+    let buf = LogBuffer::new();
+    let out = Shared::default();
+    let printer = buf.on_error(Level::Error, 1, out.clone());
+    buf.append(b"plain\n");
+    buf.append_level(b"last words\n", Level::Error);
+    drop(buf);
+    let stats = printer.stop(Duration::from_secs(30));
+    assert!(stats.stopped);
+    assert_eq!(stats.printed, 1);
+    assert_eq!(
+        String::from_utf8(out.0.lock().clone()).unwrap(),
+        "--- memtail: entry 1 is ERROR; the 1 entries before it, then it ---\nplain\nlast words\n"
+    );
+}
+
+#[test]
+fn a_failing_output_is_counted() {
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "closed",
+            ))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = LogBuffer::new();
+    let printer = buf.on_error(Level::Error, 1, Broken);
+    buf.append_level(b"down\n", Level::Error);
+    let stats = printer.stop(Duration::from_secs(30));
+    assert_eq!((stats.printed, stats.failed), (0, 1), "{stats:?}");
+    assert_eq!(stats.last_error.as_deref(), Some("closed"));
 }

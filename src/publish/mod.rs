@@ -61,7 +61,6 @@ use std::io;
 use crate::Entry;
 
 mod builder;
-mod context;
 mod dispatcher;
 mod relp;
 mod syslog;

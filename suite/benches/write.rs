@@ -8,9 +8,10 @@
 //! - `write_100B/1_publisher`: the same line with one publisher (to `io::sink`) attached, beside one
 //!   drained subscriber.
 //! - `two_writers`: two threads writing 100-byte lines at once; throughput in lines per second.
-//! - `write_100B/0_subscribers` also has `memtail_timestamps` (a time in every entry) and
-//!   `memtail_with_on_error` (the flight recorder's context printer following); `clock_read`
-//!   times the clocks a time could come from, alone.
+//! - `write_100B/0_subscribers` also has `memtail_timestamps` (a time in every entry, from
+//!   `SystemTime::now`), the same with cheaper clocks (`memtail_clock_*`: Linux's coarse clock,
+//!   `quanta`'s precise and recent times) and `memtail_with_on_error` (the flight recorder's context printer
+//!   waiting for errors); `clock_read` times the clocks a time could come from, alone.
 
 use std::hint::black_box;
 use std::io::{self, Write};
@@ -95,9 +96,28 @@ fn write_100b(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(LINE.len() as u64));
         let buf = LogBuffer::new();
         group.bench_function("memtail", |b| b.iter(|| memtail_write(&buf)));
-        // With a time in every entry (`Builder::timestamps`): what the clock read adds.
+        // With a time in every entry (`Builder::timestamps`): what the clock read adds; then
+        // the same with cheaper clocks (`Builder::clock`).
         let timed = LogBuffer::builder().timestamps(true).build();
         group.bench_function("memtail_timestamps", |b| b.iter(|| memtail_write(&timed)));
+        #[cfg(target_os = "linux")]
+        {
+            let coarse = LogBuffer::builder().clock(coarse_clock).build();
+            group.bench_function("memtail_clock_realtime_coarse", |b| {
+                b.iter(|| memtail_write(&coarse))
+            });
+        }
+        let tsc = LogBuffer::builder().clock(quanta_now_clock).build();
+        group.bench_function("memtail_clock_quanta_now", |b| {
+            b.iter(|| memtail_write(&tsc))
+        });
+        let _upkeep = quanta::Upkeep::new(Duration::from_millis(1))
+            .start()
+            .expect("quanta's upkeep thread");
+        let recent = LogBuffer::builder().clock(quanta_recent_clock).build();
+        group.bench_function("memtail_clock_quanta_recent", |b| {
+            b.iter(|| memtail_write(&recent))
+        });
         // With the flight recorder's context printer following (a publisher that reads the
         // ring every 20 ms): the writer should not notice it.
         let recorded = LogBuffer::new();
@@ -127,6 +147,12 @@ fn write_100b(c: &mut Criterion) {
             b.iter(|| black_box(std::time::SystemTime::now()))
         });
         group.bench_function("Instant::now", |b| b.iter(|| black_box(Instant::now())));
+        group.bench_function("quanta::Instant::now", |b| {
+            b.iter(|| black_box(quanta::Instant::now()))
+        });
+        group.bench_function("quanta::Instant::recent", |b| {
+            b.iter(|| black_box(quanta::Instant::recent()))
+        });
         #[cfg(target_os = "linux")]
         group.bench_function("clock_gettime_REALTIME_COARSE", |b| {
             b.iter(|| {
@@ -173,6 +199,35 @@ fn write_100b(c: &mut Criterion) {
         bench_drained(&mut group, "memtail_1_drained_subscriber");
         group.finish();
     }
+}
+
+/// Linux's coarse wall clock: the time of the last kernel tick.
+#[cfg(target_os = "linux")]
+fn coarse_clock() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// A `quanta` instant as wall-clock time: its offset from a `SystemTime` read once.
+fn quanta_wall(now: quanta::Instant) -> Duration {
+    static BASE: std::sync::OnceLock<(quanta::Instant, Duration)> = std::sync::OnceLock::new();
+    let (at, since_epoch) = BASE.get_or_init(|| {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (quanta::Instant::now(), since_epoch)
+    });
+    *since_epoch + now.saturating_duration_since(*at)
+}
+
+/// `quanta`'s precise time (the TSC, scaled).
+fn quanta_now_clock() -> Duration {
+    quanta_wall(quanta::Instant::now())
+}
+
+/// `quanta`'s recent time: an atomic load, kept fresh by its upkeep thread.
+fn quanta_recent_clock() -> Duration {
+    quanta_wall(quanta::Instant::recent())
 }
 
 /// memtail with one subscriber that another thread drains.

@@ -1,0 +1,451 @@
+//! The flight recorder's context on error: the entries before each error, printed when it comes.
+
+// Implementation notes.
+//
+// A printer is a position in the ring that reads only when an error arrives. The writer of an
+// entry at the level of some printer or above counts it (per level, under the lock it holds
+// anyway) and, once the lock is released, wakes the printers that want it with a `try_send` on a
+// channel of one; every other entry costs the writer one comparison of its level byte. Woken,
+// the printer scans the index (one word per entry, no bytes) from where it last looked, in
+// bounded steps, and copies out each error with the entries before it. The writers' count tells
+// it how many errors the ring evicted before it could look: those are reported, not lost
+// silently.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+
+use crate::buffer::{Shared, State};
+use crate::{Entry, Level, LogBuffer};
+
+/// The most index words one look for errors goes through under the read lock.
+const SCAN_STEP: usize = 4096;
+
+/// How long dropping an [`ErrorContext`] waits for its last round of printing.
+const DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One printer, as the writers see it.
+pub(crate) struct Alarm {
+    id: u64,
+    /// The least severe level (encoded) it prints.
+    least: u8,
+    wake: Sender<()>,
+}
+
+impl State {
+    /// Counts an entry at level `meta`, which is at or above the alarm level.
+    #[inline]
+    pub(crate) fn count_alarm(&mut self, meta: u8) {
+        if let Some(count) = self.alarm_counts.get_mut(usize::from(meta)) {
+            *count += 1;
+        }
+    }
+
+    /// Entries written at `least` or above, as counted while some printer wanted them.
+    fn alarms_at_or_above(&self, least: u8) -> u64 {
+        let from = usize::from(least).min(self.alarm_counts.len());
+        self.alarm_counts[from..].iter().sum()
+    }
+}
+
+impl Shared {
+    /// Wakes the printers that want an entry at level `meta`; one already woken stays so.
+    #[cold]
+    pub(crate) fn sound_alarm(&self, meta: u8) {
+        for alarm in self.alarms.lock().iter() {
+            if meta >= alarm.least {
+                let _ = alarm.wake.try_send(());
+            }
+        }
+    }
+
+    /// Wakes every printer: the buffer closed.
+    pub(crate) fn wake_alarms(&self) {
+        for alarm in self.alarms.lock().iter() {
+            let _ = alarm.wake.try_send(());
+        }
+    }
+
+    /// Sets the writers' alarm level to the least one any printer wants.
+    fn set_alarm_level(&self, alarms: &[Alarm], state: &mut State) {
+        state.alarm = alarms
+            .iter()
+            .map(|alarm| alarm.least)
+            .min()
+            .unwrap_or(u8::MAX);
+    }
+}
+
+/// A printer's registration; dropping it unregisters.
+struct Watch {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut alarms = self.shared.alarms.lock();
+        alarms.retain(|alarm| alarm.id != self.id);
+        let mut state = self.shared.state.write();
+        self.shared.set_alarm_level(&alarms, &mut state);
+    }
+}
+
+impl LogBuffer {
+    /// Writes the `before` entries that came before each entry at `level` or more severe, and
+    /// that entry, to `out` (`std::io::stderr()`, say), once, as it arrives: the debug context of
+    /// an error, kept in memory until it is wanted. Entries without a level (written through
+    /// `io::Write`, not `tracing` or `log`) are context, never a trigger.
+    ///
+    /// The printer is a position in the ring with a thread of its own (`memtail-on-error`) that
+    /// sleeps until an error arrives. Writers pay one comparison per entry for it, and one
+    /// wake-up per error: it does not read the ring otherwise. Each entry is printed at most
+    /// once: the context of an error starts after the previous error. Each block starts with a
+    /// line naming the entry that triggered it:
+    ///
+    /// ```text
+    /// --- memtail: entry 41 is ERROR; the 3 entries before it, then it ---
+    /// ```
+    ///
+    /// Nothing is lost silently. The printer wakes within a scheduler's wake-up of the error;
+    /// if the ring evicts part of a context before then (a small ring written very fast), the
+    /// heading says how many entries are missing (`..., then it (2 more before them were
+    /// evicted unread) ---`), and if it evicts the error itself, a line says so
+    /// (`--- memtail: 1 entries at ERROR or above were evicted before they could be printed
+    /// ---`). [`ErrorContext::stats`] counts both, and writes to `out` that failed.
+    ///
+    /// Stop it with the returned handle: [`stop`](ErrorContext::stop) prints what was written
+    /// before it was called and waits for the thread (dropping the handle does the same, waiting
+    /// at most 5 s). It stops by itself once every handle to the buffer is gone, after printing
+    /// the errors written until then.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system cannot start a thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use memtail::Level;
+    ///
+    /// # #[derive(Clone, Default)]
+    /// # struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Shared {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # let out = Shared::default();
+    /// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+    /// // `std::io::stderr()` in a program; a shared Vec here.
+    /// let printer = buf.on_error(Level::Error, 2, out.clone());
+    /// buf.append_level(b"connecting\n", Level::Debug);
+    /// buf.append_level(b"retrying\n", Level::Debug);
+    /// buf.append_level(b"gave up\n", Level::Error);
+    /// let stats = printer.stop(Duration::from_secs(5));
+    /// assert_eq!((stats.printed, stats.missed), (1, 0));
+    /// let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    /// assert_eq!(
+    ///     printed,
+    ///     "--- memtail: entry 2 is ERROR; the 2 entries before it, then it ---\n\
+    ///      connecting\nretrying\ngave up\n"
+    /// );
+    /// ```
+    pub fn on_error<W: Write + Send + 'static>(
+        &self,
+        level: Level,
+        before: usize,
+        out: W,
+    ) -> ErrorContext {
+        let shared = Arc::clone(self.shared());
+        let least = Level::encode(Some(level));
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let id = shared
+            .next_pressure_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Registered and counted from in one step, so that no error falls between.
+        let (start, baseline) = {
+            let mut alarms = shared.alarms.lock();
+            alarms.push(Alarm {
+                id,
+                least,
+                wake: wake_tx,
+            });
+            let mut state = shared.state.write();
+            shared.set_alarm_level(&alarms, &mut state);
+            (state.ring.next_seq(), state.alarms_at_or_above(least))
+        };
+        let stats = Arc::new(Mutex::new(ErrorContextStats::default()));
+        let printer = Printer {
+            watch: Watch {
+                shared: Arc::clone(&shared),
+                id,
+            },
+            least,
+            before: u64::try_from(before).unwrap_or(u64::MAX),
+            out,
+            next: start,
+            scanned: start,
+            baseline,
+            accounted: 0,
+            stats: Arc::clone(&stats),
+        };
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
+        let thread = thread::Builder::new()
+            .name("memtail-on-error".into())
+            .spawn(move || {
+                printer.run(&wake_rx, &stop_rx);
+                drop(done_tx);
+            })
+            .expect("memtail: could not start the on-error thread");
+        ErrorContext {
+            stats,
+            stop: Some(stop_tx),
+            done: done_rx,
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A running [`on_error`](LogBuffer::on_error) printer.
+/// [`stop`](ErrorContext::stop) it to print what is pending and wait for its thread; dropping
+/// the handle does the same, waiting at most 5 s.
+#[must_use = "dropping the handle stops the printer"]
+pub struct ErrorContext {
+    stats: Arc<Mutex<ErrorContextStats>>,
+    /// Dropped to stop the thread.
+    stop: Option<Sender<()>>,
+    /// Disconnected when the thread has finished.
+    done: Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ErrorContext {
+    /// The printer's counters now.
+    pub fn stats(&self) -> ErrorContextStats {
+        self.stats.lock().clone()
+    }
+
+    /// Stops the printer: prints every error written before this call (that the ring still
+    /// holds) with its context, flushes, waits for the thread and returns the final counters.
+    ///
+    /// Returns after `timeout` at the latest: if a write to the output is still blocked then
+    /// (a full pipe, say), the counters are those of that moment, with `stopped` false, and the
+    /// thread finishes on its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let printer = buf.on_error(memtail::Level::Warn, 5, Vec::new());
+    /// buf.append_level(b"low on disk\n", memtail::Level::Warn);
+    /// let stats = printer.stop(Duration::from_secs(5));
+    /// assert!(stats.stopped);
+    /// assert_eq!(stats.printed, 1);
+    /// ```
+    pub fn stop(mut self, timeout: Duration) -> ErrorContextStats {
+        self.shutdown(timeout)
+    }
+
+    fn shutdown(&mut self, timeout: Duration) -> ErrorContextStats {
+        let Some(thread) = self.thread.take() else {
+            return self.stats();
+        };
+        drop(self.stop.take());
+        match self.done.recv_deadline(Instant::now() + timeout) {
+            Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+                let _ = thread.join();
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        self.stats()
+    }
+}
+
+impl Drop for ErrorContext {
+    fn drop(&mut self) {
+        self.shutdown(DROP_TIMEOUT);
+    }
+}
+
+impl fmt::Debug for ErrorContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorContext")
+            .field("running", &self.thread.is_some())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an [`on_error`](LogBuffer::on_error) printer did. Every entry at its level or above
+/// written while it ran is in exactly one of `printed`, `missed` and `failed` (once the printer
+/// has looked: [`ErrorContext::stop`] makes sure it has).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorContextStats {
+    /// Errors printed, each with its context.
+    pub printed: u64,
+    /// Errors the ring evicted before the printer could read them: the ring is too small for
+    /// how fast it is written. The output says so where they would have been.
+    pub missed: u64,
+    /// Entries of printed contexts that the ring evicted before the printer read them; each
+    /// block's heading says how many it lacks. (After a missed error, the next context starts
+    /// no earlier than the oldest entry retained: where the missed error was is not known.)
+    pub context_missed: u64,
+    /// Errors whose block could not be written to the output.
+    pub failed: u64,
+    /// The text of the last failed write, if any.
+    pub last_error: Option<String>,
+    /// Whether the printer's thread has finished.
+    pub stopped: bool,
+}
+
+/// The printer's thread.
+struct Printer<W> {
+    watch: Watch,
+    least: u8,
+    before: u64,
+    out: W,
+    /// Where the next context may start: one past the last error.
+    next: u64,
+    /// Entries before this one were looked at for errors already.
+    scanned: u64,
+    /// The writers' count of errors when the printer started.
+    baseline: u64,
+    /// Errors printed, missed or failed so far.
+    accounted: u64,
+    stats: Arc<Mutex<ErrorContextStats>>,
+}
+
+impl<W: Write> Printer<W> {
+    fn run(mut self, wake: &Receiver<()>, stop: &Receiver<()>) {
+        loop {
+            let stopping = crossbeam_channel::select! {
+                recv(wake) -> _ => false,
+                recv(stop) -> _ => true,
+            };
+            let closed = self.print_new();
+            if stopping || closed {
+                break;
+            }
+        }
+        let _ = self.out.flush();
+        self.stats.lock().stopped = true;
+    }
+
+    /// Looks for errors written since the last look and prints each with its context; returns
+    /// whether the buffer is closed.
+    fn print_new(&mut self) -> bool {
+        let mut errors = Vec::new();
+        let (missed, closed) = loop {
+            let state = self.watch.shared.state.read();
+            let ring = &state.ring;
+            let from = self.scanned.max(ring.first_seq());
+            let mut looked = 0;
+            for (seq, _, meta) in ring.ranges_from(from).take(SCAN_STEP) {
+                if meta >= self.least {
+                    errors.push(seq);
+                }
+                looked += 1;
+            }
+            self.scanned = from + looked;
+            if self.scanned == ring.next_seq() {
+                // Caught up, under the same lock as the writers' count: what it has beyond the
+                // errors seen was evicted unseen.
+                let counted = state.alarms_at_or_above(self.least) - self.baseline;
+                let missed = counted.saturating_sub(self.accounted + errors.len() as u64);
+                if missed > 0 {
+                    // Where the evicted errors were is not known: the next context starts no
+                    // earlier than the oldest entry retained.
+                    self.next = self.next.max(ring.first_seq());
+                }
+                break (missed, state.closed);
+            }
+        };
+        self.accounted += missed + errors.len() as u64;
+        self.report_missed(missed);
+        for seq in errors {
+            self.print(seq);
+        }
+        if let Err(error) = self.out.flush() {
+            self.stats.lock().last_error = Some(error.to_string());
+        }
+        closed
+    }
+
+    /// Says in the output, and counts, that `missed` errors were evicted unseen.
+    fn report_missed(&mut self, missed: u64) {
+        if missed == 0 {
+            return;
+        }
+        let level = Level::decode(self.least).map_or("", Level::as_str);
+        let line = format!(
+            "--- memtail: {missed} entries at {level} or above were evicted before they could be printed ---\n"
+        );
+        let mut stats = self.stats.lock();
+        stats.missed += missed;
+        if let Err(error) = self.out.write_all(line.as_bytes()) {
+            stats.last_error = Some(error.to_string());
+        }
+    }
+
+    /// Prints error `seq` with the entries before it, back to the previous error or `before`.
+    fn print(&mut self, seq: u64) {
+        let from = self.next.max(seq.saturating_sub(self.before));
+        self.next = seq + 1;
+        let mut entries: Vec<Entry> = Vec::new();
+        let read = self.watch.shared.read_from(
+            from,
+            usize::try_from(seq - from + 1).unwrap_or(usize::MAX),
+            usize::MAX,
+            &mut entries,
+        );
+        // The ring may have moved on since the look: entries past the error are not its context.
+        entries.retain(|entry| entry.seq() <= seq);
+        let Some((error, context)) = entries.split_last().filter(|(error, _)| error.seq() == seq)
+        else {
+            // Evicted between the look and the read.
+            self.report_missed(1);
+            return;
+        };
+        let lost = read.missed;
+        let result = block(error, context, lost).and_then(|block| self.out.write_all(&block));
+        let mut stats = self.stats.lock();
+        stats.context_missed += lost;
+        match result {
+            Ok(()) => stats.printed += 1,
+            Err(error) => {
+                stats.failed += 1;
+                stats.last_error = Some(error.to_string());
+            }
+        }
+    }
+}
+
+/// One block: the heading, the context, the error.
+fn block(error: &Entry, context: &[Entry], lost: u64) -> std::io::Result<Vec<u8>> {
+    let level = error.level().map_or("", Level::as_str);
+    let lost = if lost > 0 {
+        format!(" ({lost} more before them were evicted unread)")
+    } else {
+        String::new()
+    };
+    let mut block = format!(
+        "--- memtail: entry {} is {level}; the {} entries before it, then it{lost} ---\n",
+        error.seq(),
+        context.len()
+    )
+    .into_bytes();
+    for line in context.iter().chain(std::iter::once(error)) {
+        crate::dump::write_line(&mut block, line)?;
+    }
+    Ok(block)
+}
