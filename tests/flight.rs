@@ -294,3 +294,64 @@ fn a_failing_output_is_counted() {
     assert_eq!((stats.printed, stats.failed), (0, 1), "{stats:?}");
     assert_eq!(stats.last_error.as_deref(), Some("closed"));
 }
+
+#[test]
+fn under_a_flood_of_errors_into_a_small_ring_every_error_is_printed_or_reported_missed() {
+    let buf = LogBuffer::with_capacity(256);
+    let out = Shared::default();
+    let printer = buf.on_error(Level::Error, 2, out.clone());
+    let writers: Vec<_> = (0..2)
+        .map(|writer| {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                for n in 0..20_000 {
+                    let level = if n % 3 == 0 {
+                        Level::Error
+                    } else {
+                        Level::Debug
+                    };
+                    buf.append_level(format!("w{writer} {n}\n").as_bytes(), level);
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let stats = printer.stop(Duration::from_secs(60));
+    let errors = 2 * (0..20_000).filter(|n| n % 3 == 0).count() as u64;
+    eprintln!(
+        "{errors} errors: {} printed, {} missed, {} context entries missed",
+        stats.printed, stats.missed, stats.context_missed
+    );
+    assert_eq!(
+        stats.printed + stats.missed + stats.failed,
+        errors,
+        "{stats:?}"
+    );
+    assert_eq!(stats.failed, 0);
+
+    // The output agrees with the counters: a heading per printed error, and notices that add up
+    // to the missed ones.
+    let printed = String::from_utf8(out.0.lock().clone()).unwrap();
+    let headings = printed
+        .lines()
+        .filter(|line| line.starts_with("--- memtail: entry "))
+        .count() as u64;
+    let noticed: u64 = printed
+        .lines()
+        .filter_map(|line| {
+            line.strip_prefix("--- memtail: ")?
+                .strip_suffix(
+                    " entries at ERROR or above were evicted before they could be printed ---",
+                )?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(
+        (headings, noticed),
+        (stats.printed, stats.missed),
+        "{stats:?}"
+    );
+}
