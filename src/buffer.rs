@@ -82,7 +82,7 @@ pub(crate) struct State {
     pub(crate) ring: Ring,
     subscribers: Vec<Slot>,
     next_subscriber_id: u64,
-    subscriber_drops: u64,
+    pub(crate) subscriber_drops: u64,
     /// Every handle is gone: nothing more will be written.
     pub(crate) closed: bool,
     /// Followers that read at intervals (publishers) and want a nudge before the ring evicts

@@ -25,6 +25,8 @@ struct Taken {
     evicted: u64,
     cut: u64,
     written: u64,
+    /// Entries subscribers and followers lost (full channels, or evicted before they read).
+    dropped: u64,
 }
 
 impl LogBuffer {
@@ -33,7 +35,10 @@ impl LogBuffer {
     /// given one), then a closing line. Returns how many entries it wrote.
     ///
     /// The header says the capacity, how many entries are retained (and their sequence numbers),
-    /// and how many were evicted or cut before: the dump is honest about what it cannot show.
+    /// how many were evicted or cut before, and how many subscribers and followers dropped
+    /// ([`Stats::subscriber_drops`](crate::Stats::subscriber_drops) plus
+    /// [`Stats::follower_missed`](crate::Stats::follower_missed)): the dump is honest about what
+    /// it cannot show.
     /// The buffer is copied under its read lock (one copy of at most its capacity) and written
     /// out after, so a slow `out` holds up no writer.
     ///
@@ -85,6 +90,7 @@ fn take_for_dump(shared: &Shared, wait: Option<Duration>) -> Option<Taken> {
             evicted: counters.entries_evicted,
             cut: counters.entries_cut,
             written: ring.next_seq(),
+            dropped: state.subscriber_drops + shared.follower_missed.load(Ordering::Relaxed),
         })
     }
 }
@@ -102,8 +108,9 @@ fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
     let mut out = io::BufWriter::with_capacity(64 * 1024, out);
     writeln!(
         out,
-        "--- memtail dump: capacity {} bytes, {retained}, {} written, {} evicted before, {} cut ---",
-        taken.capacity, taken.written, taken.evicted, taken.cut
+        "--- memtail dump: capacity {} bytes, {retained}, {} written, {} evicted before, {} cut, \
+         {} dropped by followers ---",
+        taken.capacity, taken.written, taken.evicted, taken.cut, taken.dropped
     )?;
     for &(_, start, end) in &taken.entries {
         write_line(&mut out, &taken.bytes[start..end])?;
@@ -303,7 +310,7 @@ mod tests {
             lines[0],
             format!(
                 "--- memtail dump: capacity 32 bytes, {written} entries retained (seq {} to 10), \
-                 11 written, {} evicted before, 0 cut ---",
+                 11 written, {} evicted before, 0 cut, 0 dropped by followers ---",
                 11 - written,
                 11 - written
             )
