@@ -805,6 +805,16 @@ pub fn init_global(builder: Builder) -> Result<&'static LogBuffer, AlreadyInitia
 }
 
 /// The error of [`init_global`] when the global buffer exists already.
+///
+/// # Examples
+///
+/// ```
+/// let first = memtail::global(); // made with the defaults on first use
+/// let error = memtail::init_global(memtail::LogBuffer::builder().capacity(1 << 20)).unwrap_err();
+/// assert_eq!(error, memtail::AlreadyInitialized);
+/// assert_eq!(memtail::global().capacity(), first.capacity()); // unchanged
+/// assert!(error.to_string().contains("made already"));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlreadyInitialized;
 

@@ -32,7 +32,20 @@ pub struct Builder {
     clock: Option<Clock>,
 }
 
-/// A clock for [`Builder::clock`]: the time since the Unix epoch, now.
+/// A clock for [`Builder::clock`]: returns the time since the Unix epoch, now.
+///
+/// A plain function (a closure that captures nothing coerces to one), called once per entry.
+/// A clock that counts from elsewhere (`quanta::Instant`, a monotonic clock) must add its offset
+/// to the Unix epoch itself, from a `static` set once.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+///
+/// let clock: memtail::Clock = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+/// assert!(clock() > Duration::from_secs(1_700_000_000));
+/// ```
 pub type Clock = fn() -> Duration;
 
 /// [`Builder::timestamps`]'s clock: `SystemTime::now`.
@@ -101,8 +114,10 @@ impl Builder {
 
     /// Whether each entry records the wall-clock time it was appended ([`Entry::time`]), so that
     /// [`LogBuffer::since_time`] and HTTP's `?last=5m` can find "the last five minutes". Off by
-    /// default: reading the clock (`SystemTime::now`, 20 ns or so through the vDSO) costs about
-    /// what the rest of a write costs, and the buffer keeps 8 more bytes per retained entry.
+    /// default: reading the clock (`SystemTime::now`, 20 ns or so through the vDSO) costs more
+    /// than the rest of a write (about three times, measured), and the buffer keeps 8 more
+    /// bytes per retained entry. [`clock`](Builder::clock) takes a cheaper clock; of the two, the
+    /// last call wins (`timestamps(false)` turns times off whatever the clock).
     /// `cargo bench --bench write` measures it beside the alternatives (README, "Performance").
     ///
     /// # Examples
@@ -128,8 +143,12 @@ impl Builder {
     /// Two cheaper clocks are measured in `cargo bench --bench write` (README, "Performance"):
     /// Linux's `CLOCK_REALTIME_COARSE` (through `rustix` or `libc`), about 9 ns a read at the
     /// kernel tick's resolution (4 ms here), and `quanta`'s recent time, an atomic load kept
-    /// fresh by a thread of `quanta`'s. A time is never earlier than the entry before's, whatever
-    /// the clock does.
+    /// fresh by a thread of `quanta`'s (which counts from an arbitrary point: add the Unix time
+    /// of a start, as [`Clock`] says). `benches/write.rs` has both.
+    ///
+    /// A time is never earlier than the entry before's, whatever the clock does: a clock that
+    /// jumps ahead and back holds every entry's time at the jump until it catches up, and
+    /// [`LogBuffer::since_time`](crate::LogBuffer::since_time) finds them all there.
     ///
     /// # Examples
     ///

@@ -103,8 +103,10 @@ impl LogBuffer {
     /// `io::Write`, not `tracing` or `log`) are context, never a trigger.
     ///
     /// The printer is a position in the ring with a thread of its own (`memtail-on-error`) that
-    /// sleeps until an error arrives. Writers pay one comparison per entry for it, and one
-    /// wake-up per error: it does not read the ring otherwise. Each entry is printed at most
+    /// sleeps until an error arrives. Writers pay one comparison per entry for it; an entry at
+    /// `level` or above also costs its writer a short lock of the printers' list and a wake-up
+    /// (so `Level::Trace` makes every entry with a level pay that). The printer does not read
+    /// the ring otherwise. Each entry is printed at most
     /// once: the context of an error starts after the previous error. Each block starts with a
     /// line naming the entry that triggered it:
     ///
@@ -115,8 +117,8 @@ impl LogBuffer {
     /// Nothing is lost silently. The printer wakes within a scheduler's wake-up of the error;
     /// if the ring evicts part of a context before then (a small ring written very fast), the
     /// heading says how many entries are missing (`..., then it (2 more before them were
-    /// evicted unread) ---`), and if it evicts the error itself, a line says so
-    /// (`--- memtail: 1 entries at ERROR or above were evicted before they could be printed
+    /// evicted unread) ---`), and if it evicts the error itself, a line says so where it would
+    /// have been (`--- memtail: 1 entry at ERROR or above was evicted before it could be printed
     /// ---`). [`ErrorContext::stats`] counts both, and writes to `out` that failed.
     ///
     /// Stop it with the returned handle: [`stop`](ErrorContext::stop) prints what was written
@@ -193,6 +195,7 @@ impl LogBuffer {
             scanned: start,
             baseline,
             accounted: 0,
+            pending_missed: 0,
             stats: Arc::clone(&stats),
         };
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
@@ -227,7 +230,17 @@ pub struct ErrorContext {
 }
 
 impl ErrorContext {
-    /// The printer's counters now.
+    /// The printer's counters now, brought up to date as it prints.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// let printer = buf.on_error(memtail::Level::Error, 5, std::io::sink());
+    /// let now = printer.stats();
+    /// assert_eq!((now.printed, now.missed, now.failed), (0, 0, 0));
+    /// assert!(!now.stopped);
+    /// ```
     pub fn stats(&self) -> ErrorContextStats {
         self.stats.lock().clone()
     }
@@ -286,8 +299,11 @@ impl fmt::Debug for ErrorContext {
 }
 
 /// What an [`on_error`](LogBuffer::on_error) printer did. Every entry at its level or above
-/// written while it ran is in exactly one of `printed`, `missed` and `failed` (once the printer
-/// has looked: [`ErrorContext::stop`] makes sure it has).
+/// written after it started and before [`ErrorContext::stop`] was called is in exactly one of
+/// `printed`, `missed` and `failed`, once `stop` has returned with `stopped` true. (If `out`
+/// panics, the thread ends there, `stopped` stays false and the rest is not counted.) "Printed"
+/// means `out` took the block: a `BufWriter` that fails to flush it later loses it, and
+/// `last_error` says so.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ErrorContextStats {
@@ -322,6 +338,8 @@ struct Printer<W> {
     baseline: u64,
     /// Errors printed, missed or failed so far.
     accounted: u64,
+    /// Errors found missed and not yet said in the output.
+    pending_missed: u64,
     stats: Arc<Mutex<ErrorContextStats>>,
 }
 
@@ -344,52 +362,68 @@ impl<W: Write> Printer<W> {
     /// Looks for errors written since the last look and prints each with its context; returns
     /// whether the buffer is closed.
     fn print_new(&mut self) -> bool {
-        let mut errors = Vec::new();
-        let (missed, closed) = loop {
-            let state = self.watch.shared.state.read();
-            let ring = &state.ring;
-            let from = self.scanned.max(ring.first_seq());
-            let mut looked = 0;
-            for (seq, _, meta) in ring.ranges_from(from).take(SCAN_STEP) {
-                if meta >= self.least {
-                    errors.push(seq);
+        let closed = loop {
+            // A step at a time: the read lock is held for at most `SCAN_STEP` index words, and
+            // the errors found are printed before the next step.
+            let mut errors = Vec::new();
+            let end = {
+                let state = self.watch.shared.state.read();
+                let ring = &state.ring;
+                let from = self.scanned.max(ring.first_seq());
+                let mut looked = 0;
+                for (seq, _, meta) in ring.ranges_from(from).take(SCAN_STEP) {
+                    if meta >= self.least {
+                        errors.push(seq);
+                    }
+                    looked += 1;
                 }
-                looked += 1;
+                self.scanned = from + looked;
+                (self.scanned == ring.next_seq()).then(|| {
+                    // Caught up, under the same lock as the writers' count: what it has beyond
+                    // the errors seen was evicted unseen.
+                    let counted = state.alarms_at_or_above(self.least) - self.baseline;
+                    let missed = counted.saturating_sub(self.accounted + errors.len() as u64);
+                    if missed > 0 {
+                        // Where the evicted errors were is not known: the next context starts
+                        // no earlier than the oldest entry retained (which every error found
+                        // in this step is, or comes after).
+                        self.next = self.next.max(ring.first_seq());
+                    }
+                    (missed, state.closed)
+                })
+            };
+            if let Some((missed, _)) = end {
+                // Older than the errors of this step: said before them.
+                self.accounted += missed;
+                self.pending_missed += missed;
             }
-            self.scanned = from + looked;
-            if self.scanned == ring.next_seq() {
-                // Caught up, under the same lock as the writers' count: what it has beyond the
-                // errors seen was evicted unseen.
-                let counted = state.alarms_at_or_above(self.least) - self.baseline;
-                let missed = counted.saturating_sub(self.accounted + errors.len() as u64);
-                if missed > 0 {
-                    // Where the evicted errors were is not known: the next context starts no
-                    // earlier than the oldest entry retained.
-                    self.next = self.next.max(ring.first_seq());
-                }
-                break (missed, state.closed);
+            self.accounted += errors.len() as u64;
+            for seq in errors {
+                self.print(seq);
+            }
+            if let Some((_, closed)) = end {
+                break closed;
             }
         };
-        self.accounted += missed + errors.len() as u64;
-        self.report_missed(missed);
-        for seq in errors {
-            self.print(seq);
-        }
+        self.report_missed();
         if let Err(error) = self.out.flush() {
             self.stats.lock().last_error = Some(error.to_string());
         }
         closed
     }
 
-    /// Says in the output, and counts, that `missed` errors were evicted unseen.
-    fn report_missed(&mut self, missed: u64) {
+    /// Says in the output, and counts, that the errors pending as missed were evicted unseen.
+    fn report_missed(&mut self) {
+        let missed = std::mem::take(&mut self.pending_missed);
         if missed == 0 {
             return;
         }
         let level = Level::decode(self.least).map_or("", Level::as_str);
-        let line = format!(
-            "--- memtail: {missed} entries at {level} or above were evicted before they could be printed ---\n"
-        );
+        let line = if missed == 1 {
+            format!("--- memtail: 1 entry at {level} or above was evicted before it could be printed ---\n")
+        } else {
+            format!("--- memtail: {missed} entries at {level} or above were evicted before they could be printed ---\n")
+        };
         let mut stats = self.stats.lock();
         stats.missed += missed;
         if let Err(error) = self.out.write_all(line.as_bytes()) {
@@ -400,6 +434,12 @@ impl<W: Write> Printer<W> {
     /// Prints error `seq` with the entries before it, back to the previous error or `before`.
     fn print(&mut self, seq: u64) {
         let from = self.next.max(seq.saturating_sub(self.before));
+        if from > seq {
+            // Behind a context already printed or given up: cannot happen, as errors come in
+            // order and after `next`; counted rather than printed twice.
+            self.pending_missed += 1;
+            return;
+        }
         self.next = seq + 1;
         let mut entries: Vec<Entry> = Vec::new();
         let read = self.watch.shared.read_from(
@@ -413,9 +453,10 @@ impl<W: Write> Printer<W> {
         let Some((error, context)) = entries.split_last().filter(|(error, _)| error.seq() == seq)
         else {
             // Evicted between the look and the read.
-            self.report_missed(1);
+            self.pending_missed += 1;
             return;
         };
+        self.report_missed();
         let lost = read.missed;
         let result = block(error, context, lost).and_then(|block| self.out.write_all(&block));
         let mut stats = self.stats.lock();

@@ -135,6 +135,15 @@ impl Entry {
     /// let buf = memtail::LogBuffer::new();
     /// buf.append(b"no target\n");
     /// assert_eq!(buf.entries()[0].target(), None);
+    ///
+    /// # #[cfg(feature = "tracing")] {
+    /// // Feature `tracing`: the event's target, here the module's unless given.
+    /// let subscriber = tracing_subscriber::fmt().with_writer(buf.clone()).finish();
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info!(target: "my_app::db", "connected");
+    /// });
+    /// assert_eq!(buf.entries()[1].target(), Some("my_app::db"));
+    /// # }
     /// ```
     pub fn target(&self) -> Option<&'static str> {
         self.target

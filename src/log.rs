@@ -42,6 +42,30 @@ pub struct Logger {
 
 impl Logger {
     /// A logger into `buf` that keeps records at `filter` or more severe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use log::{Log, LevelFilter};
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let logger = memtail::log::Logger::new(&buf, LevelFilter::Info);
+    /// // Called directly here; `log::set_boxed_logger`, or a logger of yours, would call it.
+    /// logger.log(&log::Record::builder()
+    ///     .args(format_args!("cache warmed"))
+    ///     .level(log::Level::Info)
+    ///     .target("my_app::cache")
+    ///     .build());
+    /// logger.log(&log::Record::builder()
+    ///     .args(format_args!("too detailed"))
+    ///     .level(log::Level::Debug)
+    ///     .build());
+    ///
+    /// let entries = buf.entries();
+    /// assert_eq!(entries.len(), 1);
+    /// assert_eq!(&entries[0][..], b"INFO  my_app::cache: cache warmed\n");
+    /// assert_eq!(entries[0].target(), Some("my_app::cache"));
+    /// ```
     pub fn new(buf: &LogBuffer, filter: LevelFilter) -> Logger {
         Logger {
             buf: buf.clone(),
@@ -96,6 +120,20 @@ impl From<::log::Level> for Level {
 /// # Errors
 ///
 /// When a logger was set already (by another `init`, env_logger, ...).
+///
+/// # Examples
+///
+/// ```
+/// let buf = memtail::LogBuffer::new();
+/// memtail::log::init(&buf, log::LevelFilter::Debug)?;
+/// log::warn!(target: "my_app", "retrying");
+/// assert_eq!(&buf.entries()[0][..], b"WARN  my_app: retrying\n");
+/// assert_eq!(buf.entries()[0].level(), Some(memtail::Level::Warn));
+///
+/// // The process has a logger now: a second one is refused.
+/// assert!(memtail::log::init(&buf, log::LevelFilter::Info).is_err());
+/// # Ok::<(), log::SetLoggerError>(())
+/// ```
 pub fn init(buf: &LogBuffer, filter: LevelFilter) -> Result<(), SetLoggerError> {
     ::log::set_boxed_logger(Box::new(Logger::new(buf, filter)))?;
     ::log::set_max_level(filter);

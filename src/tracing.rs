@@ -66,12 +66,17 @@ impl<'a> MakeWriter<'a> for LogBuffer {
 /// `.with_writer(memtail::global())`.
 ///
 /// ```
-/// use tracing_subscriber::fmt::MakeWriter;
-///
 /// let log: &'static memtail::LogBuffer = memtail::global();
-/// let subscriber = tracing_subscriber::fmt().with_writer(log).finish();
-/// # drop(subscriber);
-/// # let _ = log.make_writer();
+/// let subscriber = tracing_subscriber::fmt()
+///     .with_writer(log)
+///     .with_ansi(false)
+///     .without_time()
+///     .finish();
+/// tracing::subscriber::with_default(subscriber, || tracing::warn!("disk 91% full"));
+///
+/// let entry = log.entries().pop().unwrap();
+/// assert!(String::from_utf8_lossy(&entry).ends_with("disk 91% full\n"));
+/// assert_eq!(entry.level(), Some(memtail::Level::Warn));
 /// ```
 impl<'a, 'b: 'a> MakeWriter<'a> for &'b LogBuffer {
     type Writer = EventWriter<'a>;

@@ -56,7 +56,26 @@ fn each_error_comes_with_the_entries_before_it_once() {
     }
     let stats = printer.stop(Duration::from_secs(30));
 
-    // What it should have printed, from the log as it is.
+    let (expected, errors) = expected_output(&buf, BEFORE);
+    assert_eq!(errors, 2 * 2 * 82);
+    assert_eq!(
+        (
+            stats.printed,
+            stats.missed,
+            stats.context_missed,
+            stats.failed
+        ),
+        (errors, 0, 0, 0),
+        "{stats:?}"
+    );
+    assert!(stats.stopped);
+    let printed = String::from_utf8(out.0.lock().clone()).unwrap();
+    assert_eq!(printed, expected);
+}
+
+/// What a printer of ERROR with `before` entries of context should have printed, from the log as
+/// it is (all of it retained), and how many errors it holds.
+fn expected_output(buf: &LogBuffer, before: usize) -> (String, u64) {
     let mut expected = String::new();
     let mut context: Vec<String> = Vec::new();
     let mut errors = 0;
@@ -74,26 +93,13 @@ fn each_error_comes_with_the_entries_before_it_once() {
             }
             expected.push_str(&text);
         } else {
-            if context.len() == BEFORE {
+            if context.len() == before {
                 context.remove(0);
             }
             context.push(text);
         }
     }
-    assert_eq!(errors, 2 * 2 * 82);
-    assert_eq!(
-        (
-            stats.printed,
-            stats.missed,
-            stats.context_missed,
-            stats.failed
-        ),
-        (errors, 0, 0, 0),
-        "{stats:?}"
-    );
-    assert!(stats.stopped);
-    let printed = String::from_utf8(out.0.lock().clone()).unwrap();
-    assert_eq!(printed, expected);
+    (expected, errors)
 }
 
 /// An output whose first write waits for the test: the printer is then known to be inside it,
@@ -172,7 +178,7 @@ fn an_error_evicted_before_the_printer_looked_is_reported_in_the_output_and_coun
         String::from_utf8(out.0.lock().clone()).unwrap(),
         format!(
             "--- memtail: entry 0 is ERROR; the 0 entries before it, then it ---\n{}\
-             --- memtail: 1 entries at ERROR or above were evicted before they could be printed ---\n\
+             --- memtail: 1 entry at ERROR or above was evicted before it could be printed ---\n\
              --- memtail: entry 17 is ERROR; the 2 entries before it, then it ---\n{}{}{}",
             line("e1"),
             line("d13"),
@@ -340,13 +346,10 @@ fn under_a_flood_of_errors_into_a_small_ring_every_error_is_printed_or_reported_
         .count() as u64;
     let noticed: u64 = printed
         .lines()
+        .filter(|line| line.contains(" at ERROR or above w"))
         .filter_map(|line| {
-            line.strip_prefix("--- memtail: ")?
-                .strip_suffix(
-                    " entries at ERROR or above were evicted before they could be printed ---",
-                )?
-                .parse::<u64>()
-                .ok()
+            let (count, _) = line.strip_prefix("--- memtail: ")?.split_once(' ')?;
+            count.parse::<u64>().ok()
         })
         .sum();
     assert_eq!(
@@ -354,4 +357,27 @@ fn under_a_flood_of_errors_into_a_small_ring_every_error_is_printed_or_reported_
         (stats.printed, stats.missed),
         "{stats:?}"
     );
+}
+
+#[test]
+fn a_backlog_longer_than_one_look_is_printed_whole() {
+    // The printer looks through at most 4096 entries under one lock: 20 000 wait for it here.
+    let buf = LogBuffer::with_capacity(4 << 20);
+    let (printer, out, entered, release) = gated(&buf, 3);
+    buf.append_level(line("e0").as_bytes(), Level::Error);
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    for n in 0..20_000 {
+        let level = if n % 997 == 996 {
+            Level::Error
+        } else {
+            Level::Debug
+        };
+        buf.append_level(line(&format!("{n}")).as_bytes(), level);
+    }
+    release.send(()).unwrap();
+    let stats = printer.stop(Duration::from_secs(30));
+    let (expected, errors) = expected_output(&buf, 3);
+    assert_eq!(errors, 1 + 20);
+    assert_eq!((stats.printed, stats.missed), (errors, 0), "{stats:?}");
+    assert_eq!(String::from_utf8(out.0.lock().clone()).unwrap(), expected);
 }

@@ -118,8 +118,8 @@ fn write_100b(c: &mut Criterion) {
         group.bench_function("memtail_clock_quanta_recent", |b| {
             b.iter(|| memtail_write(&recent))
         });
-        // With the flight recorder's context printer following (a publisher that reads the
-        // ring every 20 ms): the writer should not notice it.
+        // With the flight recorder's context printer waiting for an error (none comes): the
+        // writer should not notice it.
         let recorded = LogBuffer::new();
         let _on_error = recorded.on_error(memtail::Level::Error, 10, io::sink());
         group.bench_function("memtail_with_on_error", |b| {
