@@ -273,12 +273,7 @@ impl ErrorContext {
             return self.stats();
         };
         drop(self.stop.take());
-        match self.done.recv_deadline(Instant::now() + timeout) {
-            Err(RecvTimeoutError::Disconnected) | Ok(()) => {
-                let _ = thread.join();
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-        }
+        join_until(thread, &self.done, Instant::now() + timeout);
         self.stats()
     }
 }
@@ -295,6 +290,18 @@ impl fmt::Debug for ErrorContext {
             .field("running", &self.thread.is_some())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
+    }
+}
+
+/// Waits until a background thread has finished (`done` disconnects when it does) and joins it,
+/// or until `deadline`, leaving it to finish on its own.
+pub(crate) fn join_until(thread: JoinHandle<()>, done: &Receiver<()>, deadline: Instant) {
+    match done.recv_deadline(deadline) {
+        // A panic in it was already turned into counters, or is told by `stopped`.
+        Err(RecvTimeoutError::Disconnected) | Ok(()) => {
+            let _ = thread.join();
+        }
+        Err(RecvTimeoutError::Timeout) => {}
     }
 }
 

@@ -381,3 +381,22 @@ fn a_backlog_longer_than_one_look_is_printed_whole() {
     assert_eq!((stats.printed, stats.missed), (errors, 0), "{stats:?}");
     assert_eq!(String::from_utf8(out.0.lock().clone()).unwrap(), expected);
 }
+
+#[test]
+fn a_printer_stuck_in_its_output_does_not_hold_stop_or_the_writers() {
+    let buf = LogBuffer::new();
+    let (printer, out, entered, release) = gated(&buf, 1);
+    buf.append_level(b"first\n", Level::Error);
+    entered.recv_timeout(Duration::from_secs(30)).unwrap();
+    // The printer is stuck writing; writers go on, errors included.
+    for n in 0..1000 {
+        buf.append_level(format!("{n}\n").as_bytes(), Level::Error);
+    }
+    let stats = printer.stop(Duration::from_millis(100));
+    assert!(!stats.stopped, "{stats:?}");
+    assert_eq!(stats.printed, 0);
+    // Let go, it finishes on its own; the buffer is whole.
+    release.send(()).unwrap();
+    assert_eq!(buf.stats().entries_written, 1001);
+    drop(out);
+}

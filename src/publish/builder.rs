@@ -5,7 +5,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::dispatcher::{Dispatcher, Settings, Transform};
@@ -351,13 +351,7 @@ impl PublisherHandle {
         // The thread gives up publishing at `deadline`; a little grace lets it count what is left,
         // flush and finish.
         let grace = (timeout / 4).min(STOP_GRACE);
-        match self.done.recv_deadline(deadline + grace) {
-            Err(RecvTimeoutError::Disconnected) | Ok(()) => {
-                // The dispatcher has returned; a panic in it was already turned into counters.
-                let _ = thread.join();
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-        }
+        crate::context::join_until(thread, &self.done, deadline + grace);
         self.stats()
     }
 }
