@@ -101,6 +101,9 @@ pub(crate) struct State {
     /// Entries written at each level (encoded) that was at or above `alarm` then: a printer
     /// tells from them how many errors the ring evicted before it could read them.
     pub(crate) alarm_counts: [u64; Level::ENCODED],
+    /// Whether a subscriber, a publisher watching for pressure or an error printer wants to hear
+    /// of writes; see [`State::rewatch`].
+    watched: bool,
 }
 
 /// The buffer's side of one subscription.
@@ -190,6 +193,7 @@ impl LogBuffer {
                     pressure_skip_round: 0,
                     alarm: u8::MAX,
                     alarm_counts: [0; Level::ENCODED],
+                    watched: false,
                 }),
                 capacity,
                 subscriber_capacity,
@@ -280,6 +284,9 @@ impl LogBuffer {
     }
 
     /// [`append`](LogBuffer::append) with a level and an interned target (0: none).
+    // Inlined into `io::Write` and `append` (across crates, so it must say so): a call with its
+    // prologue and epilogue was a sixth of a write's instructions.
+    #[inline]
     pub(crate) fn append_tagged(
         &self,
         entry: &[u8],
@@ -294,32 +301,20 @@ impl LogBuffer {
         let meta = Level::encode(level);
         let mut guard = self.shared.state.write();
         let state = &mut *guard;
-        let (seq, range) = state.ring.append(entry, meta, time)?;
-        state.ring.tag_last(target);
-        // An error printer costs the writers one comparison, and a wake-up per error.
-        let alarm = meta >= state.alarm;
-        if alarm {
-            state.count_alarm(meta);
-        }
+        let (seq, range) = state.ring.append_tagged(entry, meta, time, target)?;
         // Followers read the ring by position: the writer's only work for them is to see, under
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
         let wake = self.shared.waiters.any();
-        // Publishers read at intervals; once per eviction round, when the ring is three quarters
-        // full, they are nudged to read before the next eviction drops what they have not read.
-        let pressure = state.pressure_watchers > 0
-            && state.ring.len() >= self.shared.pressure_mark
-            && state.pressure_round != state.ring.evictions()
-            && state.nudge_due();
-        if !state.subscribers.is_empty() {
-            fan_out(state, seq, level, range, time, target);
+        // Subscribers, publishers and error printers: one test when there are none.
+        let watched = state.watched;
+        let mut after = After::default();
+        if watched {
+            after = watched_write(state, &self.shared, seq, meta, range, time, target);
         }
         drop(guard);
-        if pressure {
-            self.shared.nudge_pressure_watchers();
-        }
-        if alarm {
-            self.shared.sound_alarm(meta);
+        if watched {
+            self.shared.after_watched_write(after, meta);
         }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
@@ -574,6 +569,7 @@ impl LogBuffer {
             dropped: Arc::clone(&dropped),
             gone: false,
         });
+        state.rewatch();
         Subscription::new(rx, dropped, id, Arc::downgrade(&self.shared))
     }
 
@@ -600,7 +596,9 @@ fn random_instance() -> u32 {
 
 impl Shared {
     pub(crate) fn unsubscribe(&self, id: u64) {
-        self.state.write().subscribers.retain(|slot| slot.id != id);
+        let mut state = self.state.write();
+        state.subscribers.retain(|slot| slot.id != id);
+        state.rewatch();
     }
 
     /// The last handle is gone: subscriptions are disconnected (once they have received what
@@ -610,6 +608,7 @@ impl Shared {
             let mut state = self.state.write();
             state.closed = true;
             state.subscribers.clear();
+            state.rewatch();
         }
         self.wake_alarms();
         #[cfg(feature = "tokio")]
@@ -631,6 +630,65 @@ impl Drop for LogBuffer {
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.close();
         }
+    }
+}
+
+/// What a write must do for its watchers once the lock is released.
+#[derive(Default, Clone, Copy)]
+struct After {
+    /// Nudge the publishers: the ring is filling up.
+    pressure: bool,
+    /// Wake the error printers: the entry is at a level one waits for.
+    alarm: bool,
+}
+
+/// A write's work for subscribers, publishers and error printers, under the lock.
+// Out of line, so that the writer's path without them stays small enough to inline.
+#[inline(never)]
+fn watched_write(
+    state: &mut State,
+    shared: &Shared,
+    seq: u64,
+    meta: u8,
+    range: std::ops::Range<usize>,
+    time: u64,
+    target: u16,
+) -> After {
+    // An error printer costs the writers one comparison, and a wake-up per error.
+    let alarm = meta >= state.alarm;
+    if alarm {
+        state.count_alarm(meta);
+    }
+    // Publishers read at intervals; once per eviction round, when the ring is three quarters
+    // full, they are nudged to read before the next eviction drops what they have not read.
+    let pressure = state.pressure_watchers > 0
+        && state.ring.len() >= shared.pressure_mark
+        && state.pressure_round != state.ring.evictions()
+        && state.nudge_due();
+    if !state.subscribers.is_empty() {
+        fan_out(state, seq, Level::decode(meta), range, time, target);
+    }
+    After { pressure, alarm }
+}
+
+impl Shared {
+    /// A write's work for its watchers after the lock is released.
+    fn after_watched_write(&self, after: After, meta: u8) {
+        if after.pressure {
+            self.nudge_pressure_watchers();
+        }
+        if after.alarm {
+            self.sound_alarm(meta);
+        }
+    }
+}
+
+impl State {
+    /// Works out `watched` again, after a subscriber, a publisher or an error printer came or
+    /// went.
+    pub(crate) fn rewatch(&mut self) {
+        self.watched =
+            !self.subscribers.is_empty() || self.pressure_watchers > 0 || self.alarm != u8::MAX;
     }
 }
 
@@ -682,6 +740,7 @@ fn fan_out(
     }
     if disconnected {
         state.subscribers.retain(|slot| !slot.gone);
+        state.rewatch();
     }
 }
 

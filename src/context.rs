@@ -78,6 +78,7 @@ impl Shared {
             .map(|alarm| alarm.least)
             .min()
             .unwrap_or(u8::MAX);
+        state.rewatch();
     }
 }
 

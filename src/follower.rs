@@ -253,7 +253,9 @@ impl Shared {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let id = self.next_pressure_id.fetch_add(1, Ordering::Relaxed);
         self.pressure.lock().push((id, tx));
-        self.state.write().pressure_watchers += 1;
+        let mut state = self.state.write();
+        state.pressure_watchers += 1;
+        state.rewatch();
         (id, rx)
     }
 
@@ -262,7 +264,9 @@ impl Shared {
         let mut watchers = self.pressure.lock();
         if let Some(at) = watchers.iter().position(|(watcher, _)| *watcher == id) {
             watchers.swap_remove(at);
-            self.state.write().pressure_watchers -= 1;
+            let mut state = self.state.write();
+            state.pressure_watchers -= 1;
+            state.rewatch();
         }
     }
 

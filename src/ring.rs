@@ -63,6 +63,10 @@ pub(crate) struct Ring {
     head: usize,
     /// Retained bytes; never more than `capacity`.
     len: usize,
+    /// Where the next entry's bytes go, and how many fit there without wrapping, evicting or
+    /// growing: worked out after every change but a plain append, which takes them from here.
+    tail: usize,
+    room: usize,
     /// End offset and metadata of each retained entry, oldest first (see the notes above).
     index: VecDeque<u64>,
     /// When each retained entry was appended (nanoseconds since the Unix epoch), oldest first,
@@ -71,6 +75,8 @@ pub(crate) struct Ring {
     /// The target (an interned number, 0 for none) of each retained entry, oldest first, once
     /// any entry had one.
     targets: Option<VecDeque<u16>>,
+    /// Whether `times` or `targets` is kept: one test on the common path for both.
+    extras: bool,
     /// The sequence number the next entry gets.
     next_seq: u64,
     /// How many times entries were evicted to make room (each time, down to half the capacity).
@@ -90,9 +96,12 @@ impl Ring {
             data: Vec::new(),
             head: 0,
             len: 0,
+            tail: 0,
+            room: 0,
             index: VecDeque::new(),
             times: None,
             targets: None,
+            extras: false,
             next_seq: 0,
             evictions: 0,
             counters: RingCounters::default(),
@@ -123,6 +132,7 @@ impl Ring {
     /// The ring records when each entry was appended (the time given to `append`).
     pub(crate) fn record_times(&mut self) {
         self.times.get_or_insert_with(VecDeque::new);
+        self.extras = true;
     }
 
     /// Whether the ring records times.
@@ -143,20 +153,6 @@ impl Ring {
     pub(crate) fn first_at_or_after(&self, time: u64) -> Option<u64> {
         let times = self.times.as_ref()?;
         Some(self.first_seq() + times.partition_point(|&at| at < time) as u64)
-    }
-
-    /// Gives the entry just appended the target `target` (0: none).
-    pub(crate) fn tag_last(&mut self, target: u16) {
-        if target == 0 && self.targets.is_none() {
-            return;
-        }
-        let count = self.index.len();
-        let targets = self
-            .targets
-            .get_or_insert_with(|| std::iter::repeat(0).take(count).collect());
-        if let Some(last) = targets.back_mut() {
-            *last = target;
-        }
     }
 
     /// The target of the retained entry `seq` (0: none).
@@ -188,31 +184,64 @@ impl Ring {
     ///
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         entry: &[u8],
         meta: u8,
         time: u64,
     ) -> Option<(u64, Range<usize>)> {
+        self.append_tagged(entry, meta, time, 0)
+    }
+
+    /// [`append`](Ring::append) with a target (0: none; see `crate::target`).
+    #[inline]
+    pub(crate) fn append_tagged(
+        &mut self,
+        entry: &[u8],
+        meta: u8,
+        time: u64,
+        target: u16,
+    ) -> Option<(u64, Range<usize>)> {
         let n = entry.len();
-        // The free bytes right after the retained ones, without wrapping: up to the physical end,
-        // or, once the retained bytes reach it, from the front up to `head`. The retained bytes are
-        // `head..end` modulo the storage length, so nothing retained is overwritten, whether the
-        // storage is full-sized or still growing.
+        #[cfg(debug_assertions)]
+        {
+            // Up to date, but for a tail that reached the storage's end exactly: no room there
+            // (the next entry takes the slow path, which finds the room at the front).
+            let kept = (self.tail, self.room);
+            self.find_room();
+            let (tail, room) = (self.tail, self.room);
+            debug_assert!(
+                kept == (tail, room) || kept == (self.data.len(), 0),
+                "tail and room out of date: {kept:?}, not {:?}",
+                (tail, room)
+            );
+            (self.tail, self.room) = kept;
+        }
+        // The common case in one test: the entry fits at the tail without evicting, growing or
+        // wrapping.
+        if n == 0 || n > self.room {
+            return self.append_slow(entry, meta, time, target);
+        }
+        let tail = self.tail;
+        self.data[tail..tail + n].copy_from_slice(entry);
+        self.tail += n;
+        self.room -= n;
+        Some(self.commit(n, meta, time, target))
+    }
+
+    /// Works out `tail` and `room`: the free bytes right after the retained ones, without
+    /// wrapping: up to the physical end, or, once the retained bytes reach it, from the front up
+    /// to `head`. The retained bytes are `head..end` modulo the storage length, so nothing
+    /// retained is overwritten, whether the storage is full-sized or still growing.
+    fn find_room(&mut self) {
         let end = self.head + self.len;
-        let (tail, room) = if end < self.data.len() {
+        (self.tail, self.room) = if end < self.data.len() {
             (end, self.data.len() - end)
         } else {
             let tail = end - self.data.len();
             (tail, self.head - tail)
         };
-        // The common case in one test: the entry fits there without evicting, growing or wrapping.
-        if n == 0 || n > room {
-            return self.append_slow(entry, meta, time);
-        }
-        self.data[tail..tail + n].copy_from_slice(entry);
-        Some(self.commit(n, meta, time))
     }
 
     /// Physical offset where the next byte goes.
@@ -228,11 +257,22 @@ impl Ring {
 
     /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
     #[inline]
-    fn commit(&mut self, n: usize, meta: u8, time: u64) -> (u64, Range<usize>) {
+    fn commit(&mut self, n: usize, meta: u8, time: u64, target: u16) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
         let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
         self.index.push_back(end | u64::from(meta) << OFFSET_BITS);
+        if self.extras || target != 0 {
+            self.commit_extras(time, target);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        (seq, start..self.len)
+    }
+
+    /// The time and target of the entry being committed, for a ring that keeps them (or the
+    /// first entry with a target: from then on the ring keeps one per entry, 0 for those before).
+    fn commit_extras(&mut self, time: u64, target: u16) {
         if let Some(times) = &mut self.times {
             // Never earlier than the entry before: the clock is read before the lock, so writers
             // can reach it out of order, and the wall clock can step back. Times then follow
@@ -240,17 +280,28 @@ impl Ring {
             let time = times.back().map_or(time, |&last| time.max(last));
             times.push_back(time);
         }
-        if let Some(targets) = &mut self.targets {
-            targets.push_back(0);
+        match &mut self.targets {
+            Some(targets) => targets.push_back(target),
+            None if target != 0 => {
+                let before = self.index.len() - 1;
+                let mut targets: VecDeque<u16> = std::iter::repeat(0).take(before).collect();
+                targets.push_back(target);
+                self.targets = Some(targets);
+                self.extras = true;
+            }
+            None => {}
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        (seq, start..self.len)
     }
 
     /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
     #[cold]
-    fn append_slow(&mut self, entry: &[u8], meta: u8, time: u64) -> Option<(u64, Range<usize>)> {
+    fn append_slow(
+        &mut self,
+        entry: &[u8],
+        meta: u8,
+        time: u64,
+        target: u16,
+    ) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -276,7 +327,9 @@ impl Ring {
             self.data[tail..].copy_from_slice(&entry[..room]);
             self.data[..n - room].copy_from_slice(&entry[room..]);
         }
-        Some(self.commit(n, meta, time))
+        let committed = self.commit(n, meta, time, target);
+        self.find_room();
+        Some(committed)
     }
 
     /// Evicts the oldest entries until at most half the capacity remains and `incoming` more bytes
