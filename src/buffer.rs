@@ -673,6 +673,7 @@ fn watched_write(
 
 impl Shared {
     /// A write's work for its watchers after the lock is released.
+    #[inline(never)]
     fn after_watched_write(&self, after: After, meta: u8) {
         if after.pressure {
             self.nudge_pressure_watchers();
@@ -695,8 +696,8 @@ impl State {
 /// Hands the entry just stored at `range` to every subscriber, copying it into `Bytes` once, and
 /// only if at least one subscriber has room for it. The last subscriber with room gets that copy
 /// itself, the others clones.
-// Out of line, so that the writer's path without subscribers stays small enough to inline.
-#[inline(never)]
+// Inlined into `watched_write`, which is out of line.
+#[inline]
 fn fan_out(
     state: &mut State,
     seq: u64,
