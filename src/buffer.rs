@@ -101,8 +101,8 @@ pub(crate) struct State {
     /// Entries written at each level (encoded) that was at or above `alarm` then: a printer
     /// tells from them how many errors the ring evicted before it could read them.
     pub(crate) alarm_counts: [u64; Level::ENCODED],
-    /// Whether a subscriber, a publisher watching for pressure or an error printer wants to hear
-    /// of writes; see [`State::rewatch`].
+    /// Whether a subscriber or a publisher watching for pressure wants to hear of writes; see
+    /// [`State::rewatch`].
     watched: bool,
 }
 
@@ -306,15 +306,23 @@ impl LogBuffer {
         // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
         #[cfg(feature = "tokio")]
         let wake = self.shared.waiters.any();
-        // Subscribers, publishers and error printers: one test when there are none.
+        // An error printer costs the writers one comparison, and a wake-up per error.
+        let alarm = meta >= state.alarm;
+        if alarm {
+            state.count_alarm(meta);
+        }
+        // Subscribers and publishers: one test when there are none.
         let watched = state.watched;
-        let mut after = After::default();
+        let mut pressure = false;
         if watched {
-            after = watched_write(state, &self.shared, seq, meta, range, time, target);
+            pressure = watched_write(state, &self.shared, seq, meta, range, time, target);
         }
         drop(guard);
-        if watched {
-            self.shared.after_watched_write(after, meta);
+        if pressure {
+            self.shared.nudge_pressure_watchers();
+        }
+        if alarm {
+            self.shared.sound_alarm(meta);
         }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
@@ -633,16 +641,8 @@ impl Drop for LogBuffer {
     }
 }
 
-/// What a write must do for its watchers once the lock is released.
-#[derive(Default, Clone, Copy)]
-struct After {
-    /// Nudge the publishers: the ring is filling up.
-    pressure: bool,
-    /// Wake the error printers: the entry is at a level one waits for.
-    alarm: bool,
-}
-
-/// A write's work for subscribers, publishers and error printers, under the lock.
+/// A write's work for subscribers and publishers, under the lock; returns whether the
+/// publishers are to be nudged once it is released.
 // Out of line, so that the writer's path without them stays small enough to inline.
 #[inline(never)]
 fn watched_write(
@@ -653,12 +653,7 @@ fn watched_write(
     range: std::ops::Range<usize>,
     time: u64,
     target: u16,
-) -> After {
-    // An error printer costs the writers one comparison, and a wake-up per error.
-    let alarm = meta >= state.alarm;
-    if alarm {
-        state.count_alarm(meta);
-    }
+) -> bool {
     // Publishers read at intervals; once per eviction round, when the ring is three quarters
     // full, they are nudged to read before the next eviction drops what they have not read.
     let pressure = state.pressure_watchers > 0
@@ -668,28 +663,13 @@ fn watched_write(
     if !state.subscribers.is_empty() {
         fan_out(state, seq, Level::decode(meta), range, time, target);
     }
-    After { pressure, alarm }
-}
-
-impl Shared {
-    /// A write's work for its watchers after the lock is released.
-    #[inline(never)]
-    fn after_watched_write(&self, after: After, meta: u8) {
-        if after.pressure {
-            self.nudge_pressure_watchers();
-        }
-        if after.alarm {
-            self.sound_alarm(meta);
-        }
-    }
+    pressure
 }
 
 impl State {
-    /// Works out `watched` again, after a subscriber, a publisher or an error printer came or
-    /// went.
+    /// Works out `watched` again, after a subscriber or a publisher came or went.
     pub(crate) fn rewatch(&mut self) {
-        self.watched =
-            !self.subscribers.is_empty() || self.pressure_watchers > 0 || self.alarm != u8::MAX;
+        self.watched = !self.subscribers.is_empty() || self.pressure_watchers > 0;
     }
 }
 

@@ -78,7 +78,6 @@ impl Shared {
             .map(|alarm| alarm.least)
             .min()
             .unwrap_or(u8::MAX);
-        state.rewatch();
     }
 }
 
