@@ -87,7 +87,7 @@ pub(crate) struct State {
     pub(crate) closed: bool,
     /// Followers that read at intervals (publishers) and want a nudge before the ring evicts
     /// what they have not read; see `Shared::watch_pressure`.
-    pub(crate) pressure_watchers: usize,
+    pressure_watchers: usize,
     /// The eviction round in which they were last nudged, and when.
     pub(crate) pressure_round: u64,
     pub(crate) pressure_at: Option<Instant>,
@@ -667,8 +667,22 @@ fn watched_write(
 }
 
 impl State {
+    /// A publisher now watches for pressure ([`Shared::watch_pressure`]).
+    #[cfg(feature = "publish")]
+    pub(crate) fn add_pressure_watcher(&mut self) {
+        self.pressure_watchers += 1;
+        self.rewatch();
+    }
+
+    /// A publisher no longer watches for pressure.
+    #[cfg(feature = "publish")]
+    pub(crate) fn remove_pressure_watcher(&mut self) {
+        self.pressure_watchers -= 1;
+        self.rewatch();
+    }
+
     /// Works out `watched` again, after a subscriber or a publisher came or went.
-    pub(crate) fn rewatch(&mut self) {
+    fn rewatch(&mut self) {
         self.watched = !self.subscribers.is_empty() || self.pressure_watchers > 0;
     }
 }
@@ -885,4 +899,28 @@ fn duration_nanos(since: Duration) -> u64 {
 /// The time `unix_nanos` gave.
 pub(crate) fn from_unix_nanos(nanos: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+#[cfg(all(test, feature = "publish"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_publisher_is_nudged_whatever_subscribers_come_and_go() {
+        let buf = LogBuffer::with_capacity(1000);
+        let shared = buf.shared();
+        let (id, nudges) = shared.watch_pressure();
+        assert!(shared.state.read().watched);
+        let subscription = buf.events();
+        drop(subscription);
+        // Subscribers are all gone; the publisher still watches.
+        assert!(shared.state.read().watched);
+        // Three quarters full: a nudge.
+        for _ in 0..80 {
+            buf.append(&[b'a'; 10]);
+        }
+        assert_eq!(nudges.try_recv(), Ok(()));
+        shared.unwatch_pressure(id);
+        assert!(!shared.state.read().watched);
+    }
 }

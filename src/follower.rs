@@ -253,9 +253,7 @@ impl Shared {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let id = self.next_pressure_id.fetch_add(1, Ordering::Relaxed);
         self.pressure.lock().push((id, tx));
-        let mut state = self.state.write();
-        state.pressure_watchers += 1;
-        state.rewatch();
+        self.state.write().add_pressure_watcher();
         (id, rx)
     }
 
@@ -264,9 +262,7 @@ impl Shared {
         let mut watchers = self.pressure.lock();
         if let Some(at) = watchers.iter().position(|(watcher, _)| *watcher == id) {
             watchers.swap_remove(at);
-            let mut state = self.state.write();
-            state.pressure_watchers -= 1;
-            state.rewatch();
+            self.state.write().remove_pressure_watcher();
         }
     }
 

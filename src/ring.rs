@@ -179,11 +179,7 @@ impl Ring {
         self.counters.bytes_evicted + self.len as u64
     }
 
-    /// Appends one entry, evicting the oldest entries whole if it does not fit, and returns its
-    /// sequence number and logical range.
-    ///
-    /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
-    /// keeps its first `capacity` bytes; the rest is counted as cut.
+    /// [`append_tagged`](Ring::append_tagged) without a target, for the tests.
     #[cfg(test)]
     pub(crate) fn append(
         &mut self,
@@ -194,7 +190,12 @@ impl Ring {
         self.append_tagged(entry, meta, time, 0)
     }
 
-    /// [`append`](Ring::append) with a target (0: none; see `crate::target`).
+    /// Appends one entry with its metadata byte, time and target (0: none; see `crate::target`),
+    /// evicting the oldest entries whole if it does not fit, and returns its sequence number and
+    /// logical range.
+    ///
+    /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
+    /// keeps its first `capacity` bytes; the rest is counted as cut.
     #[inline]
     pub(crate) fn append_tagged(
         &mut self,
@@ -244,9 +245,9 @@ impl Ring {
         };
     }
 
-    /// Physical offset where the next byte goes.
+    /// Physical offset where the next byte goes, worked out from `head` and `len`.
     #[inline]
-    fn tail(&self) -> usize {
+    fn physical_end(&self) -> usize {
         let tail = self.head + self.len;
         if tail >= self.data.len() {
             tail - self.data.len()
@@ -319,7 +320,7 @@ impl Ring {
         if self.data.len() < self.capacity && self.head + self.len + n > self.data.len() {
             self.grow(self.len + n);
         }
-        let tail = self.tail();
+        let tail = self.physical_end();
         let room = self.data.len() - tail;
         if n <= room {
             self.data[tail..tail + n].copy_from_slice(entry);
@@ -606,5 +607,44 @@ mod tests {
         assert!(ring.append(b"", 0, 0).is_none());
         assert_eq!(ring.next_seq(), 0);
         assert_eq!(ring.entry_count(), 0);
+    }
+
+    #[test]
+    fn targets_arriving_late_stay_in_step_with_entries_and_times_through_evictions() {
+        let mut ring = Ring::new(64);
+        ring.record_times();
+        for i in 0..200u64 {
+            // No target for the first 30, then every third entry has one.
+            let target = if i >= 30 && i % 3 == 0 {
+                (i % 50) as u16 + 1
+            } else {
+                0
+            };
+            ring.append_tagged(format!("{i:05}\n").as_bytes(), 0, 1000 + i, target);
+            let first = ring.first_seq();
+            for seq in first..ring.next_seq() {
+                let expected = if seq >= 30 && seq % 3 == 0 {
+                    (seq % 50) as u16 + 1
+                } else {
+                    0
+                };
+                assert_eq!(
+                    ring.target_of(seq),
+                    expected,
+                    "entry {seq} after writing {i}"
+                );
+                assert_eq!(ring.time_of(seq), Some(1000 + seq));
+            }
+            let (a, b) = ring.slices(0..ring.len());
+            let text = [a, b].concat();
+            assert_eq!(
+                text,
+                (first..=i)
+                    .map(|n| format!("{n:05}\n"))
+                    .collect::<String>()
+                    .into_bytes()
+            );
+        }
+        assert!(ring.evictions() > 10);
     }
 }
