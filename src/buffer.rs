@@ -618,7 +618,8 @@ impl Shared {
             state.subscribers.clear();
             state.rewatch();
         }
-        self.wake_alarms();
+        // Every error printer, to print what is left and end.
+        self.sound_alarm(u8::MAX);
         #[cfg(feature = "tokio")]
         self.waiters.wake_all();
     }

@@ -55,19 +55,13 @@ impl State {
 
 impl Shared {
     /// Wakes the printers that want an entry at level `meta`; one already woken stays so.
+    /// `u8::MAX` wakes them all.
     #[cold]
     pub(crate) fn sound_alarm(&self, meta: u8) {
         for alarm in self.alarms.lock().iter() {
             if meta >= alarm.least {
                 let _ = alarm.wake.try_send(());
             }
-        }
-    }
-
-    /// Wakes every printer: the buffer closed.
-    pub(crate) fn wake_alarms(&self) {
-        for alarm in self.alarms.lock().iter() {
-            let _ = alarm.wake.try_send(());
         }
     }
 
