@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use crate::builder::{check_subscriber_capacity, Clock};
 #[cfg(feature = "tokio")]
 use crate::follower::Waiters;
-use crate::ring::Ring;
+use crate::ring::{Ring, Tags};
 use crate::{Builder, Entry, Level, Replay, Stats, Subscription};
 
 /// The in-memory log: a bounded ring of recent entries that also hands every new entry to its
@@ -283,7 +283,8 @@ impl LogBuffer {
         self.append_tagged(entry, level, 0)
     }
 
-    /// [`append`](LogBuffer::append) with a level and an interned target (0: none).
+    /// [`append`](LogBuffer::append) with a level and an interned target (0: none), and the
+    /// time of the buffer's clock, if it records times.
     // Inlined into `io::Write` and `append` (across crates, so it must say so): a call with its
     // prologue and epilogue was a sixth of a write's instructions.
     #[inline]
@@ -298,39 +299,40 @@ impl LogBuffer {
             Some(now) => duration_nanos(now()),
             None => 0,
         };
-        let meta = Level::encode(level);
-        let mut guard = self.shared.state.write();
-        let state = &mut *guard;
-        let (seq, range) = state.ring.append_tagged(entry, meta, time, target)?;
-        // Followers read the ring by position: the writer's only work for them is to see, under
-        // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
-        #[cfg(feature = "tokio")]
-        let wake = self.shared.waiters.any();
-        // An error printer costs the writers one comparison, and a wake-up per error.
-        let alarm = meta >= state.alarm;
-        if alarm {
-            state.count_alarm(meta);
-        }
-        // Subscribers and publishers: one test when there are none.
-        let watched = state.watched;
-        let mut pressure = false;
-        if watched {
-            pressure = watched_write(state, &self.shared, seq, meta, range, time, target);
-        }
-        drop(guard);
-        if pressure {
-            self.shared.nudge_pressure_watchers();
-        }
-        if alarm {
-            self.shared.sound_alarm(meta);
-        }
-        // Waking a task can take a while (its executor may have to unpark a thread): do it after
-        // releasing the lock, so that other writers do not wait for it.
-        #[cfg(feature = "tokio")]
-        if wake {
-            self.shared.waiters.wake_all();
-        }
-        Some(seq)
+        self.append_tags(
+            entry,
+            Tags {
+                level: Level::encode(level),
+                time,
+                target,
+                span: [0; 3],
+            },
+        )
+    }
+
+    /// The time an entry made now gets: the buffer's clock, or `SystemTime::now` for a buffer
+    /// that records no times (an entry from memtail's tracing layer or logger has one anyway).
+    #[cfg(any(feature = "tracing", feature = "log"))]
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.shared.now()
+    }
+
+    /// Appends `entry` with what it carries.
+    #[inline]
+    pub(crate) fn append_tags(&self, entry: &[u8], tags: Tags) -> Option<u64> {
+        self.append_counted(entry, tags, None)
+    }
+
+    /// [`Shared::append_counted`].
+    #[inline]
+    pub(crate) fn append_counted(
+        &self,
+        entry: &[u8],
+        tags: Tags,
+        ordinal: Option<&AtomicU64>,
+    ) -> Option<u64> {
+        self.shared.append_counted(entry, tags, ordinal)
     }
 
     /// The retained bytes, oldest first. They always start at an entry boundary: never half a line,
@@ -434,16 +436,20 @@ impl LogBuffer {
 
     /// The retained bytes of the entries from `seq` on, in one copy, with what
     /// [`since`](LogBuffer::since) would say of them: the next sequence number, and how many
-    /// entries from `seq` on were evicted.
+    /// entries from `seq` on were evicted. `None` when the ring records times: its entries are
+    /// shown with them.
     #[cfg(feature = "http")]
-    pub(crate) fn bytes_since(&self, seq: u64) -> (Bytes, u64, u64) {
+    pub(crate) fn bytes_since(&self, seq: u64) -> Option<(Bytes, u64, u64)> {
         let state = self.shared.state.read();
         let ring = &state.ring;
+        if ring.records_times() {
+            return None;
+        }
         let bytes = match ring.ranges_from(seq).next() {
             Some((_, range, _)) => copy_out(ring, range.start..ring.len()),
             None => Bytes::new(),
         };
-        (bytes, ring.next_seq(), ring.first_seq().saturating_sub(seq))
+        Some((bytes, ring.next_seq(), ring.first_seq().saturating_sub(seq)))
     }
 
     /// A subscription to every entry written from now on.
@@ -603,6 +609,90 @@ fn random_instance() -> u32 {
 }
 
 impl Shared {
+    /// The one write path: appends `entry` with what it carries, and with `ordinal`, the
+    /// counter of its span tree's entries (taken under the lock, so that the entries of a tree
+    /// are numbered in the order they enter the ring).
+    #[inline]
+    pub(crate) fn append_counted(
+        &self,
+        entry: &[u8],
+        tags: Tags,
+        ordinal: Option<&AtomicU64>,
+    ) -> Option<u64> {
+        self.append_locked(self.state.write(), entry, tags, ordinal)
+    }
+
+    /// Whether every handle is gone (nothing more will be written but by a panic hook).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.handles.load(Ordering::Acquire) == 0
+    }
+
+    /// The time an entry made now gets: the buffer's clock, or `SystemTime::now`.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        duration_nanos(self.clock.unwrap_or(crate::builder::system_clock)())
+    }
+
+    /// [`append_counted`](Shared::append_counted) if the lock can be had within `wait`: `None`
+    /// if not (the thread that holds it may be the one asking, panicking), else what the
+    /// append gave.
+    pub(crate) fn try_append_within(
+        &self,
+        entry: &[u8],
+        tags: Tags,
+        wait: Duration,
+    ) -> Option<Option<u64>> {
+        let guard = self.state.try_write_for(wait)?;
+        Some(self.append_locked(guard, entry, tags, None))
+    }
+
+    #[inline]
+    fn append_locked(
+        &self,
+        mut guard: parking_lot::RwLockWriteGuard<'_, State>,
+        entry: &[u8],
+        mut tags: Tags,
+        ordinal: Option<&AtomicU64>,
+    ) -> Option<u64> {
+        let meta = tags.level;
+        let state = &mut *guard;
+        if let Some(ordinal) = ordinal {
+            if !entry.is_empty() {
+                tags.span[2] = ordinal.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (seq, range) = state.ring.append_tagged(entry, tags)?;
+        // Followers read the ring by position: the writer's only work for them is to see, under
+        // the lock, whether one waits (see `Waiters` for why that load cannot miss one).
+        #[cfg(feature = "tokio")]
+        let wake = self.waiters.any();
+        // An error printer costs the writers one comparison, and a wake-up per error.
+        let alarm = meta >= state.alarm;
+        if alarm {
+            state.count_alarm(meta);
+        }
+        // Subscribers and publishers: one test when there are none.
+        let watched = state.watched;
+        let mut pressure = false;
+        if watched {
+            pressure = watched_write(state, self, seq, meta, range);
+        }
+        drop(guard);
+        if pressure {
+            self.nudge_pressure_watchers();
+        }
+        if alarm {
+            self.sound_alarm(meta);
+        }
+        // Waking a task can take a while (its executor may have to unpark a thread): do it after
+        // releasing the lock, so that other writers do not wait for it.
+        #[cfg(feature = "tokio")]
+        if wake {
+            self.waiters.wake_all();
+        }
+        Some(seq)
+    }
+
     pub(crate) fn unsubscribe(&self, id: u64) {
         let mut state = self.state.write();
         state.subscribers.retain(|slot| slot.id != id);
@@ -652,8 +742,6 @@ fn watched_write(
     seq: u64,
     meta: u8,
     range: std::ops::Range<usize>,
-    time: u64,
-    target: u16,
 ) -> bool {
     // Publishers read at intervals; once per eviction round, when the ring is three quarters
     // full, they are nudged to read before the next eviction drops what they have not read.
@@ -662,7 +750,7 @@ fn watched_write(
         && state.pressure_round != state.ring.evictions()
         && state.nudge_due();
     if !state.subscribers.is_empty() {
-        fan_out(state, seq, Level::decode(meta), range, time, target);
+        fan_out(state, seq, Level::decode(meta), range);
     }
     pressure
 }
@@ -693,16 +781,10 @@ impl State {
 /// itself, the others clones.
 // Inlined into `watched_write`, which is out of line.
 #[inline]
-fn fan_out(
-    state: &mut State,
-    seq: u64,
-    level: Option<Level>,
-    range: std::ops::Range<usize>,
-    time: u64,
-    target: u16,
-) {
-    let time = state.ring.records_times().then_some(time);
+fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::Range<usize>) {
     let ring = &state.ring;
+    // What the ring stored, not what the writer brought: every reader gets the same time.
+    let extras = ring.extras_of(seq);
     let drops = &mut state.subscriber_drops;
     let mut payload: Option<Bytes> = None;
     let mut disconnected = false;
@@ -724,7 +806,7 @@ fn fan_out(
         };
         match slot
             .tx
-            .try_send(Entry::new(seq, bytes, level).at(time).targeted(target))
+            .try_send(Entry::new(seq, bytes, level).with_extras(extras))
         {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => slot.count_drop(drops),
@@ -761,9 +843,7 @@ fn collect_entries(ring: &Ring, from: u64) -> Vec<Entry> {
     let mut entries = Vec::with_capacity(ring.entry_count());
     entries.extend(ranges.map(|(seq, range, meta)| {
         let bytes = bytes.slice(range.start - offset..range.end - offset);
-        Entry::new(seq, bytes, Level::decode(meta))
-            .at(ring.time_of(seq))
-            .targeted(ring.target_of(seq))
+        Entry::new(seq, bytes, Level::decode(meta)).with_extras(ring.extras_of(seq))
     }));
     entries
 }

@@ -11,6 +11,7 @@
 // it how many errors the ring evicted before it could look: those are reported, not lost
 // silently.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
@@ -100,13 +101,24 @@ impl LogBuffer {
     /// sleeps until an error arrives. Writers pay one comparison per entry for it; an entry at
     /// `level` or above also costs its writer a short lock of the printers' list and a wake-up
     /// (so `Level::Trace` makes every entry with a level pay that). The printer does not read
-    /// the ring otherwise. Each entry is printed at most
-    /// once: the context of an error starts after the previous error. Each block starts with a
-    /// line naming the entry that triggered it:
+    /// the ring otherwise. Each block starts with a line naming the entry that triggered it,
+    /// then the entries as [`render`](crate::render) shows them (with their times, when they
+    /// have them):
     ///
     /// ```text
     /// --- memtail: entry 41 is ERROR; the 3 entries before it, then it ---
     /// ```
+    ///
+    /// **Context per request.** An error logged inside a span through memtail's
+    /// [`Layer`](crate::Layer) gets the entries of its own span tree as context: those logged
+    /// in the same root span (the request, in a server that gives each request a span), and in
+    /// any span under it, and no others, so that the lines of concurrent requests do not mix.
+    /// An error outside any span gets the entries outside any span before it. (In a log without
+    /// spans, that is simply the entries before it.) Each entry is printed at most once: the
+    /// context of an error starts after the previous error of its request. (A printer remembers
+    /// the last error of 4096 requests; past that, contexts do not reach back before the
+    /// oldest error it forgot.) The layer keeps 24 bytes a retained entry for this, and for
+    /// [`Entry::span_id`](crate::Entry::span_id), once any entry was logged in a span.
     ///
     /// Nothing is lost silently. The printer wakes within a scheduler's wake-up of the error;
     /// if the ring evicts part of a context before then (a small ring written very fast), the
@@ -185,7 +197,8 @@ impl LogBuffer {
             least,
             before: u64::try_from(before).unwrap_or(u64::MAX),
             out,
-            next: start,
+            floors: HashMap::new(),
+            forgotten: start,
             scanned: start,
             baseline,
             accounted: 0,
@@ -288,14 +301,15 @@ impl fmt::Debug for ErrorContext {
 }
 
 /// Waits until a background thread has finished (`done` disconnects when it does) and joins it,
-/// or until `deadline`, leaving it to finish on its own.
-pub(crate) fn join_until(thread: JoinHandle<()>, done: &Receiver<()>, deadline: Instant) {
+/// or until `deadline`, leaving it to finish on its own; returns whether it finished.
+pub(crate) fn join_until(thread: JoinHandle<()>, done: &Receiver<()>, deadline: Instant) -> bool {
     match done.recv_deadline(deadline) {
         // A panic in it was already turned into counters, or is told by `stopped`.
         Err(RecvTimeoutError::Disconnected) | Ok(()) => {
             let _ = thread.join();
+            true
         }
-        Err(RecvTimeoutError::Timeout) => {}
+        Err(RecvTimeoutError::Timeout) => false,
     }
 }
 
@@ -315,7 +329,8 @@ pub struct ErrorContextStats {
     pub missed: u64,
     /// Entries of printed contexts that the ring evicted before the printer read them; each
     /// block's heading says how many it lacks. (After a missed error, the next context starts
-    /// no earlier than the oldest entry retained: where the missed error was is not known.)
+    /// no earlier than the oldest entry retained: where the missed error was is not known. In
+    /// a log with spans, a context cut there counts at most the entries evicted since.)
     pub context_missed: u64,
     /// Errors whose block could not be written to the output.
     pub failed: u64,
@@ -331,8 +346,13 @@ struct Printer<W> {
     least: u8,
     before: u64,
     out: W,
-    /// Where the next context may start: one past the last error.
-    next: u64,
+    /// For each group of entries (a request's span tree, or the entries without a span) whose
+    /// error was printed: where the group's next context may start, as a sequence number and as
+    /// an ordinal in the group (one past that error). At most [`MAX_GROUPS`]; see `forgotten`.
+    floors: HashMap<u64, (u64, u64)>,
+    /// No context reaches back before this sequence number: past a group the printer forgot,
+    /// or errors the ring evicted unseen (where they were is not known).
+    forgotten: u64,
     /// Entries before this one were looked at for errors already.
     scanned: u64,
     /// The writers' count of errors when the printer started.
@@ -374,7 +394,8 @@ impl<W: Write> Printer<W> {
                 let mut looked = 0;
                 for (seq, _, meta) in ring.ranges_from(from).take(SCAN_STEP) {
                     if meta >= self.least {
-                        errors.push(seq);
+                        let (group, ordinal) = ring.group_of(seq).unwrap_or((0, seq));
+                        errors.push((seq, group, ordinal));
                     }
                     looked += 1;
                 }
@@ -388,7 +409,7 @@ impl<W: Write> Printer<W> {
                         // Where the evicted errors were is not known: the next context starts
                         // no earlier than the oldest entry retained (which every error found
                         // in this step is, or comes after).
-                        self.next = self.next.max(ring.first_seq());
+                        self.forgotten = self.forgotten.max(ring.first_seq());
                     }
                     (missed, state.closed)
                 })
@@ -399,8 +420,8 @@ impl<W: Write> Printer<W> {
                 self.pending_missed += missed;
             }
             self.accounted += errors.len() as u64;
-            for seq in errors {
-                self.print(seq);
+            for (seq, group, ordinal) in errors {
+                self.print(seq, group, ordinal);
             }
             if let Some((_, closed)) = end {
                 break closed;
@@ -432,25 +453,24 @@ impl<W: Write> Printer<W> {
         }
     }
 
-    /// Prints error `seq` with the entries before it, back to the previous error or `before`.
-    fn print(&mut self, seq: u64) {
-        let from = self.next.max(seq.saturating_sub(self.before));
-        if from > seq {
-            // Behind a context already printed or given up: cannot happen, as errors come in
-            // order and after `next`; counted rather than printed twice.
-            self.pending_missed += 1;
-            return;
+    /// Prints error `seq` with the entries of its group before it (`group` is its root span,
+    /// 0 for an entry without a span; `ordinal` its place in the group), at most `before` of
+    /// them, back to the group's previous error.
+    fn print(&mut self, seq: u64, group: u64, ordinal: u64) {
+        let (floor_seq, mut floor_ordinal) = self.floors.get(&group).copied().unwrap_or((0, 0));
+        let lowest = floor_seq.max(self.forgotten);
+        if group == 0 && ordinal == seq {
+            // Every entry before this one is without a span (as in a log without spans at all):
+            // sequence numbers are ordinals, and what is forgotten is not wanted.
+            floor_ordinal = floor_ordinal.max(lowest);
         }
-        self.next = seq + 1;
-        let mut entries: Vec<Entry> = Vec::new();
-        let read = self.watch.shared.read_from(
-            from,
-            usize::try_from(seq - from + 1).unwrap_or(usize::MAX),
-            usize::MAX,
-            &mut entries,
-        );
-        // The ring may have moved on since the look: entries past the error are not its context.
-        entries.retain(|entry| entry.seq() <= seq);
+        let wanted = ordinal
+            - ordinal
+                .saturating_sub(self.before)
+                .max(floor_ordinal)
+                .min(ordinal);
+        self.remember(group, seq, ordinal);
+        let (entries, lost) = self.watch.shared.context_of(seq, group, wanted, lowest);
         let Some((error, context)) = entries.split_last().filter(|(error, _)| error.seq() == seq)
         else {
             // Evicted between the look and the read.
@@ -458,7 +478,6 @@ impl<W: Write> Printer<W> {
             return;
         };
         self.report_missed();
-        let lost = read.missed;
         let result = block(error, context, lost).and_then(|block| self.out.write_all(&block));
         let mut stats = self.stats.lock();
         stats.context_missed += lost;
@@ -469,6 +488,81 @@ impl<W: Write> Printer<W> {
                 stats.last_error = Some(error.to_string());
             }
         }
+    }
+
+    /// Notes that `group`'s next context starts after its error `seq`. Past [`MAX_GROUPS`]
+    /// groups, the one whose error is oldest is forgotten, and no context reaches back before
+    /// it any more: no entry is printed twice.
+    fn remember(&mut self, group: u64, seq: u64, ordinal: u64) {
+        self.floors.insert(group, (seq + 1, ordinal + 1));
+        if self.floors.len() > MAX_GROUPS {
+            let oldest = self
+                .floors
+                .iter()
+                .min_by_key(|(_, (after, _))| *after)
+                .map(|(&group, &(after, _))| (group, after));
+            if let Some((group, after)) = oldest {
+                self.floors.remove(&group);
+                self.forgotten = self.forgotten.max(after);
+            }
+        }
+    }
+}
+
+/// The most groups (requests) whose last error a printer remembers.
+const MAX_GROUPS: usize = 4096;
+
+impl Shared {
+    /// Error `seq` and the `wanted` entries of its `group` before it, oldest first, none before
+    /// `lowest`, as far as the ring retains them; and how many of the `wanted` the ring evicted
+    /// before they could be read. A look through the index for the group's entries holds the
+    /// read lock for at most [`SCAN_STEP`] index words at a time.
+    fn context_of(&self, seq: u64, group: u64, wanted: u64, lowest: u64) -> (Vec<Entry>, u64) {
+        let mut found: Vec<u64> = vec![seq];
+        let mut next = seq;
+        let evicted = loop {
+            let state = self.state.read();
+            let ring = &state.ring;
+            let low = lowest.max(ring.first_seq());
+            let mut looked = 0;
+            while next > low && (found.len() as u64) <= wanted && looked < SCAN_STEP {
+                next -= 1;
+                looked += 1;
+                if ring.group_of(next).map(|(of, _)| of) == Some(group) {
+                    found.push(next);
+                }
+            }
+            if (found.len() as u64) > wanted || next <= low {
+                // Stopped by the ring's oldest entry, not by the group's floor: what is wanted
+                // and not found was evicted (no more than the entries evicted from `lowest` on).
+                let evicted = ring.first_seq().saturating_sub(lowest);
+                break if next <= low { evicted } else { 0 };
+            }
+        };
+        found.reverse();
+        let context_wanted = found.len() - 1;
+        let mut lost = (wanted - context_wanted as u64).min(evicted);
+        // Read in runs of consecutive entries (with no span in the log, one run).
+        let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
+        let mut at = 0;
+        while at < found.len() {
+            let mut run = 1;
+            while at + run < found.len() && found[at + run] == found[at] + run as u64 {
+                run += 1;
+            }
+            let mut read = Vec::new();
+            self.read_from(found[at], run, usize::MAX, &mut read);
+            let wanted_run = &found[at..at + run];
+            entries.extend(
+                read.into_iter()
+                    .filter(|entry| wanted_run.binary_search(&entry.seq()).is_ok()),
+            );
+            at += run;
+        }
+        // Evicted between the look and the read (the error itself is the caller's to tell).
+        let context_got = entries.iter().filter(|entry| entry.seq() != seq).count();
+        lost += (context_wanted - context_got) as u64;
+        (entries, lost)
     }
 }
 
@@ -487,7 +581,7 @@ fn block(error: &Entry, context: &[Entry], lost: u64) -> std::io::Result<Vec<u8>
     )
     .into_bytes();
     for line in context.iter().chain(std::iter::once(error)) {
-        crate::dump::write_line(&mut block, line)?;
+        crate::render::write_line(&mut block, line.time(), line)?;
     }
     Ok(block)
 }

@@ -1,15 +1,18 @@
 //! The flight recorder's dump: the retained log, written out when something went wrong.
 
+use std::any::Any;
 use std::io::{self, Write};
+use std::panic::Location;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
-use crate::buffer::{copy_out, Shared};
-use crate::LogBuffer;
+use crate::buffer::{copy_out, from_unix_nanos, Shared};
+use crate::ring::Tags;
+use crate::{render, Level, LogBuffer};
 
 /// How long a dump waits for the buffer's lock before it says it could not have it: long enough
 /// for any writer to finish an append, short enough for a panicking process.
@@ -20,13 +23,23 @@ const LOCK_WAIT: Duration = Duration::from_millis(200);
 struct Taken {
     capacity: usize,
     bytes: Bytes,
-    /// (sequence number, start, end) of each retained entry in `bytes`.
-    entries: Vec<(u64, usize, usize)>,
+    /// (sequence number, start, end, time) of each retained entry in `bytes`.
+    entries: Vec<(u64, usize, usize, Option<SystemTime>)>,
     evicted: u64,
     cut: u64,
     written: u64,
     /// Entries subscribers and followers lost (full channels, or evicted before they read).
     dropped: u64,
+    /// Retained entries, and the first one's sequence number (the entries shown may be fewer).
+    retained: usize,
+    first: u64,
+}
+
+/// What a dump shows at most: the last `entries`, the entries of the last `within`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Limit {
+    entries: Option<usize>,
+    within: Option<Duration>,
 }
 
 impl LogBuffer {
@@ -62,46 +75,77 @@ impl LogBuffer {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn dump(&self, out: &mut impl Write) -> io::Result<u64> {
-        let taken = take_for_dump(self.shared(), None).expect("waits for the lock");
+        let taken =
+            take_for_dump(self.shared(), None, Limit::default()).expect("waits for the lock");
         write_dump(&taken, out)
     }
 }
 
-/// The retained entries, copied under the read lock; `None` when the lock could not be had
-/// within `wait` (a panic while it was held). Without `wait`, waits as long as it takes.
-fn take_for_dump(shared: &Shared, wait: Option<Duration>) -> Option<Taken> {
-    {
-        let state = match wait {
-            // Recursive: a panicking thread that holds a read lock gets another.
-            Some(wait) => shared.state.try_read_recursive_for(wait)?,
-            None => shared.state.read(),
-        };
-        let ring = &state.ring;
-        let bytes = copy_out(ring, 0..ring.len());
-        let entries = ring
-            .ranges_from(0)
-            .map(|(seq, range, _)| (seq, range.start, range.end))
-            .collect();
-        let counters = ring.counters();
-        Some(Taken {
-            capacity: shared.capacity,
-            bytes,
-            entries,
-            evicted: counters.entries_evicted,
-            cut: counters.entries_cut,
-            written: ring.next_seq(),
-            dropped: state.subscriber_drops + shared.follower_missed.load(Ordering::Relaxed),
-        })
+/// The retained entries (within `limit`), copied under the read lock; `None` when the lock
+/// could not be had within `wait` (a panic while it was held). Without `wait`, waits as long as
+/// it takes.
+fn take_for_dump(shared: &Shared, wait: Option<Duration>, limit: Limit) -> Option<Taken> {
+    let state = match wait {
+        // Recursive: a panicking thread that holds a read lock gets another.
+        Some(wait) => shared.state.try_read_recursive_for(wait)?,
+        None => shared.state.read(),
+    };
+    let ring = &state.ring;
+    let mut from = ring.first_seq();
+    if let Some(entries) = limit.entries {
+        from = from.max(ring.next_seq().saturating_sub(entries as u64));
     }
+    if let Some(within) = limit.within {
+        let window = u64::try_from(within.as_nanos()).unwrap_or(u64::MAX);
+        // A ring without times is not limited by time; an entry without a time of its own is
+        // shown when the next one with a time is (it may be as recent).
+        if let Some(mut seq) = ring.first_at_or_after(shared.now().saturating_sub(window)) {
+            while seq > ring.first_seq() && ring.time_of(seq - 1).is_none() {
+                seq -= 1;
+            }
+            from = from.max(seq);
+        }
+    }
+    let start = ring
+        .ranges_from(from)
+        .next()
+        .map_or(ring.len(), |(_, range, _)| range.start);
+    let bytes = copy_out(ring, start..ring.len());
+    let entries = ring
+        .ranges_from(from)
+        .map(|(seq, range, _)| {
+            let time = ring.time_of(seq).map(from_unix_nanos);
+            (seq, range.start - start, range.end - start, time)
+        })
+        .collect();
+    let counters = ring.counters();
+    Some(Taken {
+        capacity: shared.capacity,
+        bytes,
+        entries,
+        evicted: counters.entries_evicted,
+        cut: counters.entries_cut,
+        written: ring.next_seq(),
+        dropped: state.subscriber_drops + shared.follower_missed.load(Ordering::Relaxed),
+        retained: ring.entry_count(),
+        first: ring.first_seq(),
+    })
 }
 
 fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
-    let retained = match (taken.entries.first(), taken.entries.last()) {
-        (Some((first, ..)), Some((last, ..))) => format!(
-            "{} entries retained (seq {first} to {last})",
-            taken.entries.len()
+    let retained = match taken.retained {
+        0 => "no entries retained".to_owned(),
+        n => format!(
+            "{n} entries retained (seq {} to {})",
+            taken.first,
+            taken.first + n as u64 - 1
         ),
-        _ => "no entries retained".to_owned(),
+    };
+    let hidden = taken.retained - taken.entries.len();
+    let limited = if hidden > 0 {
+        format!("; the {hidden} oldest not shown (the dump's limit)")
+    } else {
+        String::new()
     };
     // Buffered, not gathered whole: a dump in a panicking process needs no second copy of the
     // ring; 64 KiB at a time, so that other threads' output interleaves with it rarely.
@@ -109,28 +153,19 @@ fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
     writeln!(
         out,
         "--- memtail dump: capacity {} bytes, {retained}, {} written, {} evicted before, {} cut, \
-         {} dropped by followers ---",
+         {} dropped by followers{limited} ---",
         taken.capacity, taken.written, taken.evicted, taken.cut, taken.dropped
     )?;
-    for &(_, start, end) in &taken.entries {
-        write_line(&mut out, &taken.bytes[start..end])?;
+    for &(_, start, end, time) in &taken.entries {
+        render::write_line(&mut out, time, &taken.bytes[start..end])?;
     }
     out.write_all(b"--- end of memtail dump ---\n")?;
     out.flush()?;
     Ok(taken.entries.len() as u64)
 }
 
-/// Writes an entry as a line: with a newline after it unless it ends with one.
-pub(crate) fn write_line(out: &mut impl Write, entry: &[u8]) -> io::Result<()> {
-    out.write_all(entry)?;
-    if entry.ends_with(b"\n") {
-        Ok(())
-    } else {
-        out.write_all(b"\n")
-    }
-}
-
 /// Where a panic dump goes.
+#[derive(Clone, Debug)]
 enum Target {
     Stderr,
     File(PathBuf),
@@ -139,17 +174,21 @@ enum Target {
 /// Dumps `buf` to standard error when the process panics, then runs the panic hook that was
 /// installed before (which prints the panic message, by default), so the message comes last, just
 /// above the shell prompt. The flight recorder's black box: keep the detailed recent log in
-/// memory, and see it when something goes wrong.
+/// memory, and see it when something goes wrong. The panic itself is appended to the buffer
+/// first, as an ERROR entry (see [`PanicHook`]), so it ends the dump and followers see it.
+///
+/// The dump holds the whole ring; [`PanicHook`] limits it (the last N entries, or the last
+/// minutes), for a server whose handlers may panic more than once.
 ///
 /// The hook does not wait for the buffer's lock: if it cannot be had within 200 ms (the panic
 /// happened inside the buffer, while it was locked), it prints `--- memtail dump: the buffer was
 /// locked; nothing dumped ---` instead. (Writing to a standard error that nobody reads can still
 /// block, as any write to it can.) Every panic runs the hook, caught ones too (a panicking
 /// publisher, a task a runtime catches): each dumps. While one dump is being written, a panic in
-/// another thread does not start a second one; it prints its message only. Installing it twice
-/// dumps twice. The hook holds no [`LogBuffer`] handle: when the last one is dropped the buffer
-/// closes as it would without the hook (its followers end), and once its memory is gone the
-/// hook dumps nothing.
+/// another thread does not start a second one: it says so in one line, and prints its message.
+/// Installing it twice dumps twice. The hook holds no [`LogBuffer`] handle: when the last one is
+/// dropped the buffer closes as it would without the hook (its followers end), and once its
+/// memory is gone the hook dumps nothing.
 ///
 /// # Examples
 ///
@@ -162,7 +201,7 @@ enum Target {
 ///
 /// [`dump_on_panic_to`]'s example checks what a dump holds.
 pub fn dump_on_panic(buf: &LogBuffer) {
-    install(buf, Target::Stderr);
+    PanicHook::new(buf).dump_to_stderr().install();
 }
 
 /// Like [`dump_on_panic`], but appends the dump to the file at `path` (created if need be)
@@ -184,40 +223,184 @@ pub fn dump_on_panic(buf: &LogBuffer) {
 /// let dump = std::fs::read_to_string(&path)?;
 /// std::fs::remove_file(&path)?;
 /// assert!(dump.starts_with("--- memtail dump: "), "{dump}");
-/// assert!(dump.contains("2 entries"), "{dump}");
-/// assert!(dump.ends_with("connected to the database\nquery took 2.5 s\n--- end of memtail dump ---\n"), "{dump}");
+/// assert!(dump.contains("3 entries"), "{dump}");
+/// assert!(dump.contains("connected to the database\nquery took 2.5 s\n"), "{dump}");
+/// // The panic is the last entry, with its time, its message and where it happened.
+/// assert!(dump.contains("Z ERROR panic: thread "), "{dump}");
+/// assert!(dump.ends_with(": timed out\n--- end of memtail dump ---\n"), "{dump}");
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn dump_on_panic_to(buf: &LogBuffer, path: impl Into<PathBuf>) {
-    install(buf, Target::File(path.into()));
+    PanicHook::new(buf).dump_to_file(path).install();
+}
+
+/// A panic hook for a [`LogBuffer`], configured before it is installed: it appends each panic to
+/// the buffer as an ERROR entry (target `panic`, with the thread, the location and the message,
+/// and the time), so that the viewer, followers and [`on_error`](LogBuffer::on_error) see it;
+/// optionally dumps the buffer (the last entries, or the last minutes); then runs the hook that
+/// was installed before (which prints the panic message, by default).
+///
+/// ```text
+/// ERROR panic: thread 'worker-3' panicked at src/handler.rs:42:9: index out of bounds
+/// ```
+///
+/// The entry waits at most 200 ms for the buffer's lock (the panic may have happened while it
+/// was held), and is not appended to a buffer whose handles are all gone.
+///
+/// # Default values
+///
+/// | setting | default |
+/// |---|---|
+/// | dump | none: the panic entry only |
+/// | [`last_entries`](PanicHook::last_entries) | all retained |
+/// | [`last`](PanicHook::last) | all retained |
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let buf = memtail::LogBuffer::builder().capacity(1 << 20).timestamps(true).build();
+/// let path = std::env::temp_dir().join(format!("memtail-doc-hook-{}.dump", std::process::id()));
+/// memtail::PanicHook::new(&buf)
+///     .dump_to_file(&path)
+///     .last_entries(3)
+///     .last(Duration::from_secs(300))
+///     .install();
+/// for n in 0..10 {
+///     buf.append(format!("request {n}\n").as_bytes());
+/// }
+/// assert!(std::panic::catch_unwind(|| panic!("handler failed")).is_err());
+///
+/// // The panic is in the buffer, for the viewer and followers.
+/// let last = buf.entries().pop().unwrap();
+/// assert_eq!(last.level(), Some(memtail::Level::Error));
+/// assert!(String::from_utf8_lossy(&last).ends_with(": handler failed\n"));
+/// // The dump shows the last 3 entries, with their times: two requests and the panic.
+/// let dump = std::fs::read_to_string(&path)?;
+/// std::fs::remove_file(&path)?;
+/// assert!(dump.contains("the 8 oldest not shown"), "{dump}");
+/// assert!(dump.contains("Z request 8\n") && dump.contains("Z request 9\n"), "{dump}");
+/// assert!(!dump.contains("request 7"), "{dump}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[must_use = "a panic hook does nothing until `install` is called"]
+#[derive(Debug)]
+pub struct PanicHook {
+    shared: Weak<Shared>,
+    dump: Option<Target>,
+    limit: Limit,
+}
+
+impl PanicHook {
+    /// A hook that appends each panic to `buf` as an ERROR entry, and dumps nothing.
+    pub fn new(buf: &LogBuffer) -> PanicHook {
+        PanicHook {
+            shared: Arc::downgrade(buf.shared()),
+            dump: None,
+            limit: Limit::default(),
+        }
+    }
+
+    /// Dumps the buffer to standard error at each panic, after appending the panic.
+    pub fn dump_to_stderr(mut self) -> PanicHook {
+        self.dump = Some(Target::Stderr);
+        self
+    }
+
+    /// Appends a dump of the buffer to the file at `path` (created if need be) at each panic;
+    /// if it cannot be written, the dump goes to standard error after a line saying why.
+    pub fn dump_to_file(mut self, path: impl Into<PathBuf>) -> PanicHook {
+        self.dump = Some(Target::File(path.into()));
+        self
+    }
+
+    /// A dump shows at most the last `entries` entries (the panic's among them). The header
+    /// says how many older ones it leaves out.
+    pub fn last_entries(mut self, entries: usize) -> PanicHook {
+        self.limit.entries = Some(entries);
+        self
+    }
+
+    /// A dump shows only the entries appended within `window` of the panic, by their times
+    /// ([`Entry::time`](crate::Entry::time)). An entry without a time of its own is shown when
+    /// the next entry with one is (so in a buffer that records no times, this limits nothing).
+    /// With [`last_entries`](PanicHook::last_entries), the fewer of the two.
+    pub fn last(mut self, window: Duration) -> PanicHook {
+        self.limit.within = Some(window);
+        self
+    }
+
+    /// Installs the hook, in front of the one installed before.
+    pub fn install(self) {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            self.run(info.payload(), info.location());
+            previous(info);
+        }));
+    }
+
+    fn run(&self, payload: &(dyn Any + Send), location: Option<&Location<'_>>) {
+        // A buffer whose memory is gone: nothing to append or dump.
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        if !shared.is_closed() {
+            append_panic(&shared, payload, location);
+        }
+        if let Some(target) = &self.dump {
+            dump_now(&shared, target, self.limit, true);
+        }
+    }
+}
+
+/// Appends the panic as an ERROR entry: `ERROR panic: thread 'NAME' panicked at FILE:LINE:COL:
+/// MESSAGE`.
+fn append_panic(shared: &Shared, payload: &(dyn Any + Send), location: Option<&Location<'_>>) {
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("<unnamed>");
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("Box<dyn Any>");
+    let mut line = format!("ERROR panic: thread '{name}' panicked");
+    if let Some(location) = location {
+        line.push_str(&format!(" at {location}"));
+    }
+    line.push_str(": ");
+    line.push_str(message);
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    let tags = Tags {
+        level: Level::encode(Some(Level::Error)),
+        time: shared.now(),
+        target: crate::target::intern("panic"),
+        span: [0; 3],
+    };
+    // The panicking thread may hold the lock: then the entry is not appended.
+    let _ = shared.try_append_within(line.as_bytes(), tags, LOCK_WAIT);
 }
 
 /// Whether a dump is being written (by any thread): no second one meanwhile.
 static DUMPING: AtomicBool = AtomicBool::new(false);
 
-fn install(buf: &LogBuffer, target: Target) {
-    let shared = Arc::downgrade(buf.shared());
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        dump_now(&shared, &target);
-        previous(info);
-    }));
-}
-
-fn dump_now(shared: &Weak<Shared>, target: &Target) {
-    // A buffer whose handles are all gone has closed: nothing to dump.
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
+fn dump_now(shared: &Shared, target: &Target, limit: Limit, panic: bool) {
     if DUMPING.swap(true, Ordering::AcqRel) {
+        if panic {
+            let _ = io::stderr().write_all(
+                b"--- memtail dump: another dump is being written; this panic's dump is skipped ---\n",
+            );
+        }
         return;
     }
-    dump_shared(&shared, target);
+    dump_shared(shared, target, limit);
     DUMPING.store(false, Ordering::Release);
 }
 
-fn dump_shared(shared: &Shared, target: &Target) {
-    let taken = take_for_dump(shared, Some(LOCK_WAIT));
+fn dump_shared(shared: &Shared, target: &Target, limit: Limit) {
+    let taken = take_for_dump(shared, Some(LOCK_WAIT), limit);
     let mut stderr = io::stderr().lock();
     let Some(taken) = taken else {
         let _ = stderr.write_all(b"--- memtail dump: the buffer was locked; nothing dumped ---\n");
@@ -284,7 +467,10 @@ pub fn dump_on_signal(buf: &LogBuffer, signal: i32) -> io::Result<()> {
         .name("memtail-dump-signal".into())
         .spawn(move || {
             for _ in signals.forever() {
-                dump_now(&shared, &Target::Stderr);
+                // A buffer whose memory is gone: nothing to dump.
+                if let Some(shared) = shared.upgrade() {
+                    dump_now(&shared, &Target::Stderr, Limit::default(), false);
+                }
             }
         })?;
     Ok(())
@@ -332,11 +518,21 @@ mod tests {
         buf.append(b"x\n");
         // As if the panicking thread held the write lock: the dump gives up instead of waiting.
         let held = buf.shared().state.write();
-        assert!(take_for_dump(buf.shared(), Some(Duration::from_millis(10))).is_none());
+        assert!(take_for_dump(
+            buf.shared(),
+            Some(Duration::from_millis(10)),
+            Limit::default()
+        )
+        .is_none());
         drop(held);
         // A read lock held by this thread does not stop it.
         let read = buf.shared().state.read();
-        assert!(take_for_dump(buf.shared(), Some(Duration::from_millis(10))).is_some());
+        assert!(take_for_dump(
+            buf.shared(),
+            Some(Duration::from_millis(10)),
+            Limit::default()
+        )
+        .is_some());
         drop(read);
     }
 }

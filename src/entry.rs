@@ -4,6 +4,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::ring::Extras;
 use crate::Level;
 
 /// One log entry: its sequence number and its bytes.
@@ -31,6 +32,8 @@ pub struct Entry {
     level: Option<Level>,
     time: Option<SystemTime>,
     target: Option<&'static str>,
+    /// memtail's ids of the span the entry was made in and of that span's root.
+    span: Option<(u64, u64)>,
 }
 
 impl Entry {
@@ -41,6 +44,7 @@ impl Entry {
             level,
             time: None,
             target: None,
+            span: None,
         }
     }
 
@@ -54,20 +58,17 @@ impl Entry {
         }
     }
 
-    /// The entry with the time it was appended (nanoseconds since the Unix epoch), if known.
+    /// The entry with what the ring keeps beside its bytes: its time, target and spans.
     #[inline]
-    pub(crate) fn at(mut self, nanos: Option<u64>) -> Entry {
-        if let Some(nanos) = nanos {
+    pub(crate) fn with_extras(mut self, extras: Extras) -> Entry {
+        if let Some(nanos) = extras.time {
             self.time = Some(crate::buffer::from_unix_nanos(nanos));
         }
-        self
-    }
-
-    /// The entry with its interned target (0: none).
-    #[inline]
-    pub(crate) fn targeted(mut self, target: u16) -> Entry {
-        if target != 0 {
-            self.target = crate::target::name(target);
+        if extras.target != 0 {
+            self.target = crate::target::name(extras.target);
+        }
+        if extras.span[0] != 0 {
+            self.span = Some((extras.span[0], extras.span[1]));
         }
         self
     }
@@ -170,6 +171,48 @@ impl Entry {
     /// ```
     pub fn time(&self) -> Option<SystemTime> {
         self.time
+    }
+
+    /// The span this entry was logged in, for an entry made by memtail's tracing
+    /// [`Layer`](crate::Layer) inside a span: a number memtail gave the span when it was created,
+    /// unique for the life of the process (unlike `tracing`'s span ids, which are reused once a
+    /// span closes). `None` for other entries.
+    ///
+    /// A buffer keeps 16 bytes a retained entry for the span and its root once any entry had one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[cfg(feature = "tracing")] {
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let subscriber = tracing_subscriber::registry().with(buf.layer());
+    /// tracing::subscriber::with_default(subscriber, || {
+    ///     tracing::info!("outside");
+    ///     let request = tracing::info_span!("request", id = 1);
+    ///     let _in_request = request.enter();
+    ///     tracing::info!("accepted");
+    ///     tracing::info_span!("db").in_scope(|| tracing::info!("queried"));
+    /// });
+    /// let entries = buf.entries();
+    /// assert_eq!(entries[0].span_id(), None);
+    /// let request = entries[1].span_id().unwrap();
+    /// // The inner span's entry has a span of its own, and the request's span as its root.
+    /// assert_ne!(entries[2].span_id(), Some(request));
+    /// assert_eq!(entries[2].root_span_id(), Some(request));
+    /// assert_eq!(entries[1].root_span_id(), Some(request));
+    /// # }
+    /// ```
+    pub fn span_id(&self) -> Option<u64> {
+        self.span.map(|(span, _)| span)
+    }
+
+    /// The root of the span this entry was logged in (the outermost span around it, the request
+    /// in a server whose requests each have a span), as memtail numbers spans; see
+    /// [`span_id`](Entry::span_id). `None` for an entry logged outside any span.
+    pub fn root_span_id(&self) -> Option<u64> {
+        self.span.map(|(_, root)| root)
     }
 
     /// Takes the entry's bytes.

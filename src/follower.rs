@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::buffer::{copy_out, Shared, State};
+use crate::ring::Extras;
 use crate::{Entry, Level, LogBuffer};
 
 /// The most bytes one read copies out of the ring, unless its first entry alone is longer. A
@@ -190,8 +191,7 @@ impl Shared {
         // The read lock is held for finding the entries and copying their bytes, nothing else:
         // a reader that the scheduler preempts while it holds the lock keeps writers (and, with
         // a writer waiting, every other reader) waiting, so the less it does there the better.
-        let mut spans: Vec<(usize, u8, Option<u64>, u16)> =
-            Vec::with_capacity(max_entries.clamp(1, 64));
+        let mut spans: Vec<(usize, u8, Extras)> = Vec::with_capacity(max_entries.clamp(1, 64));
         let (bytes, missed, start, closed) = {
             let state = self.state.read();
             let ring = &state.ring;
@@ -206,18 +206,13 @@ impl Shared {
                     closed: state.closed,
                 };
             };
-            spans.push((
-                first.len(),
-                meta,
-                ring.time_of(first_seq),
-                ring.target_of(first_seq),
-            ));
+            spans.push((first.len(), meta, ring.extras_of(first_seq)));
             let mut end = first.end;
             for (seq, range, meta) in ranges.take(max_entries.saturating_sub(1)) {
                 if range.end - first.start > max_bytes {
                     break;
                 }
-                spans.push((range.len(), meta, ring.time_of(seq), ring.target_of(seq)));
+                spans.push((range.len(), meta, ring.extras_of(seq)));
                 end = range.end;
             }
             let bytes = copy_out(ring, first.start..end);
@@ -228,11 +223,10 @@ impl Shared {
             spans
                 .iter()
                 .zip(start..)
-                .map(|(&(len, meta, time, target), seq)| {
+                .map(|(&(len, meta, extras), seq)| {
                     let entry =
                         Entry::new(seq, bytes.slice(offset..offset + len), Level::decode(meta))
-                            .at(time)
-                            .targeted(target);
+                            .with_extras(extras);
                     offset += len;
                     entry
                 }),

@@ -108,11 +108,14 @@ pub mod follow;
 mod follower;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "tracing")]
+mod init;
 mod level;
 #[cfg(feature = "log")]
 pub mod log;
 #[cfg(feature = "publish")]
 pub mod publish;
+pub mod render;
 mod replay;
 mod ring;
 mod stats;
@@ -129,14 +132,18 @@ pub use crate::builder::{Builder, Clock};
 pub use crate::context::{ErrorContext, ErrorContextStats};
 #[cfg(all(unix, feature = "signal"))]
 pub use crate::dump::dump_on_signal;
-pub use crate::dump::{dump_on_panic, dump_on_panic_to};
+pub use crate::dump::{dump_on_panic, dump_on_panic_to, PanicHook};
 pub use crate::entry::Entry;
+#[cfg(feature = "tracing")]
+pub use crate::init::{init, Init, InitError};
 pub use crate::level::{Level, ParseLevelError};
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
 #[cfg(feature = "tokio")]
 pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::Subscription;
+#[cfg(feature = "tracing")]
+pub use crate::tracing::Layer;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 /// Signals for [`dump_on_signal`] (from `signal-hook`).
 #[cfg(all(unix, feature = "signal"))]

@@ -19,7 +19,14 @@
 //
 // The index keeps one word per retained entry, oldest first: in the low 56 bits, the absolute
 // offset just past the entry (bytes stored since the ring was made, modulo 2^56), and a metadata
-// byte (the entry's level) in the high 8. The first retained byte's absolute offset is the number
+// byte in the high 8: the entry's level in its low bits (`Level::encode`), and `TIMED` when the
+// entry has a time of its own.
+//
+// Times, targets and spans are kept beside the index, one slot per retained entry, each from the
+// first entry that had one (the entries before get an empty slot): a ring fed by `io::Write`
+// alone keeps none of them. The time kept for an entry without one is the time before it, so
+// that times never decrease along the ring and a search by time is a binary search; `TIMED`
+// tells the entries whose time is their own. The first retained byte's absolute offset is the number
 // of bytes evicted, so an entry's logical range comes from its word and its predecessor's in O(1):
 // a reader at sequence number `s` finds its place without walking the index. Offsets are compared
 // modulo 2^56, which is safe because the ring never retains as much as 2^56 bytes.
@@ -42,8 +49,40 @@ pub(crate) const MAX_CAPACITY: usize = {
     }) as usize
 };
 
-/// One retained entry as the ring returns it: sequence number, logical byte range, metadata byte.
+/// One retained entry as the ring returns it: sequence number, logical byte range, level
+/// (`Level::encode`).
 pub(crate) type Span = (u64, Range<usize>, u8);
+
+/// The metadata bits that hold the level.
+const LEVEL_BITS: u8 = 0x07;
+/// The metadata bit of an entry with a time of its own.
+const TIMED: u8 = 0x08;
+
+/// What an entry carries beside its bytes, as the writer hands it to the ring. Every field's
+/// zero means "none", so that a plain write passes constants the compiler folds away.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tags {
+    /// `Level::encode`.
+    pub(crate) level: u8,
+    /// Nanoseconds since the Unix epoch.
+    pub(crate) time: u64,
+    /// An interned target (`crate::target`).
+    pub(crate) target: u16,
+    /// The span the entry was made in, its root (memtail's own span ids, from 1), and how many
+    /// entries of that root came before it (its ordinal in its root's group).
+    pub(crate) span: [u64; 3],
+}
+
+/// What the ring keeps of an entry beside its bytes and level, as readers get it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Extras {
+    /// The time the entry was stored with (never earlier than the entry before's), if it had one.
+    pub(crate) time: Option<u64>,
+    /// An interned target, 0 for none.
+    pub(crate) target: u16,
+    /// The entry's span and root span, zeros for none.
+    pub(crate) span: [u64; 2],
+}
 
 /// Counters kept by the ring, counted at the moment things happen, under the writer's lock.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,12 +109,20 @@ pub(crate) struct Ring {
     /// End offset and metadata of each retained entry, oldest first (see the notes above).
     index: VecDeque<u64>,
     /// When each retained entry was appended (nanoseconds since the Unix epoch), oldest first,
-    /// for a ring that records times; `None` for one that does not.
+    /// once any entry had a time (or from the start, for a ring that records times).
     times: Option<VecDeque<u64>>,
+    /// The latest time stored, kept through evictions: no entry's time is earlier.
+    last_time: u64,
     /// The target (an interned number, 0 for none) of each retained entry, oldest first, once
     /// any entry had one.
     targets: Option<VecDeque<u16>>,
-    /// Whether `times` or `targets` is kept: one test on the common path for both.
+    /// The span, root span and ordinal in its group of each retained entry, oldest first, once
+    /// any entry had a span (see [`Ring::group_of`]).
+    spans: Option<VecDeque<[u64; 3]>>,
+    /// The ordinal the next entry without a span gets in the group of such entries: entries
+    /// without a span written so far.
+    unscoped: u64,
+    /// Whether `times`, `targets` or `spans` is kept: one test on the common path for all.
     extras: bool,
     /// The sequence number the next entry gets.
     next_seq: u64,
@@ -100,7 +147,10 @@ impl Ring {
             room: 0,
             index: VecDeque::new(),
             times: None,
+            last_time: 0,
             targets: None,
+            spans: None,
+            unscoped: 0,
             extras: false,
             next_seq: 0,
             evictions: 0,
@@ -135,21 +185,28 @@ impl Ring {
         self.extras = true;
     }
 
-    /// Whether the ring records times.
+    /// Whether the ring records times: it was made to, or some entry had one.
     pub(crate) fn records_times(&self) -> bool {
         self.times.is_some()
     }
 
-    /// When the retained entry `seq` was appended, if the ring records times and retains it.
-    pub(crate) fn time_of(&self, seq: u64) -> Option<u64> {
-        let times = self.times.as_ref()?;
+    /// The position in the index of the retained entry `seq`.
+    #[inline]
+    fn position(&self, seq: u64) -> Option<usize> {
         let at = usize::try_from(seq.checked_sub(self.first_seq())?).ok()?;
-        times.get(at).copied()
+        (at < self.index.len()).then_some(at)
     }
 
-    /// The first retained entry appended at `time` or later (times grow with sequence numbers
-    /// unless the clock stepped back), or `next_seq` when none was; `None` if the ring does not
-    /// record times.
+    /// When the retained entry `seq` was appended, if it has a time and the ring retains it.
+    pub(crate) fn time_of(&self, seq: u64) -> Option<u64> {
+        let times = self.times.as_ref()?;
+        let at = self.position(seq)?;
+        let timed = (self.index[at] >> OFFSET_BITS) as u8 & TIMED != 0;
+        timed.then(|| times[at])
+    }
+
+    /// The first retained entry appended at `time` or later (times grow with sequence numbers),
+    /// or `next_seq` when none was; `None` if no entry of the ring ever had a time.
     pub(crate) fn first_at_or_after(&self, time: u64) -> Option<u64> {
         let times = self.times.as_ref()?;
         Some(self.first_seq() + times.partition_point(|&at| at < time) as u64)
@@ -157,13 +214,39 @@ impl Ring {
 
     /// The target of the retained entry `seq` (0: none).
     pub(crate) fn target_of(&self, seq: u64) -> u16 {
-        let Some(targets) = &self.targets else {
-            return 0;
+        match (&self.targets, self.position(seq)) {
+            (Some(targets), Some(at)) => targets[at],
+            _ => 0,
+        }
+    }
+
+    /// The time, target and spans of the retained entry `seq` (all empty when it is not).
+    #[inline]
+    pub(crate) fn extras_of(&self, seq: u64) -> Extras {
+        if !self.extras {
+            return Extras::default();
+        }
+        let span = match (&self.spans, self.position(seq)) {
+            (Some(spans), Some(at)) => [spans[at][0], spans[at][1]],
+            _ => [0; 2],
         };
-        seq.checked_sub(self.first_seq())
-            .and_then(|at| usize::try_from(at).ok())
-            .and_then(|at| targets.get(at).copied())
-            .unwrap_or(0)
+        Extras {
+            time: self.time_of(seq),
+            target: self.target_of(seq),
+            span,
+        }
+    }
+
+    /// The group of the retained entry `seq` (its root span's id, 0 for an entry without a span)
+    /// and its ordinal in that group (how many entries of the group were written before it);
+    /// `None` when it is not retained. Before any entry had a span, every entry is in group 0,
+    /// at its sequence number.
+    pub(crate) fn group_of(&self, seq: u64) -> Option<(u64, u64)> {
+        let at = self.position(seq)?;
+        Some(match &self.spans {
+            Some(spans) => (spans[at][1], spans[at][2]),
+            None => (0, seq),
+        })
     }
 
     pub(crate) fn evictions(&self) -> u64 {
@@ -179,20 +262,26 @@ impl Ring {
         self.counters.bytes_evicted + self.len as u64
     }
 
-    /// [`append_tagged`](Ring::append_tagged) without a target, for the tests.
+    /// [`append_tagged`](Ring::append_tagged) with a level and a time only, for the tests.
     #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         entry: &[u8],
-        meta: u8,
+        level: u8,
         time: u64,
     ) -> Option<(u64, Range<usize>)> {
-        self.append_tagged(entry, meta, time, 0)
+        self.append_tagged(
+            entry,
+            Tags {
+                level,
+                time,
+                ..Tags::default()
+            },
+        )
     }
 
-    /// Appends one entry with its metadata byte, time and target (0: none; see `crate::target`),
-    /// evicting the oldest entries whole if it does not fit, and returns its sequence number and
-    /// logical range.
+    /// Appends one entry with what it carries (see [`Tags`]), evicting the oldest entries whole
+    /// if it does not fit, and returns its sequence number and logical range.
     ///
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
@@ -200,9 +289,7 @@ impl Ring {
     pub(crate) fn append_tagged(
         &mut self,
         entry: &[u8],
-        meta: u8,
-        time: u64,
-        target: u16,
+        tags: Tags,
     ) -> Option<(u64, Range<usize>)> {
         let n = entry.len();
         #[cfg(debug_assertions)]
@@ -222,13 +309,13 @@ impl Ring {
         // The common case in one test: the entry fits at the tail without evicting, growing or
         // wrapping.
         if n == 0 || n > self.room {
-            return self.append_slow(entry, meta, time, target);
+            return self.append_slow(entry, tags);
         }
         let tail = self.tail;
         self.data[tail..tail + n].copy_from_slice(entry);
         self.tail += n;
         self.room -= n;
-        Some(self.commit(n, meta, time, target))
+        Some(self.commit(n, tags))
     }
 
     /// Works out `tail` and `room`: the free bytes right after the retained ones, without
@@ -258,51 +345,71 @@ impl Ring {
 
     /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
     #[inline]
-    fn commit(&mut self, n: usize, meta: u8, time: u64, target: u16) -> (u64, Range<usize>) {
+    fn commit(&mut self, n: usize, tags: Tags) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
         let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
-        self.index.push_back(end | u64::from(meta) << OFFSET_BITS);
-        if self.extras || target != 0 {
-            self.commit_extras(time, target);
+        self.index
+            .push_back(end | u64::from(tags.level & LEVEL_BITS) << OFFSET_BITS);
+        if self.extras || tags.time != 0 || tags.target != 0 || tags.span[0] != 0 {
+            self.commit_extras(tags);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         (seq, start..self.len)
     }
 
-    /// The time and target of the entry being committed, for a ring that keeps them (or the
-    /// first entry with a target: from then on the ring keeps one per entry, 0 for those before).
-    fn commit_extras(&mut self, time: u64, target: u16) {
-        if let Some(times) = &mut self.times {
-            // Never earlier than the entry before: the clock is read before the lock, so writers
-            // can reach it out of order, and the wall clock can step back. Times then follow
-            // sequence numbers, and a search by time finds the first entry at or after it.
-            let time = times.back().map_or(time, |&last| time.max(last));
-            times.push_back(time);
-        }
-        match &mut self.targets {
-            Some(targets) => targets.push_back(target),
-            None if target != 0 => {
-                let before = self.index.len() - 1;
-                let mut targets: VecDeque<u16> = std::iter::repeat(0).take(before).collect();
-                targets.push_back(target);
-                self.targets = Some(targets);
-                self.extras = true;
+    /// The time, target and spans of the entry being committed, for a ring that keeps them, or
+    /// the first entry with one of them: from then on the ring keeps one slot per entry, empty
+    /// for those before.
+    fn commit_extras(&mut self, tags: Tags) {
+        let before = self.index.len() - 1;
+        if tags.time != 0 {
+            // Never earlier than the entry before, whatever was evicted since: the clock is read
+            // before the lock, so writers can reach it out of order, and the wall clock can step
+            // back. Times then follow sequence numbers, and a search by time finds the first
+            // entry at or after it.
+            self.last_time = self.last_time.max(tags.time);
+            if let Some(word) = self.index.back_mut() {
+                *word |= u64::from(TIMED) << OFFSET_BITS;
             }
-            None => {}
         }
+        if tags.time != 0 || self.times.is_some() {
+            let last_time = self.last_time;
+            let times = self
+                .times
+                .get_or_insert_with(|| std::iter::repeat(0).take(before).collect());
+            times.push_back(last_time);
+        }
+        if tags.target != 0 || self.targets.is_some() {
+            self.targets
+                .get_or_insert_with(|| std::iter::repeat(0).take(before).collect())
+                .push_back(tags.target);
+        }
+        if tags.span[0] != 0 || self.spans.is_some() {
+            // The entry being committed is in the index, not yet counted in `next_seq`.
+            let first = self.next_seq - before as u64;
+            let unscoped = &mut self.unscoped;
+            let spans = self.spans.get_or_insert_with(|| {
+                // Until now every entry was without a span, its ordinal its sequence number.
+                *unscoped = first + before as u64;
+                (first..first + before as u64)
+                    .map(|seq| [0, 0, seq])
+                    .collect()
+            });
+            if tags.span[0] == 0 {
+                spans.push_back([0, 0, *unscoped]);
+                *unscoped += 1;
+            } else {
+                spans.push_back(tags.span);
+            }
+        }
+        self.extras = true;
     }
 
     /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
     #[cold]
-    fn append_slow(
-        &mut self,
-        entry: &[u8],
-        meta: u8,
-        time: u64,
-        target: u16,
-    ) -> Option<(u64, Range<usize>)> {
+    fn append_slow(&mut self, entry: &[u8], tags: Tags) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -328,7 +435,7 @@ impl Ring {
             self.data[tail..].copy_from_slice(&entry[..room]);
             self.data[..n - room].copy_from_slice(&entry[room..]);
         }
-        let committed = self.commit(n, meta, time, target);
+        let committed = self.commit(n, tags);
         self.find_room();
         Some(committed)
     }
@@ -355,6 +462,9 @@ impl Ring {
         }
         if let Some(targets) = &mut self.targets {
             targets.drain(..entries);
+        }
+        if let Some(spans) = &mut self.spans {
+            spans.drain(..entries);
         }
         self.evictions += 1;
         self.counters.entries_evicted += entries as u64;
@@ -425,7 +535,7 @@ impl Ring {
         let mut seq = first + skip as u64;
         self.index.range(skip..).map(move |&word| {
             let end = self.logical(word);
-            let item = (seq, start..end, (word >> OFFSET_BITS) as u8);
+            let item = (seq, start..end, (word >> OFFSET_BITS) as u8 & LEVEL_BITS);
             start = end;
             seq += 1;
             item
@@ -620,7 +730,14 @@ mod tests {
             } else {
                 0
             };
-            ring.append_tagged(format!("{i:05}\n").as_bytes(), 0, 1000 + i, target);
+            ring.append_tagged(
+                format!("{i:05}\n").as_bytes(),
+                Tags {
+                    time: 1000 + i,
+                    target,
+                    ..Tags::default()
+                },
+            );
             let first = ring.first_seq();
             for seq in first..ring.next_seq() {
                 let expected = if seq >= 30 && seq % 3 == 0 {
@@ -646,5 +763,58 @@ mod tests {
             );
         }
         assert!(ring.evictions() > 10);
+    }
+
+    #[test]
+    fn times_and_spans_start_with_the_first_entry_that_has_one() {
+        let mut ring = Ring::new(40);
+        ring.append(b"plain0\n", 0, 0);
+        assert!(!ring.records_times());
+        assert_eq!(ring.first_at_or_after(0), None);
+        let span = [7, 3, 0];
+        ring.append_tagged(
+            b"timed1\n",
+            Tags {
+                level: 2,
+                time: 500,
+                span,
+                ..Tags::default()
+            },
+        );
+        ring.append(b"plain2\n", 0, 0);
+        ring.append(b"timed3\n", 0, 400); // an earlier clock: kept at 500
+        let extras: Vec<Extras> = (0..4).map(|seq| ring.extras_of(seq)).collect();
+        assert_eq!(extras[0], Extras::default());
+        assert_eq!(
+            extras[1],
+            Extras {
+                time: Some(500),
+                target: 0,
+                span: [7, 3]
+            }
+        );
+        // Groups: the entries without a span count on from their sequence numbers.
+        let groups: Vec<Option<(u64, u64)>> = (0..5).map(|seq| ring.group_of(seq)).collect();
+        assert_eq!(
+            groups,
+            [Some((0, 0)), Some((3, 0)), Some((0, 1)), Some((0, 2)), None]
+        );
+        assert_eq!(extras[2], Extras::default(), "no time of its own");
+        assert_eq!(extras[3].time, Some(500));
+        assert_eq!(ring.first_at_or_after(1), Some(1));
+        assert_eq!(ring.first_at_or_after(501), Some(4));
+        // The level bits come back without the time's mark.
+        let levels: Vec<u8> = ring.ranges_from(0).map(|(_, _, level)| level).collect();
+        assert_eq!(levels, [0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn a_time_is_never_earlier_than_one_evicted_before_it() {
+        let mut ring = Ring::new(8);
+        ring.append(b"12345678", 0, 2_000);
+        // Evicts the whole ring, with a clock that stepped back.
+        ring.append(b"abcdefgh", 0, 1_000);
+        assert_eq!(ring.first_seq(), 1);
+        assert_eq!(ring.time_of(1), Some(2_000));
     }
 }

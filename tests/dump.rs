@@ -1,6 +1,6 @@
 //! The flight recorder's panic dump, in a child process that panics: its standard error holds the
-//! header and every retained entry exactly once, in order, and ends with the panic message of the
-//! hook installed before.
+//! header and every retained entry exactly once, in order, then the panic as an entry, and ends
+//! with the panic message of the hook installed before.
 
 #[path = "support/process.rs"]
 mod process;
@@ -74,17 +74,30 @@ fn run_child(mode: &str) -> String {
     stderr
 }
 
-/// Checks one dump: its header, then exactly the newest retained lines, in order.
-fn check_dump(dump: &str) {
+/// Checks one dump: its header, then exactly the newest retained lines, in order, and after
+/// them, for a panic's dump, the panic, which the hook appended as an entry of its own.
+fn check_dump(dump: &str, panic: bool) {
     let mut lines = dump.lines();
     let header = lines.next().unwrap();
     assert!(
         header.starts_with("--- memtail dump: capacity 16384 bytes, "),
         "{header}"
     );
-    let entries: Vec<&str> = lines
+    let mut entries: Vec<&str> = lines
         .take_while(|line| *line != "--- end of memtail dump ---")
         .collect();
+    let written = if panic {
+        let last = entries.pop().unwrap();
+        // `2026-12-04T14:39:53.123456Z ERROR panic: thread '...' panicked at tests/dump.rs:...`
+        let (time, panic) = last.split_once(' ').unwrap();
+        assert_eq!((time.len(), time.as_bytes()[10]), (27, b'T'), "{last}");
+        assert!(panic.starts_with("ERROR panic: thread '"), "{last}");
+        assert!(panic.contains("' panicked at tests/dump.rs:"), "{last}");
+        assert!(panic.ends_with(": something went wrong"), "{last}");
+        1001
+    } else {
+        1000
+    };
     // 10 bytes a line: a 16 KiB ring keeps at least half of itself, in whole lines.
     assert!(
         entries.len() >= 819 && entries.len() <= 1000,
@@ -96,8 +109,9 @@ fn check_dump(dump: &str) {
     assert_eq!(entries, expected, "every retained entry once, in order");
     assert!(
         header.contains(&format!(
-            "{} entries retained (seq {first} to 999), 1000 written, {first} evicted before",
-            entries.len()
+            "{} entries retained (seq {first} to {}), {written} written, {first} evicted before",
+            written - first,
+            written - 1,
         )),
         "{header}"
     );
@@ -109,7 +123,7 @@ fn a_panic_dumps_the_ring_before_the_panic_message() {
         let stderr = run_child("stderr");
         assert_eq!(stderr.matches("--- memtail dump:").count(), 1, "{stderr}");
         let dump = &stderr[stderr.find("--- memtail dump:").unwrap()..];
-        check_dump(dump);
+        check_dump(dump, true);
         // The previous hook ran after the dump: its message is the last thing said (the test
         // harness's own lines after it aside).
         let end = dump.find("--- end of memtail dump ---").unwrap();
@@ -131,7 +145,7 @@ fn a_panic_dump_can_go_to_a_file() {
         assert!(!stderr.contains("--- memtail dump:"), "{stderr}");
         assert!(stderr.contains("something went wrong"), "{stderr}");
         let dump = std::fs::read_to_string(&path).unwrap();
-        check_dump(&dump);
+        check_dump(&dump, true);
         std::fs::remove_file(&path).unwrap();
     });
 }
@@ -175,7 +189,7 @@ fn a_signal_dumps_the_ring_of_a_running_process() {
                 break;
             }
         }
-        check_dump(&dump);
+        check_dump(&dump, false);
         // Still running after the dump; its stdin closing ends it.
         assert!(child.try_wait().is_none());
         drop(child.stdin());

@@ -409,7 +409,7 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
         while let Some(message) = next {
             let written = match message {
                 Message::Fatal(failure) => return Err(failure),
-                Message::Entry(source, text) => out.entry(source, &text),
+                Message::Entry(source, entry) => out.entry(source, &entry),
                 Message::Missed(source, count) => out.missed(source, count),
                 Message::Restarted(source) => out.restarted(source),
             };
@@ -428,7 +428,7 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
 
 /// What a server's task hands to the printer.
 enum Message {
-    Entry(usize, String),
+    Entry(usize, Shown),
     Missed(usize, u64),
     Restarted(usize),
     /// The first connection failed (without `--retry`), or the server refused: exit.
@@ -557,8 +557,19 @@ impl Source {
                         }
                         // `format=json`: the text with every character; a server that sends
                         // plain data is shown as it sent it.
-                        let text = json_text(&event.data).unwrap_or(event.data);
-                        Message::Entry(self.source, text)
+                        let entry = match json_string(&event.data, "text") {
+                            Some(text) => Shown {
+                                time: json_string(&event.data, "time"),
+                                level: json_string(&event.data, "level"),
+                                text,
+                            },
+                            None => Shown {
+                                text: event.data,
+                                time: None,
+                                level: None,
+                            },
+                        };
+                        Message::Entry(self.source, entry)
                     }
                     _ => continue,
                 };
@@ -613,11 +624,20 @@ fn labels(urls: &[reqwest::Url]) -> Vec<String> {
         .collect()
 }
 
-/// The `text` of a JSON object `{"seq":N,"level":...,"text":"..."}`, as `/events?format=json`
-/// sends each entry.
-fn json_text(data: &str) -> Option<String> {
-    const KEY: &str = "\"text\":\"";
-    let at = data.find(KEY)? + KEY.len();
+/// An entry as the server sent it, to be shown.
+struct Shown {
+    text: String,
+    /// RFC 3339, as the server renders times.
+    time: Option<String>,
+    level: Option<String>,
+}
+
+/// The string `key` of a JSON object `{"seq":N,"level":...,"text":"...","time":"..."}`, as
+/// `/events?format=json` sends each entry; `None` when it has none, or not a string. (Inside a
+/// string a quote is escaped, so `"key":"` is found only where it is a key.)
+fn json_string(data: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":\"");
+    let at = data.find(&pattern)? + pattern.len();
     let mut chars = data[at..].chars();
     let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
         let digits: String = chars.by_ref().take(4).collect();
@@ -698,14 +718,33 @@ impl<W: Write> Output<W> {
         self.out.write_all(b"\n")
     }
 
-    fn entry(&mut self, source: usize, data: &str) -> io::Result<()> {
+    /// An entry as `memtail::render` shows it: its time first, when it has one and its text
+    /// has none of its own; coloured by its level when colours are on.
+    fn entry(&mut self, source: usize, entry: &Shown) -> io::Result<()> {
+        let mut text = String::new();
+        if let Some(time) = &entry.time {
+            if !memtail::render::starts_with_time(entry.text.as_bytes()) {
+                text.push_str(time);
+                text.push(' ');
+            }
+        }
+        text.push_str(entry.text.strip_suffix('\n').unwrap_or(&entry.text));
         let shown = if self.raw {
-            data.to_owned()
+            text
         } else {
-            escape(data, self.colors)
+            escape(&text, self.colors)
+        };
+        let color = match entry.level.as_deref().filter(|_| self.colors) {
+            Some("ERROR") => Some("31"),
+            Some("WARN") => Some("33"),
+            Some("DEBUG" | "TRACE") => Some("2"),
+            _ => None,
         };
         for line in shown.split('\n') {
-            self.line(source, line)?;
+            match color {
+                Some(color) => self.line(source, &format!("\x1b[{color}m{line}\x1b[0m"))?,
+                None => self.line(source, line)?,
+            }
         }
         Ok(())
     }
@@ -900,10 +939,20 @@ mod tests {
     #[test]
     fn json_texts() {
         let data = r#"{"seq":3,"level":null,"text":"a\rb \"q\" \\ \u001b[31m \ud83d\ude00 é"}"#;
-        assert_eq!(json_text(data).unwrap(), "a\rb \"q\" \\ \x1b[31m 😀 é");
-        assert_eq!(json_text("plain text"), None);
-        assert_eq!(json_text(r#"{"text":"unterminated"#), None);
-        assert_eq!(json_text(r#"{"text":"\ud800x"}"#), None);
+        assert_eq!(
+            json_string(data, "text").unwrap(),
+            "a\rb \"q\" \\ \x1b[31m 😀 é"
+        );
+        assert_eq!(json_string(data, "level"), None);
+        assert_eq!(json_string("plain text", "text"), None);
+        assert_eq!(json_string(r#"{"text":"unterminated"#, "text"), None);
+        assert_eq!(json_string(r#"{"text":"\ud800x"}"#, "text"), None);
+        let data = r#"{"seq":1,"level":"WARN","text":"x \"time\":\"no\"","time":"2026-12-04T14:39:53.123456Z"}"#;
+        assert_eq!(
+            json_string(data, "time").unwrap(),
+            "2026-12-04T14:39:53.123456Z"
+        );
+        assert_eq!(json_string(data, "level").unwrap(), "WARN");
     }
 
     #[test]

@@ -196,6 +196,8 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 
+pub use serve::Server;
+
 use crate::builder::check_subscriber_capacity;
 use crate::LogBuffer;
 

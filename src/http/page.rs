@@ -98,32 +98,33 @@ pub(super) async fn snapshot(
         .into_response();
     };
     // The bytes and the position, read together: the retained bytes as they are, or built from
-    // the entries when they are filtered or formatted.
+    // the entries when they are filtered, formatted, or have times to show.
     let mut omitted = 0;
-    let (bytes, next_seq, missed) = if filter.is_none() && !ndjson {
-        served.buf.bytes_since(since.unwrap_or(0))
-    } else {
-        let replay = served.buf.since(since.unwrap_or(0));
-        let kept: Vec<&Entry> = replay
-            .entries()
-            .iter()
-            .filter(|entry| filter.keeps(entry))
-            .collect();
-        let bytes = if ndjson {
-            // JSON makes short entries many times longer: the answer keeps the newest entries
-            // that fit in twice the capacity (and 64 KiB), and says how many older ones it left
-            // out.
-            let budget = 2 * served.buf.capacity() + 64 * 1024;
-            let (lines, left_out) = ndjson_within(&kept, budget);
-            omitted = left_out;
-            lines
-        } else {
-            kept.iter().fold(Vec::new(), |mut text, entry| {
-                text.extend_from_slice(entry);
-                text
-            })
-        };
-        (Bytes::from(bytes), replay.next_seq(), replay.missed())
+    let raw = (filter.is_none() && !ndjson)
+        .then(|| served.buf.bytes_since(since.unwrap_or(0)))
+        .flatten();
+    let (bytes, next_seq, missed) = match raw {
+        Some(raw) => raw,
+        None => {
+            let replay = served.buf.since(since.unwrap_or(0));
+            let kept: Vec<&Entry> = replay
+                .entries()
+                .iter()
+                .filter(|entry| filter.keeps(entry))
+                .collect();
+            let bytes = if ndjson {
+                // JSON makes short entries many times longer: the answer keeps the newest entries
+                // that fit in twice the capacity (and 64 KiB), and says how many older ones it
+                // left out.
+                let budget = 2 * served.buf.capacity() + 64 * 1024;
+                let (lines, left_out) = ndjson_within(&kept, budget);
+                omitted = left_out;
+                lines
+            } else {
+                rendered(&kept)
+            };
+            (Bytes::from(bytes), replay.next_seq(), replay.missed())
+        }
     };
     let length = bytes.len();
     let content_type = if ndjson {
@@ -171,6 +172,20 @@ pub(super) async fn snapshot(
         .into_response()
 }
 
+/// `entries` as text: an entry with a time as [`crate::render`] shows it (the time, then the
+/// text, as a line), any other as it is.
+fn rendered(entries: &[&Entry]) -> Vec<u8> {
+    let mut text = Vec::with_capacity(entries.iter().map(|entry| entry.len() + 28).sum());
+    for entry in entries {
+        match entry.time() {
+            Some(time) => crate::render::write_line(&mut text, Some(time), entry)
+                .expect("writing to a Vec cannot fail"),
+            None => text.extend_from_slice(entry),
+        }
+    }
+    text
+}
+
 /// The newest of `entries` whose lines fit in `budget` bytes, as NDJSON (see [`ndjson_line`]), and
 /// how many older ones did not fit.
 fn ndjson_within(entries: &[&Entry], budget: usize) -> (Vec<u8>, u64) {
@@ -195,7 +210,8 @@ fn ndjson_within(entries: &[&Entry], budget: usize) -> (Vec<u8>, u64) {
 
 /// One JSON object and line: `{"seq":N,"level":"WARN","text":"..."}`, `level` `null` for an
 /// entry without one, `text` the entry as UTF-8 (invalid bytes as U+FFFD) without its final line
-/// break; then `"time"` (milliseconds since the Unix epoch) and `"target"` when the entry has them.
+/// break; then `"time"` (RFC 3339 in UTC with microseconds, as [`crate::render`] shows times) and
+/// `"target"` when the entry has them.
 fn ndjson_line(out: &mut Vec<u8>, entry: &Entry) {
     json_object(out, entry);
     out.push(b'\n');
@@ -223,10 +239,9 @@ pub(super) fn json_object(out: &mut Vec<u8>, entry: &Entry) {
             .unwrap_or(&text);
         push_json_string(out, text);
         if let Some(time) = entry.time() {
-            let millis = time
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis());
-            out.extend_from_slice(format!(",\"time\":{millis}").as_bytes());
+            out.extend_from_slice(
+                format!(",\"time\":\"{}\"", crate::render::time(time)).as_bytes(),
+            );
         }
         if let Some(target) = entry.target() {
             out.extend_from_slice(b",\"target\":");

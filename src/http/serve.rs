@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -154,6 +155,126 @@ impl Config {
         app: Router,
     ) -> impl Future<Output = io::Result<()>> + Send {
         serve_with(Limits::of(&self), listener, app)
+    }
+}
+
+/// A server of the log on a thread of its own, made by [`Config::spawn`]: it serves until
+/// [`stop`](Server::stop) is called or the handle is dropped.
+#[must_use = "dropping the handle stops the server"]
+pub struct Server {
+    local_addr: SocketAddr,
+    /// Dropped (or sent on) to stop the server.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Disconnected when the thread has finished.
+    done: crossbeam_channel::Receiver<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long dropping a [`Server`] waits for its thread.
+const SERVER_DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Config {
+    /// Serves `buf` on `address` (see [`serve`](Config::serve)) from a thread of its own
+    /// (`memtail-http`, with a single-threaded tokio runtime), for a program that has no tokio
+    /// runtime of its own, or wants the viewer kept apart from it. The address is bound before
+    /// this returns, so an error to bind is this call's error, and a port of 0 picks a free
+    /// one ([`Server::local_addr`] says which).
+    ///
+    /// # Errors
+    ///
+    /// Binding `address`, making the runtime, or starting the thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"ready\n");
+    /// let server = memtail::http::Config::new().spawn(buf, "127.0.0.1:0")?;
+    /// let address = server.local_addr();
+    ///
+    /// let mut client = std::net::TcpStream::connect(address)?;
+    /// write!(client, "GET /snapshot HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")?;
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer)?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK"));
+    /// assert!(answer.ends_with("\r\n\r\nready\n"));
+    ///
+    /// assert!(server.stop(Duration::from_secs(5)));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn spawn(self, buf: LogBuffer, address: impl ToSocketAddrs) -> io::Result<Server> {
+        let listener = std::net::TcpListener::bind(address)?;
+        listener.set_nonblocking(true)?;
+        let local_addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (finished, done) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new()
+            .name("memtail-http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = self.serve(buf, listener) => {}
+                        _ = stopped => {}
+                    }
+                });
+                // Every connection's task goes with the runtime.
+                drop(runtime);
+                drop(finished);
+            })?;
+        Ok(Server {
+            local_addr,
+            stop: Some(stop),
+            done,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Server {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops the server: it accepts no more connections and closes the open ones (streams
+    /// end), and its thread ends. Returns whether the thread ended within `timeout`.
+    pub fn stop(mut self, timeout: Duration) -> bool {
+        self.shutdown(timeout)
+    }
+
+    fn shutdown(&mut self, timeout: Duration) -> bool {
+        let Some(thread) = self.thread.take() else {
+            return true;
+        };
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        crate::context::join_until(thread, &self.done, std::time::Instant::now() + timeout)
+    }
+}
+
+impl Drop for Server {
+    /// Stops the server, waiting at most 5 s for its thread.
+    fn drop(&mut self) {
+        self.shutdown(SERVER_DROP_TIMEOUT);
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("running", &self.thread.is_some())
+            .finish()
     }
 }
 

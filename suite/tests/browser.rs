@@ -16,6 +16,7 @@ use common::webdriver::{browser, Driver};
 use common::{serve, DEADLINE};
 use memtail::LogBuffer;
 use memtail_suite::system_test;
+use tracing_subscriber::layer::SubscriberExt;
 
 fn main() {
     memtail_suite::run(vec![
@@ -852,25 +853,11 @@ async fn the_viewer_shows_times_and_filters_by_target(chromium: PathBuf, chromed
     let timed = LogBuffer::builder().timestamps(true).build();
     timed.append(b"plain entry\n");
     timed.append(b"2026-11-23T10:00:00Z has its own\n");
+    // RFC 3339 in UTC with microseconds, as memtail renders times everywhere.
     let expected = timed
         .entries()
         .iter()
-        .map(|entry| {
-            let millis = entry
-                .time()
-                .unwrap()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis();
-            let of_day = millis % 86_400_000;
-            format!(
-                "{:02}:{:02}:{:02}.{:03} ",
-                of_day / 3_600_000,
-                of_day / 60_000 % 60,
-                of_day / 1000 % 60,
-                of_day % 1000
-            )
-        })
+        .map(|entry| format!("{} ", memtail::render::time(entry.time().unwrap())))
         .collect::<Vec<_>>();
     let address = serve(memtail::http::router(timed.clone())).await;
     let driver = Driver::start(&chromium, &chromedriver).await;
@@ -906,5 +893,54 @@ async fn the_viewer_shows_times_and_filters_by_target(chromium: PathBuf, chromed
         )
         .await;
     until_shown(&driver, |lines, _| lines == ["db line", "plain"]).await;
+
+    // Lines are coloured by their entry's level, not by escapes in their text: the layer's
+    // entries have none.
+    let leveled = LogBuffer::new();
+    let subscriber = tracing_subscriber::registry().with(leveled.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::error!(target: "app", "failed");
+        tracing::warn!(target: "app", "slow");
+        tracing::info!(target: "app", "ok");
+        tracing::debug!(target: "app", "detail");
+    });
+    leveled.append(b"no level\n");
+    let address = serve(memtail::http::router(leveled)).await;
+    driver.go(&format!("http://{address}/")).await;
+    until_shown(&driver, |lines, _| lines.len() == 5).await;
+    let page = driver
+        .run(
+            r##"return Array.from(document.querySelectorAll("#log .line")).map((el) => [
+                el.className, getComputedStyle(el).color, el.textContent]);"##,
+        )
+        .await;
+    let rows: Vec<(String, String, String)> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let field = |n: usize| row[n].as_str().unwrap().to_owned();
+            (field(0), field(1), field(2))
+        })
+        .collect();
+    let classes: Vec<&str> = rows.iter().map(|row| row.0.as_str()).collect();
+    assert_eq!(
+        classes,
+        [
+            "line lv-error",
+            "line lv-warn",
+            "line lv-info",
+            "line lv-debug",
+            "line"
+        ]
+    );
+    // Error, warning and debug each in a colour of its own; info as plain lines.
+    let colors: Vec<&str> = rows.iter().map(|row| row.1.as_str()).collect();
+    assert_ne!(colors[0], colors[2], "{colors:?}");
+    assert_ne!(colors[1], colors[2], "{colors:?}");
+    assert_ne!(colors[3], colors[2], "{colors:?}");
+    assert_eq!(colors[2], colors[4], "{colors:?}");
+    assert!(rows[0].2.ends_with("Z ERROR app: failed"), "{rows:?}");
+    assert!(rows.iter().all(|row| !row.2.contains('\u{1b}')), "{rows:?}");
     driver.quit().await;
 }

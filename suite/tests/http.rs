@@ -98,9 +98,16 @@ async fn last_gives_a_window_of_time_when_the_log_records_times() {
     timed.append(b"two\n");
     let address = serve(router(timed.clone())).await;
     let text = |url: String| async move { get(&url).await.text().await.unwrap() };
+    // As people read them: each entry after its time.
+    let rendered: String = timed
+        .entries()
+        .iter()
+        .map(|entry| entry.rendered().to_string())
+        .collect();
+    assert!(rendered.ends_with("Z two\n"), "{rendered}");
     assert_eq!(
         text(format!("http://{address}/snapshot?last=1h")).await,
-        "one\ntwo\n"
+        rendered
     );
     // Nothing was appended in the last 0 seconds but entries appended from now on.
     assert_eq!(text(format!("http://{address}/snapshot?last=0s")).await, "");

@@ -1,32 +1,4 @@
-//! [`LogBuffer`] as a `tracing_subscriber` writer (feature `tracing`).
-//!
-//! `LogBuffer` implements [`MakeWriter`], so it plugs into `tracing_subscriber::fmt()` and
-//! composes with [`MakeWriterExt`](tracing_subscriber::fmt::writer::MakeWriterExt)
-//! (`std::io::stderr.and(buf.clone())`, `buf.clone().with_max_level(Level::INFO)`).
-//!
-//! Each event becomes exactly one entry: the [`EventWriter`] made for an event gathers whatever
-//! the formatter writes, in however many pieces, and appends it as one entry when the event is
-//! done (when the writer is dropped).
-//!
-//! # Examples
-//!
-//! ```
-//! use tracing_subscriber::fmt::writer::MakeWriterExt;
-//!
-//! let buf = memtail::LogBuffer::new();
-//! let subscriber = tracing_subscriber::fmt()
-//!     .with_writer(std::io::sink.and(buf.clone()))
-//!     .with_ansi(false)
-//!     .without_time()
-//!     .finish();
-//!
-//! tracing::subscriber::with_default(subscriber, || {
-//!     tracing::info!(port = 8080, "listening");
-//! });
-//! let entries = buf.entries();
-//! assert_eq!(entries.len(), 1);
-//! assert!(entries[0].ends_with(b"listening port=8080\n"));
-//! ```
+//! `LogBuffer` as a `tracing_subscriber` writer: `fmt()`'s text, one entry per event.
 
 use std::fmt;
 use std::io;
