@@ -305,7 +305,6 @@ impl LogBuffer {
                 level: Level::encode(level),
                 time,
                 target,
-                span: [0; 3],
             },
         )
     }
@@ -321,18 +320,19 @@ impl LogBuffer {
     /// Appends `entry` with what it carries.
     #[inline]
     pub(crate) fn append_tags(&self, entry: &[u8], tags: Tags) -> Option<u64> {
-        self.append_counted(entry, tags, None)
+        self.shared.append_in(entry, tags, None)
     }
 
-    /// [`Shared::append_counted`].
+    /// [`Shared::append_in`].
+    #[cfg(feature = "tracing")]
     #[inline]
-    pub(crate) fn append_counted(
+    pub(crate) fn append_in(
         &self,
         entry: &[u8],
         tags: Tags,
-        ordinal: Option<&AtomicU64>,
+        span: Option<InSpan<'_>>,
     ) -> Option<u64> {
-        self.shared.append_counted(entry, tags, ordinal)
+        self.shared.append_in(entry, tags, span)
     }
 
     /// The retained bytes, oldest first. They always start at an entry boundary: never half a line,
@@ -609,17 +609,16 @@ fn random_instance() -> u32 {
 }
 
 impl Shared {
-    /// The one write path: appends `entry` with what it carries, and with `ordinal`, the
-    /// counter of its span tree's entries (taken under the lock, so that the entries of a tree
-    /// are numbered in the order they enter the ring).
+    /// The one write path: appends `entry` with what it carries, and the span it was made in,
+    /// if any.
     #[inline]
-    pub(crate) fn append_counted(
+    pub(crate) fn append_in(
         &self,
         entry: &[u8],
         tags: Tags,
-        ordinal: Option<&AtomicU64>,
+        span: Option<InSpan<'_>>,
     ) -> Option<u64> {
-        self.append_locked(self.state.write(), entry, tags, ordinal)
+        self.append_locked(self.state.write(), entry, tags, span)
     }
 
     /// Whether every handle is gone (nothing more will be written but by a panic hook).
@@ -633,7 +632,7 @@ impl Shared {
         duration_nanos(self.clock.unwrap_or(crate::builder::system_clock)())
     }
 
-    /// [`append_counted`](Shared::append_counted) if the lock can be had within `wait`: `None`
+    /// [`append_in`](Shared::append_in) if the lock can be had within `wait`: `None`
     /// if not (the thread that holds it may be the one asking, panicking), else what the
     /// append gave.
     pub(crate) fn try_append_within(
@@ -651,14 +650,15 @@ impl Shared {
         &self,
         mut guard: parking_lot::RwLockWriteGuard<'_, State>,
         entry: &[u8],
-        mut tags: Tags,
-        ordinal: Option<&AtomicU64>,
+        tags: Tags,
+        span: Option<InSpan<'_>>,
     ) -> Option<u64> {
         let meta = tags.level;
         let state = &mut *guard;
-        if let Some(ordinal) = ordinal {
+        if let Some(span) = span {
             if !entry.is_empty() {
-                tags.span[2] = ordinal.fetch_add(1, Ordering::Relaxed);
+                let ordinal = span.ordinal.fetch_add(1, Ordering::Relaxed);
+                state.ring.span_next([span.ids[0], span.ids[1], ordinal]);
             }
         }
         let (seq, range) = state.ring.append_tagged(entry, tags)?;
@@ -732,6 +732,15 @@ impl Drop for LogBuffer {
     }
 }
 
+/// The span an entry was made in: its id and its root's (memtail's own), and the counter of
+/// its tree's entries, which numbers it under the lock (so that the entries of a tree are
+/// numbered in the order they enter the ring).
+#[derive(Clone, Copy)]
+pub(crate) struct InSpan<'a> {
+    pub(crate) ids: [u64; 2],
+    pub(crate) ordinal: &'a AtomicU64,
+}
+
 /// A write's work for subscribers and publishers, under the lock; returns whether the
 /// publishers are to be nudged once it is released.
 // Out of line, so that the writer's path without them stays small enough to inline.
@@ -783,8 +792,6 @@ impl State {
 #[inline]
 fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::Range<usize>) {
     let ring = &state.ring;
-    // What the ring stored, not what the writer brought: every reader gets the same time.
-    let extras = ring.extras_of(seq);
     let drops = &mut state.subscriber_drops;
     let mut payload: Option<Bytes> = None;
     let mut disconnected = false;
@@ -804,10 +811,9 @@ fn fan_out(state: &mut State, seq: u64, level: Option<Level>, range: std::ops::R
         } else {
             payload.get_or_insert_with(copy).clone()
         };
-        match slot
-            .tx
-            .try_send(Entry::new(seq, bytes, level).with_extras(extras))
-        {
+        // What the ring stored, not what the writer brought: every reader gets the same time.
+        let entry = Entry::new(seq, bytes, level).with_extras(ring.extras_of(seq));
+        match slot.tx.try_send(entry) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => slot.count_drop(drops),
             Err(TrySendError::Disconnected(_)) => {

@@ -377,7 +377,6 @@ fn append_panic(shared: &Shared, payload: &(dyn Any + Send), location: Option<&L
         level: Level::encode(Some(Level::Error)),
         time: shared.now(),
         target: crate::target::intern("panic"),
-        span: [0; 3],
     };
     // The panicking thread may hold the lock: then the entry is not appended.
     let _ = shared.try_append_within(line.as_bytes(), tags, LOCK_WAIT);

@@ -147,7 +147,6 @@ impl Log for Logger {
                 level: Level::encode(Some(Level::from(level))),
                 time,
                 target: crate::target::intern(record.target()),
-                span: [0; 3],
             };
             self.buf.append_tags(&line, tags);
         }

@@ -68,9 +68,6 @@ pub(crate) struct Tags {
     pub(crate) time: u64,
     /// An interned target (`crate::target`).
     pub(crate) target: u16,
-    /// The span the entry was made in, its root (memtail's own span ids, from 1), and how many
-    /// entries of that root came before it (its ordinal in its root's group).
-    pub(crate) span: [u64; 3],
 }
 
 /// What the ring keeps of an entry beside its bytes and level, as readers get it.
@@ -119,6 +116,8 @@ pub(crate) struct Ring {
     /// The span, root span and ordinal in its group of each retained entry, oldest first, once
     /// any entry had a span (see [`Ring::group_of`]).
     spans: Option<VecDeque<[u64; 3]>>,
+    /// The span of the next entry (see [`Ring::span_next`]), zeros for none.
+    next_span: [u64; 3],
     /// The ordinal the next entry without a span gets in the group of such entries: entries
     /// without a span written so far.
     unscoped: u64,
@@ -150,6 +149,7 @@ impl Ring {
             last_time: 0,
             targets: None,
             spans: None,
+            next_span: [0; 3],
             unscoped: 0,
             extras: false,
             next_seq: 0,
@@ -280,8 +280,19 @@ impl Ring {
         )
     }
 
-    /// Appends one entry with what it carries (see [`Tags`]), evicting the oldest entries whole
-    /// if it does not fit, and returns its sequence number and logical range.
+    /// Gives the next entry appended the span it was made in, its root (memtail's own span ids,
+    /// from 1), and how many entries of that root came before it (its ordinal in its root's
+    /// group). Kept apart from [`Tags`] so that a plain write carries no span at all.
+    pub(crate) fn span_next(&mut self, span: [u64; 3]) {
+        if span[0] != 0 {
+            self.next_span = span;
+            self.extras = true;
+        }
+    }
+
+    /// Appends one entry with what it carries (see [`Tags`], and [`Ring::span_next`]), evicting
+    /// the oldest entries whole if it does not fit, and returns its sequence number and logical
+    /// range.
     ///
     /// An empty entry is not stored and gets no sequence number. An entry longer than the capacity
     /// keeps its first `capacity` bytes; the rest is counted as cut.
@@ -291,6 +302,12 @@ impl Ring {
         entry: &[u8],
         tags: Tags,
     ) -> Option<(u64, Range<usize>)> {
+        // Taken apart here: passed on as a whole, it would be kept in memory (see `commit`).
+        let Tags {
+            level,
+            time,
+            target,
+        } = tags;
         let n = entry.len();
         #[cfg(debug_assertions)]
         {
@@ -309,13 +326,13 @@ impl Ring {
         // The common case in one test: the entry fits at the tail without evicting, growing or
         // wrapping.
         if n == 0 || n > self.room {
-            return self.append_slow(entry, tags);
+            return self.append_slow(entry, level, time, target);
         }
         let tail = self.tail;
         self.data[tail..tail + n].copy_from_slice(entry);
         self.tail += n;
         self.room -= n;
-        Some(self.commit(n, tags))
+        Some(self.commit(n, level, time, target))
     }
 
     /// Works out `tail` and `room`: the free bytes right after the retained ones, without
@@ -345,14 +362,16 @@ impl Ring {
 
     /// Records an entry of `n` bytes whose bytes were just copied in at the tail.
     #[inline]
-    fn commit(&mut self, n: usize, tags: Tags) -> (u64, Range<usize>) {
+    fn commit(&mut self, n: usize, level: u8, time: u64, target: u16) -> (u64, Range<usize>) {
         let start = self.len;
         self.len += n;
         let end = self.counters.bytes_evicted.wrapping_add(self.len as u64) & OFFSET_MASK;
         self.index
-            .push_back(end | u64::from(tags.level & LEVEL_BITS) << OFFSET_BITS);
-        if self.extras || tags.time != 0 || tags.target != 0 || tags.span[0] != 0 {
-            self.commit_extras(tags);
+            .push_back(end | u64::from(level & LEVEL_BITS) << OFFSET_BITS);
+        // One test for a ring that keeps nothing beside its bytes, when the writer's time is
+        // known to be none.
+        if self.extras || (time | u64::from(target)) != 0 {
+            self.commit_extras(time, target);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -362,31 +381,32 @@ impl Ring {
     /// The time, target and spans of the entry being committed, for a ring that keeps them, or
     /// the first entry with one of them: from then on the ring keeps one slot per entry, empty
     /// for those before.
-    fn commit_extras(&mut self, tags: Tags) {
+    fn commit_extras(&mut self, time: u64, target: u16) {
         let before = self.index.len() - 1;
-        if tags.time != 0 {
+        if time != 0 {
             // Never earlier than the entry before, whatever was evicted since: the clock is read
             // before the lock, so writers can reach it out of order, and the wall clock can step
             // back. Times then follow sequence numbers, and a search by time finds the first
             // entry at or after it.
-            self.last_time = self.last_time.max(tags.time);
+            self.last_time = self.last_time.max(time);
             if let Some(word) = self.index.back_mut() {
                 *word |= u64::from(TIMED) << OFFSET_BITS;
             }
         }
-        if tags.time != 0 || self.times.is_some() {
+        if time != 0 || self.times.is_some() {
             let last_time = self.last_time;
             let times = self
                 .times
                 .get_or_insert_with(|| std::iter::repeat(0).take(before).collect());
             times.push_back(last_time);
         }
-        if tags.target != 0 || self.targets.is_some() {
+        if target != 0 || self.targets.is_some() {
             self.targets
                 .get_or_insert_with(|| std::iter::repeat(0).take(before).collect())
-                .push_back(tags.target);
+                .push_back(target);
         }
-        if tags.span[0] != 0 || self.spans.is_some() {
+        let span = std::mem::take(&mut self.next_span);
+        if span[0] != 0 || self.spans.is_some() {
             // The entry being committed is in the index, not yet counted in `next_seq`.
             let first = self.next_seq - before as u64;
             let unscoped = &mut self.unscoped;
@@ -397,11 +417,11 @@ impl Ring {
                     .map(|seq| [0, 0, seq])
                     .collect()
             });
-            if tags.span[0] == 0 {
+            if span[0] == 0 {
                 spans.push_back([0, 0, *unscoped]);
                 *unscoped += 1;
             } else {
-                spans.push_back(tags.span);
+                spans.push_back(span);
             }
         }
         self.extras = true;
@@ -409,7 +429,13 @@ impl Ring {
 
     /// `append` when the entry is empty, too long, or needs eviction, growth or wrapping.
     #[cold]
-    fn append_slow(&mut self, entry: &[u8], tags: Tags) -> Option<(u64, Range<usize>)> {
+    fn append_slow(
+        &mut self,
+        entry: &[u8],
+        level: u8,
+        time: u64,
+        target: u16,
+    ) -> Option<(u64, Range<usize>)> {
         if entry.is_empty() {
             return None;
         }
@@ -435,7 +461,7 @@ impl Ring {
             self.data[tail..].copy_from_slice(&entry[..room]);
             self.data[..n - room].copy_from_slice(&entry[room..]);
         }
-        let committed = self.commit(n, tags);
+        let committed = self.commit(n, level, time, target);
         self.find_room();
         Some(committed)
     }
@@ -771,13 +797,12 @@ mod tests {
         ring.append(b"plain0\n", 0, 0);
         assert!(!ring.records_times());
         assert_eq!(ring.first_at_or_after(0), None);
-        let span = [7, 3, 0];
+        ring.span_next([7, 3, 0]);
         ring.append_tagged(
             b"timed1\n",
             Tags {
                 level: 2,
                 time: 500,
-                span,
                 ..Tags::default()
             },
         );

@@ -129,12 +129,31 @@ fn fields_recorded_later_join_the_span_and_ids_are_never_reused() {
         let bare = tracing::info_span!("bare");
         bare.record("late", 1);
         bare.in_scope(|| tracing::info!(target: "t", "in a bare span"));
+        // A field recorded into a span around an open one shows in the inner span's events.
+        let outer = tracing::info_span!("outer", status = tracing::field::Empty);
+        let inner = outer.in_scope(|| tracing::info_span!("inner", k = 1));
+        inner.in_scope(|| tracing::info!(target: "t", "before"));
+        outer.record("status", 200);
+        inner.in_scope(|| tracing::info!(target: "t", "after"));
+        inner.record("k", 2);
+        inner.in_scope(|| tracing::info!(target: "t", "again"));
     });
     let texts = texts(&buf);
     assert_eq!(texts[0], "INFO  job{n=0 state=\"running\"}: t: working\n");
     assert_eq!(texts[3], "INFO  bare: t: in a bare span\n");
+    assert_eq!(
+        texts[4..],
+        [
+            "INFO  outer:inner{k=1}: t: before\n",
+            "INFO  outer{status=200}:inner{k=1}: t: after\n",
+            "INFO  outer{status=200}:inner{k=1 k=2}: t: again\n",
+        ]
+    );
     // The registry reuses a closed span's id; memtail's ids are new each time.
-    let ids: Vec<u64> = buf.entries().iter().map(|e| e.span_id().unwrap()).collect();
+    let ids: Vec<u64> = buf.entries()[..4]
+        .iter()
+        .map(|e| e.span_id().unwrap())
+        .collect();
     let mut unique = ids.clone();
     unique.dedup();
     assert_eq!(unique.len(), 4, "{ids:?}");

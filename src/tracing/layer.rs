@@ -3,22 +3,26 @@
 // Implementation notes.
 //
 // A span's part of a line (`name{a=1 b=2}`) is formatted when the span is created, and again
-// when fields are recorded into it, and kept in the span's extensions with two numbers: the
-// span's own id and its root's, drawn from a process-wide counter (tracing's ids are slab
-// indices, reused as soon as a span closes, so they cannot tell request 2 from request 13 in a
-// ring that outlives both). An event then costs: a look at the thread's current span, a read of
-// each enclosing span's extensions, formatting its own message and fields into the thread's
-// scratch buffer, one clock read and one append.
+// when fields are recorded into it, and kept in the span's extensions with what an event in it
+// starts with (the parts of every span from the root down), and two numbers: the span's own id
+// and its root's, drawn from a process-wide counter (tracing's ids are slab indices, reused as
+// soon as a span closes, so they cannot tell request 2 from request 13 in a ring that outlives
+// both). A field recorded later into a span makes the prefixes of its tree out of date; each is
+// made again when next used. An event then costs: a look at the thread's current span, one read
+// of its extensions, formatting the event's own message and fields into the thread's scratch
+// buffer, one clock read and one append.
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
+use crate::buffer::InSpan;
 use crate::ring::Tags;
 use crate::write::{give_back_scratch, take_scratch};
 use crate::{Level, LogBuffer};
@@ -86,9 +90,23 @@ struct SpanText {
     text: String,
     /// Whether `text` holds fields (ends with `}`).
     fields: bool,
-    /// For a root: events logged in its tree so far (an event's ordinal in its request, which
-    /// tells the on-error printer how many of a request's entries the ring evicted).
+    /// What an event in this span starts with: the text of each span from the root to this
+    /// one, each followed by `:` (`request{id=42}:db:`), as of `version`.
+    prefix: String,
+    /// `tree.records` when `prefix` was made: a field recorded since into this span or one
+    /// around it makes it out of date.
+    version: u64,
+    tree: Arc<Tree>,
+}
+
+/// What the spans of one tree (a root and the spans under it) share.
+#[derive(Default)]
+struct Tree {
+    /// Events logged in the tree so far: an event's ordinal in its request, which tells the
+    /// on-error printer how many of a request's entries the ring evicted.
     events: AtomicU64,
+    /// Times fields were recorded into a span of the tree after it was created.
+    records: AtomicU64,
 }
 
 /// memtail's span numbers: from 1, never reused in the life of the process.
@@ -104,21 +122,28 @@ where
         };
         let own = NEXT_SPAN.fetch_add(1, Ordering::Relaxed);
         // The nearest enclosing span this layer saw created (one made before the layer was
-        // added, under `reload`, has nothing kept) gives the root.
-        let root = span
+        // added, under `reload`, has nothing kept) gives the root and the tree.
+        let (root, tree) = span
             .scope()
             .skip(1)
-            .find_map(|parent| parent.extensions().get::<SpanText>().map(|kept| kept.root))
-            .unwrap_or(own);
+            .find_map(|parent| {
+                let extensions = parent.extensions();
+                let kept = extensions.get::<SpanText>()?;
+                Some((kept.root, Arc::clone(&kept.tree)))
+            })
+            .unwrap_or_else(|| (own, Arc::default()));
         let mut text = SpanText {
             id: own,
             root,
             text: String::from(span.name()),
             fields: false,
-            events: AtomicU64::new(0),
+            prefix: String::new(),
+            version: 0,
+            tree,
         };
         text.record(|visitor| attrs.record(visitor));
         span.extensions_mut().insert(text);
+        refresh(&span);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -127,7 +152,10 @@ where
         };
         let mut extensions = span.extensions_mut();
         if let Some(text) = extensions.get_mut::<SpanText>() {
-            text.record(|visitor| values.record(visitor));
+            if text.record(|visitor| values.record(visitor)) {
+                // Every prefix of the tree is to be made again when next used.
+                text.tree.records.fetch_add(1, Ordering::Release);
+            }
         }
     }
 
@@ -137,28 +165,36 @@ where
         let time = self.buf.now();
         let mut line = Line(take_scratch());
         line.0.extend_from_slice(PADDED[level as usize].as_bytes());
-        let mut span = [0; 3];
-        // The outermost span the layer keeps text for is the root of the event's tree (see
-        // `on_new_span`); its count of events numbers this one, under the buffer's lock.
-        let mut root = None;
-        if let Some(scope) = ctx.event_scope(event) {
-            for entered in scope.from_root() {
-                let kept = entered.extensions().get::<SpanText>().map(|kept| {
-                    line.0.extend_from_slice(kept.text.as_bytes());
-                    [kept.id, kept.root]
-                });
-                match kept {
-                    Some([id, root_id]) => {
-                        span = [id, root_id, 0];
-                        if root.is_none() {
-                            root = Some(entered);
-                        }
-                    }
-                    None => line.0.extend_from_slice(entered.name().as_bytes()),
-                }
-                line.0.push(b':');
+        let leaf = ctx.event_span(event);
+        if let Some(leaf) = &leaf {
+            let stale = leaf
+                .extensions()
+                .get::<SpanText>()
+                .is_some_and(|kept| kept.version != kept.tree.records.load(Ordering::Acquire));
+            if stale {
+                refresh(leaf);
             }
-            line.0.push(b' ');
+        }
+        // Held until the entry is appended: the tree's count of events numbers it, under the
+        // buffer's lock.
+        let extensions = leaf.as_ref().map(|leaf| leaf.extensions());
+        let kept = extensions
+            .as_ref()
+            .and_then(|extensions| extensions.get::<SpanText>());
+        match (&leaf, kept) {
+            (_, Some(kept)) => {
+                line.0.extend_from_slice(kept.prefix.as_bytes());
+                line.0.push(b' ');
+            }
+            (Some(leaf), None) => {
+                // Spans made before the layer was added (under `reload`): their names.
+                for entered in leaf.scope().from_root() {
+                    line.0.extend_from_slice(entered.name().as_bytes());
+                    line.0.push(b':');
+                }
+                line.0.push(b' ');
+            }
+            (None, None) => {}
         }
         line.0.extend_from_slice(meta.target().as_bytes());
         line.0.extend_from_slice(b": ");
@@ -172,16 +208,41 @@ where
             level: Level::encode(Some(level)),
             time,
             target: crate::target::intern(meta.target()),
-            span,
         };
-        let root = root.as_ref().map(|root| root.extensions());
-        let counter = root
-            .as_ref()
-            .and_then(|root| root.get::<SpanText>())
-            .map(|root| &root.events);
-        self.buf.append_counted(&line.0, tags, counter);
-        drop(root);
+        let span = kept.map(|kept| InSpan {
+            ids: [kept.id, kept.root],
+            ordinal: &kept.tree.events,
+        });
+        self.buf.append_in(&line.0, tags, span);
+        drop(extensions);
         give_back_scratch(line.0);
+    }
+}
+
+/// Makes `span`'s prefix again, from the texts of the spans around it (their names, for spans
+/// the layer did not see made).
+fn refresh<S>(span: &SpanRef<'_, S>)
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    let Some(version) = span
+        .extensions()
+        .get::<SpanText>()
+        .map(|kept| kept.tree.records.load(Ordering::Acquire))
+    else {
+        return;
+    };
+    let mut prefix = String::new();
+    for entered in span.scope().from_root() {
+        match entered.extensions().get::<SpanText>() {
+            Some(kept) => prefix.push_str(&kept.text),
+            None => prefix.push_str(entered.name()),
+        }
+        prefix.push(':');
+    }
+    if let Some(kept) = span.extensions_mut().get_mut::<SpanText>() {
+        kept.prefix = prefix;
+        kept.version = version;
     }
 }
 
@@ -189,8 +250,9 @@ where
 const PADDED: [&str; 5] = ["TRACE ", "DEBUG ", "INFO  ", "WARN  ", "ERROR "];
 
 impl SpanText {
-    /// Formats the fields `record` visits into the text, after those it has.
-    fn record(&mut self, record: impl FnOnce(&mut dyn Visit)) {
+    /// Formats the fields `record` visits into the text, after those it has; returns whether
+    /// there were any.
+    fn record(&mut self, record: impl FnOnce(&mut dyn Visit)) -> bool {
         let mut added = Line(Vec::new());
         let mut visitor = Fields {
             line: &mut added,
@@ -198,7 +260,7 @@ impl SpanText {
         };
         record(&mut visitor);
         if added.0.is_empty() {
-            return;
+            return false;
         }
         if self.fields {
             // Before the closing brace.
@@ -209,6 +271,7 @@ impl SpanText {
         }
         self.text.push_str(&String::from_utf8_lossy(&added.0));
         self.text.push('}');
+        true
     }
 }
 
@@ -217,12 +280,7 @@ struct Line(Vec<u8>);
 
 impl fmt::Write for Line {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        // The common case in one pass: nothing to escape (0xc2 leads the two-byte encodings of
-        // U+0080 to U+00BF, which hold the C1 controls).
-        let plain = text
-            .bytes()
-            .all(|b| (b >= 0x20 || b == b'\n' || b == b'\t') && b != 0x7f && b != 0xc2);
-        if plain {
+        if !needs_escape(text.as_bytes()) {
             self.0.extend_from_slice(text.as_bytes());
             return Ok(());
         }
@@ -258,6 +316,41 @@ impl fmt::Write for Line {
     }
 }
 
+/// Whether `text` holds a control character other than a line break or a tab: C0, DEL, or C1
+/// (whose two-byte encodings, of U+0080 to U+009F, start with 0xc2; so do those of U+00A0 to
+/// U+00BF, which are then looked at more closely). One pass without branches, so that the
+/// compiler can look at many bytes at a time.
+#[inline]
+fn needs_escape(text: &[u8]) -> bool {
+    text.iter().fold(false, |found, &b| {
+        found | ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f) | (b == 0xc2)
+    })
+}
+
+/// Whether `Debug` writes `text` as `"text"`: no quote, backslash, control or non-ASCII
+/// character that it would escape.
+#[inline]
+fn debug_plain(text: &[u8]) -> bool {
+    !text.iter().fold(false, |found, &b| {
+        found | !(0x20..0x7f).contains(&b) | (b == b'"') | (b == b'\\')
+    })
+}
+
+/// `n` in decimal, as `Display` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
 /// Writes an event's or a span's fields into a line: the message bare, the others
 /// `name=value` with `Debug` values, separated by spaces.
 struct Fields<'a> {
@@ -286,9 +379,41 @@ impl Visit for Fields<'_> {
         if field.name() == "message" {
             self.separate();
             let _ = self.line.write_str(value);
+        } else if debug_plain(value.as_bytes()) && !field.name().starts_with("log.") {
+            // What `Debug` would write, without the formatting machinery.
+            self.separate();
+            self.name(field);
+            self.line.0.push(b'"');
+            self.line.0.extend_from_slice(value.as_bytes());
+            self.line.0.push(b'"');
         } else {
             self.record_debug(field, &value);
         }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.separate();
+        self.name(field);
+        push_decimal(&mut self.line.0, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name().starts_with("log.") {
+            return;
+        }
+        self.separate();
+        self.name(field);
+        if value < 0 {
+            self.line.0.push(b'-');
+        }
+        push_decimal(&mut self.line.0, value.unsigned_abs());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.record_debug(field, &value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {

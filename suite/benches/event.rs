@@ -25,7 +25,11 @@ fn event(i: u64) {
 }
 
 /// Times `event` under `dispatch`, inside the span.
-fn bench(c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>, name: &str, dispatch: Dispatch) {
+fn bench(
+    c: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    dispatch: Dispatch,
+) {
     tracing::dispatcher::with_default(&dispatch, || {
         let span = tracing::info_span!("request", id = 42, path = "/users");
         let _entered = span.enter();
@@ -53,7 +57,11 @@ where
 
 fn debug_in_span(c: &mut Criterion) {
     let mut group = c.benchmark_group("debug_in_span");
-    bench(&mut group, "fmt_defaults_into_sink", fmt_defaults(io::sink, tracing::Level::DEBUG));
+    bench(
+        &mut group,
+        "fmt_defaults_into_sink",
+        fmt_defaults(io::sink, tracing::Level::DEBUG),
+    );
     let buf = LogBuffer::with_capacity(1 << 20);
     bench(
         &mut group,
@@ -68,14 +76,21 @@ fn debug_in_span(c: &mut Criterion) {
     );
     // What the layer wrote, once, so that a run shows it measured what it says.
     if let Some(entry) = buf.entries().pop() {
-        eprintln!("memtail_layer wrote: {}", entry.rendered().to_string().trim_end());
+        eprintln!(
+            "memtail_layer wrote: {}",
+            entry.rendered().to_string().trim_end()
+        );
     }
     group.finish();
 }
 
 fn debug_filtered_out(c: &mut Criterion) {
     let mut group = c.benchmark_group("debug_filtered_out");
-    bench(&mut group, "fmt_at_info", fmt_defaults(io::sink, tracing::Level::INFO));
+    bench(
+        &mut group,
+        "fmt_at_info",
+        fmt_defaults(io::sink, tracing::Level::INFO),
+    );
     let buf = LogBuffer::with_capacity(1 << 20);
     bench(
         &mut group,
