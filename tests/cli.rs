@@ -661,3 +661,51 @@ fn tail_reconnects_when_a_connection_goes_silent() {
         assert!(said.contains("reconnecting"), "{said}");
     });
 }
+
+#[test]
+fn tail_shows_each_entry_after_its_time_and_coloured_by_its_level() {
+    use tracing_subscriber::layer::SubscriberExt;
+    with_deadline(TEST_DEADLINE, || {
+        // A program's own log, through memtail's layer: times and levels, no escapes.
+        let buf = memtail::LogBuffer::new();
+        let subscriber = tracing_subscriber::registry().with(buf.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(target: "app", "failed");
+            tracing::warn!(target: "app", "slow");
+            tracing::info!(target: "app", "ok");
+            tracing::debug!(target: "app", "detail");
+        });
+        buf.append(b"2026-12-04 10:00:00 plain, with a time of its own\n");
+        let times: Vec<String> = buf
+            .entries()
+            .iter()
+            .filter_map(|entry| entry.time())
+            .map(|time| memtail::render::time(time).to_string())
+            .collect();
+        let server = memtail::http::Config::new()
+            .spawn(buf, "127.0.0.1:0")
+            .unwrap();
+        let url = format!("http://{}/", server.local_addr());
+        let (out, _err) = tail_process(&[&url, "--color", "always"], &[]);
+        assert_eq!(
+            out.line(),
+            format!("\x1b[31m{} ERROR app: failed\x1b[0m", times[0])
+        );
+        assert_eq!(
+            out.line(),
+            format!("\x1b[33m{} WARN  app: slow\x1b[0m", times[1])
+        );
+        assert_eq!(out.line(), format!("{} INFO  app: ok", times[2]));
+        assert_eq!(
+            out.line(),
+            format!("\x1b[2m{} DEBUG app: detail\x1b[0m", times[3])
+        );
+        assert_eq!(
+            out.line(),
+            "2026-12-04 10:00:00 plain, with a time of its own"
+        );
+        let (out, _err) = tail_process(&[&url, "--color", "never"], &[]);
+        assert_eq!(out.line(), format!("{} ERROR app: failed", times[0]));
+        assert!(server.stop(DEADLINE));
+    });
+}
