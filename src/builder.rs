@@ -113,8 +113,9 @@ impl Builder {
     }
 
     /// Whether each entry records the wall-clock time it was appended ([`Entry::time`]), so that
-    /// [`LogBuffer::since_time`] and HTTP's `?last=5m` can find "the last five minutes". Off by
-    /// default: reading the clock (`SystemTime::now`, 20 ns or so through the vDSO) costs more
+    /// [`LogBuffer::since_time`] and HTTP's `?last=5m` can find "the last five minutes". (Entries
+    /// from memtail's tracing layer and logger, and panic entries, have a time whatever this
+    /// says; this is for the others.) Off by default: reading the clock (`SystemTime::now`, 20 ns or so through the vDSO) costs more
     /// than the rest of a write (about three times, measured), and the buffer keeps 8 more
     /// bytes per retained entry. [`clock`](Builder::clock) takes a cheaper clock; of the two, the
     /// last call wins (`timestamps(false)` turns times off whatever the clock).

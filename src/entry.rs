@@ -150,8 +150,10 @@ impl Entry {
         self.target
     }
 
-    /// When the entry was appended, by the wall clock, for a buffer that records times
-    /// ([`Builder::timestamps`](crate::Builder::timestamps)). For one that does not, an entry in
+    /// When the entry was appended, by the wall clock (never earlier than the entry before it):
+    /// for an entry from memtail's tracing [`Layer`](crate::Layer) or `log` logger, or a panic
+    /// entry ([`PanicHook`](crate::PanicHook)), and for every entry of a buffer that records
+    /// times ([`Builder::timestamps`](crate::Builder::timestamps)). For one that does not, an entry in
     /// a batch handed to a [`Publisher`](crate::publish::Publisher) carries the time the
     /// publisher's thread read it from the ring (within one
     /// [`interval`](crate::publish::PublisherBuilder::interval) of the write, unless the publisher

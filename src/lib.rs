@@ -1,10 +1,13 @@
 //! Recent logs in memory, live: a bounded byte ring that keeps whole entries, counts every byte it
 //! drops, and hands each new entry to its followers.
 //!
-//! Write into a [`LogBuffer`] with `writeln!` or through `tracing`; read what it retains with
-//! [`snapshot`](LogBuffer::snapshot), [`entries`](LogBuffer::entries) or
+//! Write into a [`LogBuffer`] with `writeln!`, through memtail's `tracing` layer
+//! (`buf.layer()`, feature `tracing`) or its `log` logger (feature `log`); read what it retains
+//! with [`snapshot`](LogBuffer::snapshot), [`entries`](LogBuffer::entries) or
 //! [`since`](LogBuffer::since); follow it live with [`events`](LogBuffer::events) or
-//! [`tail`](LogBuffer::tail).
+//! [`tail`](LogBuffer::tail). Entries carry their level, target, time and span beside their
+//! bytes; [`render`] shows them to people. `memtail::init()` (feature `tracing`) sets up the
+//! usual case in one line.
 //!
 //! ```
 //! use std::io::Write;
@@ -52,7 +55,8 @@
 //!
 //!   Both receive entries in sequence order.
 //! - **Memory.** The ring holds at most `capacity` bytes plus an index of 8 bytes per retained
-//!   entry. Each subscription holds at most `subscriber_capacity` entries of at most `capacity`
+//!   entry, and, from the first entry that had one, 8 bytes per retained entry for times, 2 for
+//!   targets (whose names are interned once per process) and 24 for spans. Each subscription holds at most `subscriber_capacity` entries of at most `capacity`
 //!   bytes each; each follower holds one batch (at most 64 KiB, or one entry if longer). A flood
 //!   of writes with stalled readers keeps memory flat.
 //! - **Loss is never silent.** [`Stats`] counts entries and bytes written, evicted and cut,
@@ -84,8 +88,15 @@
 //!   learns of changes from inotify, through `rustix`; elsewhere it polls.
 //! - `cli`: the `memtail` command (`memtail serve FILE...`, `memtail tail URL`). Enables `http`
 //!   and `follow`.
-//! - `tracing`: [`LogBuffer`] implements `tracing_subscriber::fmt::MakeWriter`; each event is one
-//!   entry, and [`Entry::level`] is the event's level. See the `memtail::tracing` module.
+//! - `tracing`: memtail's own layer, `buf.layer()`: one entry per event with its level, target,
+//!   time and span, in a plain form close to `fmt()`'s, at a fifth of its cost; `memtail::init()`
+//!   and `memtail::Init` for the usual set-up (console by `RUST_LOG`, DEBUG in memory, panics as
+//!   entries); and [`LogBuffer`] as a `tracing_subscriber::fmt::MakeWriter`, for `fmt()`'s text.
+//!   See the `memtail::tracing` module.
+//! - `log`: `memtail::log`, a logger for the `log` crate with env_logger's `RUST_LOG`
+//!   directives, the same entries as the layer, and standard error too if you like.
+//! - `signal` (unix): `memtail::dump_on_signal`, the ring on standard error when the process
+//!   gets a signal (`kill -USR1`).
 //!
 //! # Supported Rust versions
 //!
@@ -149,7 +160,14 @@ pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 #[cfg(all(unix, feature = "signal"))]
 pub use signal_hook::consts::{SIGUSR1, SIGUSR2};
 
-// The README's examples run as doctests (they need the `tracing`, `publish` and `http` features).
-#[cfg(all(doctest, feature = "tracing", feature = "publish", feature = "http"))]
+// The README's examples run as doctests (they need the `tracing`, `log`, `publish` and `http`
+// features).
+#[cfg(all(
+    doctest,
+    feature = "tracing",
+    feature = "log",
+    feature = "publish",
+    feature = "http"
+))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

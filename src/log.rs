@@ -10,7 +10,7 @@
 //! WARN  my_app::api: slow request /items (820 ms)
 //! ```
 //!
-//! The time is kept beside the text and shown where people read (see [`render`](crate::render)).
+//! The time is kept beside the text and shown where people read (see [`render`]).
 //! A message with line breaks stays one entry. Formatting happens on the logging thread, into a
 //! per-thread buffer (no allocation once the thread has logged a record of that size), and never
 //! under the buffer's lock.

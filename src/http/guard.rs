@@ -216,7 +216,8 @@ pub(super) fn last_window(served: &Served, uri: &Uri) -> Result<Option<u64>, Ref
         refuse(
             StatusCode::BAD_REQUEST,
             "this log does not record times, so last cannot be answered \
-             (memtail::LogBuffer::builder().timestamps(true))",
+             (memtail's tracing layer and logger record them; for other writes, \
+             memtail::LogBuffer::builder().timestamps(true))",
         )
     })
 }

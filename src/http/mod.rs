@@ -40,14 +40,15 @@
 //!
 //! | route | what it answers |
 //! |---|---|
-//! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries, adding rows once per animation frame and keeping the newest 10 000; auto-scroll pauses while you read further up; a level select, search (filter or highlight, plain or regex), pause, download of the lines shown, `#seq=N` permalinks; ANSI colours rendered as colours, other control sequences removed; "N entries missed" and "the log started over" notices; reconnects (jittered backoff, after two missed heartbeats, at once when the network or tab returns) resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
-//! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`; `?since=ID` gives the retained entries from `ID` on (an event id or a bare sequence number); `?format=ndjson` gives one JSON object per entry and line (`{"seq":N,"level":"WARN","text":"..."}`, `level` `null` without one, `text` without its final line break). Headers `x-memtail-next-seq` (where to resume), `x-memtail-missed` (entries from `ID` on that were evicted), `x-memtail-instance` and `x-memtail-restarted` (below). |
+//! | `GET /` | The viewer: one self-contained HTML page (no CDN, no build step). It shows the backlog, then live entries, adding rows once per animation frame and keeping the newest 10 000; auto-scroll pauses while you read further up; a level select, search (filter or highlight, plain or regex), pause, download of the lines shown, `#seq=N` permalinks; each line after its time (when the entry has one and the line none of its own) and coloured by its level; ANSI colours in the text rendered as colours, other control sequences removed; "N entries missed" and "the log started over" notices; reconnects (jittered backoff, after two missed heartbeats, at once when the network or tab returns) resume from the last entry seen. Log text is always inserted as text, never parsed as HTML. |
+//! | `GET /snapshot` | The retained log as `text/plain; charset=utf-8`, each entry with a time after its time, as [`render`](crate::render) shows it (a log that records no times: the bytes as written); `?since=ID` gives the retained entries from `ID` on (an event id or a bare sequence number); `?format=ndjson` gives one JSON object per entry and line (`{"seq":N,"level":"WARN","text":"...","time":"2026-12-04T14:39:53.123456Z","target":"my_app"}`, `level` `null` without one, `text` without its final line break, `time` and `target` when the entry has them). Headers `x-memtail-next-seq` (where to resume), `x-memtail-missed` (entries from `ID` on that were evicted), `x-memtail-instance` and `x-memtail-restarted` (below). |
 //! | `GET /events` | Server-Sent Events: the retained entries, then live ones; `?format=json` for JSON data (below). |
 //! | `GET /ws` | WebSocket: the retained entries, then live ones. |
 //!
 //! `/snapshot`, `/events` and `/ws` take `?last=DURATION` (`90s`, `5m`, `2h`, `1d`; a bare number is
-//! seconds) instead of `?since=`: the entries appended within that window, for a buffer that
-//! records times ([`Builder::timestamps`](crate::Builder::timestamps); 400 otherwise).
+//! seconds) instead of `?since=`: the entries appended within that window, for a log that
+//! records times ([`Builder::timestamps`](crate::Builder::timestamps), or entries from
+//! memtail's tracing layer or logger; 400 otherwise).
 //!
 //! Every route but the page takes `?target=TARGET` too: only entries of that `tracing` or `log`
 //! target or one under it (`my_app` keeps `my_app` and `my_app::db`, not `my_app2`), and those
@@ -67,8 +68,9 @@
 //! own `data:` line, so no byte of a log line can start a field or an event of its own. An entry
 //! `"a\nb\n"` arrives as data `"a\nb"`. With `?format=json` each entry's data is instead one
 //! JSON object on one line, as `/snapshot?format=ndjson` gives it: the text keeps every
-//! character, a bare CR included, and the entry's `time` (milliseconds since the Unix epoch) and
-//! `target` when it has them (`memtail tail` and the viewer ask for this).
+//! character, a bare CR included, and the entry's `time` (RFC 3339 in UTC with microseconds, as
+//! [`render`](crate::render) shows times) and `target` when it has them (`memtail tail` and the
+//! viewer ask for this, and colour each line by its `level`).
 //!
 //! - With no position, the stream starts with the retained entries (what
 //!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives).
