@@ -164,6 +164,38 @@ impl LogBuffer {
     ///      connecting\nretrying\ngave up\n"
     /// );
     /// ```
+    ///
+    /// Two requests whose lines interleave, through memtail's layer: each error comes with its
+    /// own request's lines (each line after its time, which is cut off here).
+    ///
+    /// ```
+    /// # #[cfg(feature = "tracing")] {
+    /// # use std::time::Duration;
+    /// # #[derive(Clone, Default)]
+    /// # struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// # impl std::io::Write for Shared {
+    /// #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().write(b) }
+    /// #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+    /// # }
+    /// # let out = Shared::default();
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let buf = memtail::LogBuffer::with_capacity(1 << 20);
+    /// let printer = buf.on_error(memtail::Level::Error, 10, out.clone());
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(buf.layer()), || {
+    ///     let (one, two) = (tracing::info_span!("req", id = 1), tracing::info_span!("req", id = 2));
+    ///     one.in_scope(|| tracing::info!(target: "app", "one: parsed"));
+    ///     two.in_scope(|| tracing::info!(target: "app", "two: parsed"));
+    ///     one.in_scope(|| tracing::error!(target: "app", "one: failed"));
+    /// });
+    /// printer.stop(Duration::from_secs(5));
+    /// let printed = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    /// let mut lines = printed.lines();
+    /// assert_eq!(lines.next(), Some("--- memtail: entry 2 is ERROR; the 1 entries before it, then it ---"));
+    /// let lines: Vec<&str> = lines.map(|line| line.split_at(28).1).collect();
+    /// assert_eq!(lines, ["INFO  req{id=1}: app: one: parsed", "ERROR req{id=1}: app: one: failed"]);
+    /// # }
+    /// ```
     pub fn on_error<W: Write + Send + 'static>(
         &self,
         level: Level,

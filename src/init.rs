@@ -22,11 +22,12 @@ use crate::{LogBuffer, PanicHook};
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// let log = memtail::init();
 /// tracing::debug!("kept in memory, not shown on the console");
 /// tracing::info!("shown on the console, and kept");
 /// assert_eq!(log.stats().entries_written, 2);
+/// assert!(log.entries()[0].ends_with(b": kept in memory, not shown on the console\n"));
 /// ```
 pub fn init() -> &'static LogBuffer {
     match Init::new().try_init() {
@@ -52,7 +53,7 @@ pub fn init() -> &'static LogBuffer {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use tracing_subscriber::filter::LevelFilter;
 ///
 /// let log = memtail::Init::new()
@@ -60,15 +61,21 @@ pub fn init() -> &'static LogBuffer {
 ///     .memory(LevelFilter::TRACE)
 ///     .capacity(8 << 20)
 ///     .try_init()?;
+/// tracing::trace!("the finest detail, in memory only");
+/// assert_eq!((log.capacity(), log.stats().entries_written), (8 << 20, 1));
+/// // Once is all: the process has its subscriber now.
+/// assert_eq!(memtail::Init::new().try_init().unwrap_err(), memtail::InitError::SubscriberExists);
 /// # Ok::<(), memtail::InitError>(())
 /// ```
 ///
-/// With feature `http`, the viewer on a loopback port, from a thread of its own:
+/// With feature `http`, the viewer on a loopback port (here a free one), from a thread of its
+/// own, for as long as the process runs; its address is logged at INFO:
 ///
-/// ```no_run
+/// ```
 /// # #[cfg(feature = "http")] {
-/// let log = memtail::Init::new().serve("127.0.0.1:9000").init();
-/// // The viewer is at http://127.0.0.1:9000/ for as long as the process runs.
+/// let log = memtail::Init::new().serve("127.0.0.1:0").init();
+/// let announced = String::from_utf8_lossy(&log.entries()[0]).into_owned();
+/// assert!(announced.starts_with("INFO  memtail: the log's viewer is at http://127.0.0.1:"));
 /// # }
 /// ```
 #[derive(Clone)]
