@@ -295,8 +295,9 @@ impl LogBuffer {
         target: u16,
     ) -> Option<u64> {
         // The clock is read before the lock is taken, and only by a buffer that records times.
+        // (0 is "no time": a clock at the epoch gives 1 ns past it.)
         let time = match self.shared.clock {
-            Some(now) => duration_nanos(now()),
+            Some(now) => duration_nanos(now()).max(1),
             None => 0,
         };
         self.append_tags(
@@ -629,7 +630,7 @@ impl Shared {
     /// The time an entry made now gets: the buffer's clock, or `SystemTime::now`.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
-        duration_nanos(self.clock.unwrap_or(crate::builder::system_clock)())
+        duration_nanos(self.clock.unwrap_or(crate::builder::system_clock)()).max(1)
     }
 
     /// [`append_in`](Shared::append_in) if the lock can be had within `wait`: `None`

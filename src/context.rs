@@ -117,8 +117,9 @@ impl LogBuffer {
     /// spans, that is simply the entries before it.) Each entry is printed at most once: the
     /// context of an error starts after the previous error of its request. (A printer remembers
     /// the last error of 4096 requests; past that, contexts do not reach back before the
-    /// oldest error it forgot.) The layer keeps 24 bytes a retained entry for this, and for
-    /// [`Entry::span_id`](crate::Entry::span_id), once any entry was logged in a span.
+    /// oldest error it forgot.) A panic entry ([`PanicHook`](crate::PanicHook)) has no span: it
+    /// gets the entries outside any span. The layer keeps 24 bytes a retained entry for this,
+    /// and for [`Entry::span_id`](crate::Entry::span_id), once any entry was logged in a span.
     ///
     /// Nothing is lost silently. The printer wakes within a scheduler's wake-up of the error;
     /// if the ring evicts part of a context before then (a small ring written very fast), the
@@ -478,10 +479,11 @@ impl<W: Write> Printer<W> {
         } else {
             format!("--- memtail: {missed} entries at {level} or above were evicted before they could be printed ---\n")
         };
-        let mut stats = self.stats.lock();
-        stats.missed += missed;
+        self.stats.lock().missed += missed;
+        // Written with the counters' lock released: a write that blocks (a pipe nobody reads)
+        // must not block `stats()` or `stop()`.
         if let Err(error) = self.out.write_all(line.as_bytes()) {
-            stats.last_error = Some(error.to_string());
+            self.stats.lock().last_error = Some(error.to_string());
         }
     }
 
@@ -523,20 +525,16 @@ impl<W: Write> Printer<W> {
     }
 
     /// Notes that `group`'s next context starts after its error `seq`. Past [`MAX_GROUPS`]
-    /// groups, the one whose error is oldest is forgotten, and no context reaches back before
-    /// it any more: no entry is printed twice.
+    /// groups, the older half is forgotten (all at once, so that an error costs little however
+    /// many requests had one), and no context reaches back before them any more: no entry is
+    /// printed twice.
     fn remember(&mut self, group: u64, seq: u64, ordinal: u64) {
         self.floors.insert(group, (seq + 1, ordinal + 1));
         if self.floors.len() > MAX_GROUPS {
-            let oldest = self
-                .floors
-                .iter()
-                .min_by_key(|(_, (after, _))| *after)
-                .map(|(&group, &(after, _))| (group, after));
-            if let Some((group, after)) = oldest {
-                self.floors.remove(&group);
-                self.forgotten = self.forgotten.max(after);
-            }
+            let mut afters: Vec<u64> = self.floors.values().map(|&(after, _)| after).collect();
+            let (_, &mut median, _) = afters.select_nth_unstable(MAX_GROUPS / 2);
+            self.floors.retain(|_, &mut (after, _)| after > median);
+            self.forgotten = self.forgotten.max(median);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The flight recorder's dump: the retained log, written out when something went wrong.
 
 use std::any::Any;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::panic::Location;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use bytes::Bytes;
 
 use crate::buffer::{copy_out, from_unix_nanos, Shared};
 use crate::ring::Tags;
+use crate::write::Line;
 use crate::{render, Level, LogBuffer};
 
 /// How long a dump waits for the buffer's lock before it says it could not have it: long enough
@@ -364,14 +366,16 @@ fn append_panic(shared: &Shared, payload: &(dyn Any + Send), location: Option<&L
         .copied()
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("Box<dyn Any>");
-    let mut line = format!("ERROR panic: thread '{name}' panicked");
+    // Control characters written as escapes, as the tracing layer writes them.
+    let mut escaped = Line(Vec::new());
+    let _ = write!(escaped, "ERROR panic: thread '{name}' panicked");
     if let Some(location) = location {
-        line.push_str(&format!(" at {location}"));
+        let _ = write!(escaped, " at {location}");
     }
-    line.push_str(": ");
-    line.push_str(message);
-    if !line.ends_with('\n') {
-        line.push('\n');
+    let _ = write!(escaped, ": {message}");
+    let mut line = escaped.0;
+    if !line.ends_with(b"\n") {
+        line.push(b'\n');
     }
     let tags = Tags {
         level: Level::encode(Some(Level::Error)),
@@ -379,7 +383,7 @@ fn append_panic(shared: &Shared, payload: &(dyn Any + Send), location: Option<&L
         target: crate::target::intern("panic"),
     };
     // The panicking thread may hold the lock: then the entry is not appended.
-    let _ = shared.try_append_within(line.as_bytes(), tags, LOCK_WAIT);
+    let _ = shared.try_append_within(&line, tags, LOCK_WAIT);
 }
 
 /// Whether a dump is being written (by any thread): no second one meanwhile.

@@ -180,7 +180,8 @@ impl Entry {
     /// unique for the life of the process (unlike `tracing`'s span ids, which are reused once a
     /// span closes). `None` for other entries.
     ///
-    /// A buffer keeps 16 bytes a retained entry for the span and its root once any entry had one.
+    /// A buffer keeps 24 bytes a retained entry for the span, its root and its place in the
+    /// root's tree once any entry had a span.
     ///
     /// # Examples
     ///

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! The time is kept beside the text and shown where people read (see [`render`]).
-//! A message with line breaks stays one entry. Formatting happens on the logging thread, into a
+//! A message with line breaks stays one entry; other control characters are written as escapes
+//! (`\x1b`), so that no record can drive a terminal. Formatting happens on the logging thread, into a
 //! per-thread buffer (no allocation once the thread has logged a record of that size), and never
 //! under the buffer's lock.
 //!
@@ -39,13 +40,13 @@
 //! # Ok::<(), memtail::log::Error>(())
 //! ```
 
-use std::fmt;
-use std::io::Write;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 
 use ::log::{LevelFilter, Log, Metadata, Record, SetLoggerError};
 
 use crate::ring::Tags;
-use crate::write::{give_back_scratch, take_scratch};
+use crate::write::{give_back_scratch, take_scratch, Line};
 use crate::{render, Level, LogBuffer};
 
 /// A [`log::Log`] that appends each record to a [`LogBuffer`], and prints it to standard
@@ -133,8 +134,16 @@ impl Log for Logger {
         }
         let level = record.level();
         let time = self.buf.now();
-        let mut line = take_scratch();
-        let written = write!(line, "{:<5} {}: {}", level, record.target(), record.args());
+        // Control characters written as escapes, as the tracing layer writes them.
+        let mut escaped = Line(take_scratch());
+        let written = write!(
+            escaped,
+            "{:<5} {}: {}",
+            level,
+            record.target(),
+            record.args()
+        );
+        let mut line = escaped.0;
         if written.is_err() {
             // A `Display` that failed: keep what it wrote, and say so, rather than lose it.
             line.extend_from_slice(b" [formatting failed]");
@@ -440,9 +449,20 @@ mod tests {
             .args(format_args!("filtered"))
             .build();
         logger.log(&debug);
+        logger.log(
+            &Record::builder()
+                .level(::log::Level::Error)
+                .target("app\x1b[2J")
+                .args(format_args!("{}", "\x1b]0;pwned\x07\u{9b}x"))
+                .build(),
+        );
         let entries = buf.entries();
-        assert_eq!(entries.len(), 1);
+        assert_eq!(entries.len(), 2);
         assert_eq!(&entries[0][..], b"WARN  app::part: two\nlines\n");
+        assert_eq!(
+            &entries[1][..],
+            b"ERROR app\\x1b[2J: \\x1b]0;pwned\\x07\\u{9b}x\n"
+        );
         assert_eq!(entries[0].level(), Some(Level::Warn));
     }
 }

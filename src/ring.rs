@@ -178,8 +178,7 @@ impl Ring {
         self.next_seq
     }
 
-    /// How many times entries were evicted to make room.
-    /// The ring records when each entry was appended (the time given to `append`).
+    /// The ring records when each entry was appended (the time given to `append`) from now on.
     pub(crate) fn record_times(&mut self) {
         self.times.get_or_insert_with(VecDeque::new);
         self.extras = true;

@@ -71,6 +71,60 @@ impl Write for LogBuffer {
     }
 }
 
+/// A line being formatted: text written through `fmt::Write` with control characters other than
+/// line breaks and tabs written as escapes (C0 and DEL as `\x1b`, C1 as `\u{9b}`), so that no
+/// entry made by memtail's layer or logger can drive a terminal.
+pub(crate) struct Line(pub(crate) Vec<u8>);
+
+impl fmt::Write for Line {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if !needs_escape(text.as_bytes()) {
+            self.0.extend_from_slice(text.as_bytes());
+            return Ok(());
+        }
+        for c in text.chars() {
+            match c {
+                '\n' | '\t' => self.0.push(c as u8),
+                c if c.is_control() => {
+                    // C0 and DEL as `\x1b`, C1 as `\u{9b}`.
+                    let code = c as u32;
+                    let hex = |n: u32| b"0123456789abcdef"[(n & 15) as usize];
+                    if code < 0x80 {
+                        self.0
+                            .extend_from_slice(&[b'\\', b'x', hex(code >> 4), hex(code)]);
+                    } else {
+                        self.0.extend_from_slice(&[
+                            b'\\',
+                            b'u',
+                            b'{',
+                            hex(code >> 4),
+                            hex(code),
+                            b'}',
+                        ]);
+                    }
+                }
+                c => {
+                    let mut utf8 = [0; 4];
+                    self.0
+                        .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `text` holds a control character other than a line break or a tab: C0, DEL, or C1
+/// (whose two-byte encodings, of U+0080 to U+009F, start with 0xc2; so do those of U+00A0 to
+/// U+00BF, which are then looked at more closely). One pass without branches, so that the
+/// compiler can look at many bytes at a time.
+#[inline]
+fn needs_escape(text: &[u8]) -> bool {
+    text.iter().fold(false, |found, &b| {
+        found | ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f) | (b == 0xc2)
+    })
+}
+
 /// Collects formatted text into a byte vector.
 struct Utf8Sink(Vec<u8>);
 
@@ -106,6 +160,19 @@ pub(crate) fn give_back_scratch(mut scratch: Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_escapes_controls_but_line_breaks_and_tabs() {
+        use std::fmt::Write as _;
+        let mut line = Line(Vec::new());
+        write!(line, "a\x1b[31mb\tc\nd\u{9b}e\u{7f}f é\r").unwrap();
+        assert_eq!(
+            String::from_utf8(line.0).unwrap(),
+            "a\\x1b[31mb\tc\nd\\u{9b}e\\x7ff é\\x0d"
+        );
+        assert!(!needs_escape("plain é ü tab\tline\n".as_bytes()));
+        assert!(needs_escape("\u{85}".as_bytes()));
+    }
 
     struct Nested<'a>(&'a LogBuffer);
 

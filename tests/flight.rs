@@ -411,7 +411,7 @@ fn a_panic_is_an_error_entry_that_followers_and_the_printer_see() {
     memtail::PanicHook::new(&buf).install();
     let caught = std::thread::Builder::new()
         .name("uploader".into())
-        .spawn(|| panic!("disk quota exceeded"))
+        .spawn(|| panic!("disk quota exceeded\x1b[2J"))
         .unwrap()
         .join();
     assert!(caught.is_err());
@@ -422,7 +422,8 @@ fn a_panic_is_an_error_entry_that_followers_and_the_printer_see() {
         text.starts_with("ERROR panic: thread 'uploader' panicked at tests/flight.rs:"),
         "{text}"
     );
-    assert!(text.ends_with(": disk quota exceeded\n"), "{text}");
+    // A terminal escape in the message is written escaped.
+    assert!(text.ends_with(": disk quota exceeded\\x1b[2J\n"), "{text}");
     assert_eq!(panic.level(), Some(Level::Error));
     assert_eq!(panic.target(), Some("panic"));
     assert!(panic.time().is_some());
@@ -436,5 +437,8 @@ fn a_panic_is_an_error_entry_that_followers_and_the_printer_see() {
         "{printed}"
     );
     assert!(printed.contains("accepted the upload\n"), "{printed}");
-    assert!(printed.ends_with(": disk quota exceeded\n"), "{printed}");
+    assert!(
+        printed.ends_with(": disk quota exceeded\\x1b[2J\n"),
+        "{printed}"
+    );
 }

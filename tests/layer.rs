@@ -431,3 +431,82 @@ fn requests_on_threads_of_their_own_get_only_their_lines_once() {
         assert_eq!(seen, &expected, "request {request}");
     }
 }
+
+#[test]
+fn two_memtail_layers_with_filters_of_their_own_each_keep_their_entries() {
+    let debug = LogBuffer::new();
+    let errors = LogBuffer::new();
+    let twice = LogBuffer::new();
+    let layer = twice.layer();
+    let subscriber = tracing_subscriber::registry()
+        .with(debug.layer().with_filter(LevelFilter::DEBUG))
+        .with(errors.layer().with_filter(LevelFilter::ERROR))
+        .with(layer.clone())
+        .with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("request", id = 7, status = tracing::field::Empty);
+        let _entered = span.enter();
+        tracing::debug!(target: "app", "detail");
+        span.record("status", 500);
+        tracing::error!(target: "app", "failed");
+    });
+    assert_eq!(
+        texts(&debug),
+        [
+            "DEBUG request{id=7}: app: detail\n",
+            "ERROR request{id=7 status=500}: app: failed\n"
+        ]
+    );
+    // The error layer's filter saw no INFO span: the event is outside any span for it.
+    assert_eq!(texts(&errors), ["ERROR app: failed\n"]);
+    // Two clones of one layer in one subscriber: two layers, each recording the span once.
+    assert_eq!(
+        texts(&twice),
+        [
+            "DEBUG request{id=7}: app: detail\n",
+            "DEBUG request{id=7}: app: detail\n",
+            "ERROR request{id=7 status=500}: app: failed\n",
+            "ERROR request{id=7 status=500}: app: failed\n"
+        ]
+    );
+}
+
+/// A value whose `Debug` records into the span it is logged in (through a handle of its own,
+/// which reaches the subscriber directly) and logs: neither may deadlock.
+struct Meddling(tracing::Span);
+
+impl fmt::Debug for Meddling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.record("late", 1);
+        // `tracing` itself drops an event made while the subscriber handles one.
+        tracing::info!(target: "app", "logged while formatting");
+        f.write_str("meddling")
+    }
+}
+
+#[test]
+fn a_field_that_records_into_its_span_or_logs_while_formatted_does_not_deadlock() {
+    let buf = LogBuffer::new();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(buf.layer()), || {
+        let span = tracing::info_span!("request", late = tracing::field::Empty);
+        let _entered = span.enter();
+        tracing::info!(target: "app", value = ?Meddling(span.clone()), "outer");
+        tracing::info!(target: "app", "next");
+    });
+    assert_eq!(
+        texts(&buf),
+        [
+            "INFO  request: app: outer value=meddling\n",
+            "INFO  request{late=1}: app: next\n"
+        ]
+    );
+}
+
+#[test]
+fn a_target_holding_escapes_is_written_escaped() {
+    let buf = LogBuffer::new();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(buf.layer()), || {
+        tracing::info!(target: "app\x1b]0;title\x07", "x");
+    });
+    assert_eq!(texts(&buf), ["INFO  app\\x1b]0;title\\x07: x\n"]);
+}

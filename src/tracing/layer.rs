@@ -20,18 +20,19 @@ use tracing_core::field::{Field, Visit};
 use tracing_core::span::{Attributes, Id, Record};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
-use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::registry::{Extensions, LookupSpan, SpanRef};
 
 use crate::buffer::InSpan;
 use crate::ring::Tags;
-use crate::write::{give_back_scratch, take_scratch};
+use crate::write::{give_back_scratch, take_scratch, Line};
 use crate::{Level, LogBuffer};
 
 /// memtail's `tracing` layer: each event becomes one entry with its level, target, time and
 /// span. Made by [`LogBuffer::layer`]; see the [module docs](crate::tracing) for the format.
 ///
 /// It works on any subscriber that keeps spans (`tracing_subscriber::registry()`), beside other
-/// layers, with a per-layer filter of its own, and under `reload`.
+/// layers (memtail's own too: two buffers with a filter each), with a per-layer filter of its
+/// own, and under `reload`.
 ///
 /// # Examples
 ///
@@ -47,9 +48,17 @@ use crate::{Level, LogBuffer};
 /// assert!(entry.ends_with(b": login failed user=\"ada\" attempts=3\n"));
 /// assert!(entry.starts_with(b"WARN  "));
 /// ```
-#[derive(Clone)]
 pub struct Layer {
     buf: LogBuffer,
+    /// Tells this layer's texts in a span's extensions from another memtail layer's.
+    id: u64,
+}
+
+/// A clone is a layer of its own: in one subscriber, each writes every event it is given.
+impl Clone for Layer {
+    fn clone(&self) -> Layer {
+        self.buf.layer()
+    }
 }
 
 impl LogBuffer {
@@ -77,11 +86,34 @@ impl LogBuffer {
     /// assert_eq!(buf.snapshot(), "DEBUG my_app: kept\n");
     /// ```
     pub fn layer(&self) -> Layer {
-        Layer { buf: self.clone() }
+        Layer {
+            buf: self.clone(),
+            id: NEXT_LAYER.fetch_add(1, Ordering::Relaxed),
+        }
     }
 }
 
-/// What the layer keeps in a span's extensions.
+/// What the layers keep in a span's extensions: one [`SpanText`] per memtail layer that saw the
+/// span made (each layer has its own filter, and so its own view of the spans around).
+struct Kept(Vec<(u64, SpanText)>);
+
+impl Kept {
+    fn of(&self, layer: u64) -> Option<&SpanText> {
+        self.0
+            .iter()
+            .find(|(id, _)| *id == layer)
+            .map(|(_, text)| text)
+    }
+
+    fn of_mut(&mut self, layer: u64) -> Option<&mut SpanText> {
+        self.0
+            .iter_mut()
+            .find(|(id, _)| *id == layer)
+            .map(|(_, text)| text)
+    }
+}
+
+/// What one layer keeps of one span.
 struct SpanText {
     /// memtail's number for the span, and for its root.
     id: u64,
@@ -99,7 +131,7 @@ struct SpanText {
     tree: Arc<Tree>,
 }
 
-/// What the spans of one tree (a root and the spans under it) share.
+/// What the spans of one tree (a root and the spans under it) share, for one layer.
 #[derive(Default)]
 struct Tree {
     /// Events logged in the tree so far: an event's ordinal in its request, which tells the
@@ -111,6 +143,16 @@ struct Tree {
 
 /// memtail's span numbers: from 1, never reused in the life of the process.
 static NEXT_SPAN: AtomicU64 = AtomicU64::new(1);
+
+/// Numbers for layers (each clone gets its own): tell their texts apart in a span's extensions.
+static NEXT_LAYER: AtomicU64 = AtomicU64::new(1);
+
+impl Layer {
+    /// What this layer keeps of `span`.
+    fn kept<'a>(&self, extensions: &'a Extensions<'_>) -> Option<&'a SpanText> {
+        extensions.get::<Kept>()?.of(self.id)
+    }
+}
 
 impl<S> tracing_subscriber::Layer<S> for Layer
 where
@@ -128,22 +170,28 @@ where
             .skip(1)
             .find_map(|parent| {
                 let extensions = parent.extensions();
-                let kept = extensions.get::<SpanText>()?;
+                let kept = self.kept(&extensions)?;
                 Some((kept.root, Arc::clone(&kept.tree)))
             })
             .unwrap_or_else(|| (own, Arc::default()));
         let mut text = SpanText {
             id: own,
             root,
-            text: String::from(span.name()),
+            text: escaped(span.name()),
             fields: false,
             prefix: String::new(),
             version: 0,
             tree,
         };
         text.record(|visitor| attrs.record(visitor));
-        span.extensions_mut().insert(text);
-        refresh(&span);
+        {
+            let mut extensions = span.extensions_mut();
+            match extensions.get_mut::<Kept>() {
+                Some(kept) => kept.0.push((self.id, text)),
+                None => extensions.insert(Kept(vec![(self.id, text)])),
+            }
+        }
+        self.refresh(&span);
     }
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
@@ -151,11 +199,15 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        if let Some(text) = extensions.get_mut::<SpanText>() {
-            if text.record(|visitor| values.record(visitor)) {
-                // Every prefix of the tree is to be made again when next used.
-                text.tree.records.fetch_add(1, Ordering::Release);
-            }
+        let Some(text) = extensions
+            .get_mut::<Kept>()
+            .and_then(|kept| kept.of_mut(self.id))
+        else {
+            return;
+        };
+        if text.record(|visitor| values.record(visitor)) {
+            // Every prefix of the tree is to be made again when next used.
+            text.tree.records.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -166,37 +218,37 @@ where
         let mut line = Line(take_scratch());
         line.0.extend_from_slice(PADDED[level as usize].as_bytes());
         let leaf = ctx.event_span(event);
+        // The span's part of the line and its numbers, taken with its extensions read and
+        // nothing else done meanwhile: the event's fields are user code (which may record into
+        // this span, or log), and the append waits for the buffer's lock.
+        let mut tree = None;
         if let Some(leaf) = &leaf {
-            let stale = leaf
-                .extensions()
-                .get::<SpanText>()
+            let stale = self
+                .kept(&leaf.extensions())
                 .is_some_and(|kept| kept.version != kept.tree.records.load(Ordering::Acquire));
             if stale {
-                refresh(leaf);
+                self.refresh(leaf);
             }
-        }
-        // Held until the entry is appended: the tree's count of events numbers it, under the
-        // buffer's lock.
-        let extensions = leaf.as_ref().map(|leaf| leaf.extensions());
-        let kept = extensions
-            .as_ref()
-            .and_then(|extensions| extensions.get::<SpanText>());
-        match (&leaf, kept) {
-            (_, Some(kept)) => {
-                line.0.extend_from_slice(kept.prefix.as_bytes());
-                line.0.push(b' ');
-            }
-            (Some(leaf), None) => {
-                // Spans made before the layer was added (under `reload`): their names.
-                for entered in leaf.scope().from_root() {
-                    line.0.extend_from_slice(entered.name().as_bytes());
-                    line.0.push(b':');
+            let extensions = leaf.extensions();
+            match self.kept(&extensions) {
+                Some(kept) => {
+                    line.0.extend_from_slice(kept.prefix.as_bytes());
+                    tree = Some(([kept.id, kept.root], Arc::clone(&kept.tree)));
                 }
-                line.0.push(b' ');
+                None => {
+                    drop(extensions);
+                    // Spans made before the layer was added (under `reload`): their names.
+                    for entered in leaf.scope().from_root() {
+                        let _ = line.write_str(entered.name());
+                        line.0.push(b':');
+                    }
+                }
             }
-            (None, None) => {}
+            line.0.push(b' ');
         }
-        line.0.extend_from_slice(meta.target().as_bytes());
+        drop(leaf);
+        // Escaped, as everything in the line: `target: "..."` can be any text.
+        let _ = line.write_str(meta.target());
         line.0.extend_from_slice(b": ");
         let mut visitor = Fields {
             line: &mut line,
@@ -209,41 +261,52 @@ where
             time,
             target: crate::target::intern(meta.target()),
         };
-        let span = kept.map(|kept| InSpan {
-            ids: [kept.id, kept.root],
-            ordinal: &kept.tree.events,
+        let span = tree.as_ref().map(|(ids, tree)| InSpan {
+            ids: *ids,
+            ordinal: &tree.events,
         });
         self.buf.append_in(&line.0, tags, span);
-        drop(extensions);
         give_back_scratch(line.0);
     }
 }
 
-/// Makes `span`'s prefix again, from the texts of the spans around it (their names, for spans
-/// the layer did not see made).
-fn refresh<S>(span: &SpanRef<'_, S>)
-where
-    S: for<'a> LookupSpan<'a>,
-{
-    let Some(version) = span
-        .extensions()
-        .get::<SpanText>()
-        .map(|kept| kept.tree.records.load(Ordering::Acquire))
-    else {
-        return;
-    };
-    let mut prefix = String::new();
-    for entered in span.scope().from_root() {
-        match entered.extensions().get::<SpanText>() {
-            Some(kept) => prefix.push_str(&kept.text),
-            None => prefix.push_str(entered.name()),
+impl Layer {
+    /// Makes `span`'s prefix again, from the texts of the spans around it (their names, for
+    /// spans the layer did not see made).
+    fn refresh<S>(&self, span: &SpanRef<'_, S>)
+    where
+        S: for<'a> LookupSpan<'a>,
+    {
+        let Some(version) = self
+            .kept(&span.extensions())
+            .map(|kept| kept.tree.records.load(Ordering::Acquire))
+        else {
+            return;
+        };
+        let mut prefix = String::new();
+        for entered in span.scope().from_root() {
+            match self.kept(&entered.extensions()) {
+                Some(kept) => prefix.push_str(&kept.text),
+                None => prefix.push_str(&escaped(entered.name())),
+            }
+            prefix.push(':');
         }
-        prefix.push(':');
+        let mut extensions = span.extensions_mut();
+        if let Some(kept) = extensions
+            .get_mut::<Kept>()
+            .and_then(|kept| kept.of_mut(self.id))
+        {
+            kept.prefix = prefix;
+            kept.version = version;
+        }
     }
-    if let Some(kept) = span.extensions_mut().get_mut::<SpanText>() {
-        kept.prefix = prefix;
-        kept.version = version;
-    }
+}
+
+/// `text` with control characters written as escapes.
+fn escaped(text: &str) -> String {
+    let mut line = Line(Vec::new());
+    let _ = line.write_str(text);
+    String::from_utf8_lossy(&line.0).into_owned()
 }
 
 /// Each level's name padded to five characters, and a space: `INFO  `.
@@ -273,58 +336,6 @@ impl SpanText {
         self.text.push('}');
         true
     }
-}
-
-/// A line being formatted: text written through `fmt::Write` with control characters escaped.
-struct Line(Vec<u8>);
-
-impl fmt::Write for Line {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        if !needs_escape(text.as_bytes()) {
-            self.0.extend_from_slice(text.as_bytes());
-            return Ok(());
-        }
-        for c in text.chars() {
-            match c {
-                '\n' | '\t' => self.0.push(c as u8),
-                c if c.is_control() => {
-                    // C0 and DEL as `\x1b`, C1 as `\u{9b}`.
-                    let code = c as u32;
-                    let hex = |n: u32| b"0123456789abcdef"[(n & 15) as usize];
-                    if code < 0x80 {
-                        self.0
-                            .extend_from_slice(&[b'\\', b'x', hex(code >> 4), hex(code)]);
-                    } else {
-                        self.0.extend_from_slice(&[
-                            b'\\',
-                            b'u',
-                            b'{',
-                            hex(code >> 4),
-                            hex(code),
-                            b'}',
-                        ]);
-                    }
-                }
-                c => {
-                    let mut utf8 = [0; 4];
-                    self.0
-                        .extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Whether `text` holds a control character other than a line break or a tab: C0, DEL, or C1
-/// (whose two-byte encodings, of U+0080 to U+009F, start with 0xc2; so do those of U+00A0 to
-/// U+00BF, which are then looked at more closely). One pass without branches, so that the
-/// compiler can look at many bytes at a time.
-#[inline]
-fn needs_escape(text: &[u8]) -> bool {
-    text.iter().fold(false, |found, &b| {
-        found | ((b < 0x20) & (b != b'\n') & (b != b'\t')) | (b == 0x7f) | (b == 0xc2)
-    })
 }
 
 /// Whether `Debug` writes `text` as `"text"`: no quote, backslash, control or non-ASCII
