@@ -355,6 +355,14 @@ mod waiting {
     // socket) is not on the list and costs nothing. Each taking of the list starts a new epoch; a
     // follower remembers the epoch it registered in, so that it leaves its waker once per epoch,
     // and takes it back when dropped, so the list never holds more than one waker per follower.
+    //
+    // A waker is executor code: cloning, waking or dropping one may log (into this very buffer,
+    // whose writer then takes `list`'s lock to wake the waiters), panic, or drop a task that owns
+    // a follower (which takes `list`'s lock to forget its slot). So no waker is cloned, woken or
+    // dropped while `list`'s lock or the ring's lock is held: `register` clones before locking
+    // and drops the waker it replaced after unlocking, `forget` drops after unlocking, and
+    // `wake_all` takes the list under the lock and wakes after. None of this changes the argument
+    // above: `any` is still set under the lock, before the follower's second look.
 
     /// The async followers waiting for the next entry.
     pub(crate) struct Waiters {
@@ -423,21 +431,25 @@ mod waiting {
             if registered && slot.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
                 return;
             }
+            // Cloned before the lock is taken, and a waker replaced is dropped after it is
+            // released: cloning or dropping one runs the executor's code, which may log into
+            // this buffer (whose writer then wakes the waiters, locking the list) or drop a task
+            // that owns a follower (which locks the list too).
+            let mut cloned = Some(waker.clone());
             let mut list = self.list.lock();
-            // A waker replaced is dropped after the lock is released: dropping one runs the
-            // executor's code, which may drop a task that owns a follower, which locks the list.
             let mut replaced = None;
             if slot.epoch == Some(self.epoch.load(Ordering::Relaxed)) {
                 if let Some((_, left)) = list.iter_mut().find(|(id, _)| *id == slot.id) {
-                    replaced = Some(std::mem::replace(left, waker.clone()));
+                    replaced = cloned.take().map(|new| std::mem::replace(left, new));
                 }
-            } else {
-                list.push((slot.id, waker.clone()));
+            } else if let Some(new) = cloned.take() {
+                list.push((slot.id, new));
                 slot.epoch = Some(self.epoch.load(Ordering::Relaxed));
             }
             self.any.store(true, Ordering::Relaxed);
             drop(list);
             drop(replaced);
+            drop(cloned);
             match &mut slot.waker {
                 Some(left) => left.clone_from(waker),
                 none => *none = Some(waker.clone()),

@@ -8,6 +8,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use memtail::{Level, LogBuffer};
+#[path = "support/process.rs"]
+mod process;
 use parking_lot::Mutex;
 
 #[derive(Clone, Default)]
@@ -441,4 +443,57 @@ fn a_panic_is_an_error_entry_that_followers_and_the_printer_see() {
         printed.ends_with(": disk quota exceeded\\x1b[2J\n"),
         "{printed}"
     );
+}
+
+/// An output whose every write waits for the test, after saying so.
+struct EachWriteGated {
+    entered: mpsc::Sender<()>,
+    release: mpsc::Receiver<()>,
+    out: Shared,
+}
+
+impl Write for EachWriteGated {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = self.entered.send(());
+        // Released by the test, or let go when it is done.
+        let _ = self.release.recv();
+        self.out.write(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_printer_stuck_writing_that_errors_were_missed_holds_neither_stats_nor_stop() {
+    process::with_deadline(Duration::from_secs(60), || {
+        let buf = LogBuffer::with_capacity(100);
+        let out = Shared::default();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let gate = EachWriteGated {
+            entered: entered_tx,
+            release: release_rx,
+            out: out.clone(),
+        };
+        let printer = buf.on_error(Level::Error, 0, gate);
+        buf.append_level(line("first").as_bytes(), Level::Error);
+        // Stuck in its first block; meanwhile the small ring evicts many errors unseen.
+        entered.recv().unwrap();
+        for n in 0..200 {
+            buf.append_level(line(&n.to_string()).as_bytes(), Level::Error);
+        }
+        release.send(()).unwrap();
+        // Its next write says errors were missed: stuck there, it holds no lock of the counters.
+        entered.recv().unwrap();
+        let now = printer.stats();
+        assert!(now.missed > 0, "{now:?}");
+        assert_eq!(now.printed, 1);
+        let stopped = printer.stop(Duration::from_millis(100));
+        assert!(!stopped.stopped, "{stopped:?}");
+        drop(release);
+        assert!(String::from_utf8(out.0.lock().clone())
+            .unwrap()
+            .starts_with("--- memtail: entry 0 is ERROR"));
+    });
 }
