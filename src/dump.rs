@@ -410,10 +410,9 @@ fn dump_shared(shared: &Shared, target: &Target, limit: Limit) {
         return;
     };
     if let Target::File(path) = target {
-        let opened = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path);
+        // Never waits: a FIFO nobody reads is an error at once (the panicking process would
+        // hang in `open` otherwise).
+        let opened = crate::file::open_append(path);
         match opened.and_then(|mut file| write_dump(&taken, &mut file)) {
             Ok(_) => return,
             Err(error) => {

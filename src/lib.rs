@@ -114,6 +114,7 @@ mod builder;
 mod context;
 mod dump;
 mod entry;
+mod file;
 #[cfg(feature = "follow")]
 pub mod follow;
 mod follower;

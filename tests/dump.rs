@@ -150,6 +150,31 @@ fn a_panic_dump_can_go_to_a_file() {
     });
 }
 
+#[cfg(unix)]
+#[test]
+fn a_panic_dump_to_a_fifo_nobody_reads_goes_to_stderr_without_waiting() {
+    with_deadline(Duration::from_secs(120), || {
+        let fifo = std::env::temp_dir().join(format!("memtail-panic-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&fifo);
+        assert!(Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Opening the FIFO to write would wait for a reader forever: the child must not.
+        let stderr = run_child(fifo.to_str().unwrap());
+        std::fs::remove_file(&fifo).unwrap();
+        let said = format!(
+            "--- memtail dump: cannot write {0}: {0} is a FIFO, not a regular file",
+            fifo.display()
+        );
+        assert!(stderr.contains(&said), "{stderr}");
+        let dump = &stderr[stderr.find("--- memtail dump: capacity").unwrap()..];
+        check_dump(dump, true);
+        assert!(stderr.contains("something went wrong"), "{stderr}");
+    });
+}
+
 #[cfg(all(unix, feature = "signal"))]
 #[test]
 fn a_signal_dumps_the_ring_of_a_running_process() {

@@ -597,6 +597,45 @@ mod builtin {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_place_of_the_file_is_refused_counted_and_stop_returns() {
+        let dir = temp_dir("file-fifo");
+        let path = dir.join("app.log");
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(FilePublisher::new(&path).unwrap())
+            .interval(Duration::from_millis(1))
+            .backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .max_attempts(1_000_000)
+            .start();
+        buf.append(b"before\n");
+        wait_for_stats(&handle, "the first line", |s| s.delivered == 1);
+        // Rotated away, and a FIFO nobody reads put at the path: opening it would wait forever.
+        std::fs::rename(&path, dir.join("app.log.1")).unwrap();
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
+        buf.append(b"after\n");
+        wait_for_stats(&handle, "failed attempts", |s| s.failed_attempts >= 2);
+        let stats = handle.stats();
+        assert!(
+            stats
+                .last_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("is a FIFO, not a regular file"),
+            "{stats:?}"
+        );
+        let stats = handle.stop(Duration::from_secs(2));
+        assert!(stats.stopped, "{stats:?}");
+        assert_eq!(stats.delivered, 1);
+        assert_eq!(stats.dropped_at_stop, 1, "{stats:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn file_publisher_names_a_path_it_cannot_open() {
         let error = FilePublisher::new("/nonexistent-memtail-dir/app.log").unwrap_err();

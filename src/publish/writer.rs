@@ -1,7 +1,7 @@
 //! Publishers that write entries as they are: to any `io::Write`, or appended to a file.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -166,16 +166,12 @@ impl FilePublisher {
     }
 
     fn open(&mut self) -> io::Result<&mut File> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(|error| {
-                io::Error::new(
-                    error.kind(),
-                    format!("cannot open {}: {error}", self.path.display()),
-                )
-            })?;
+        let file = crate::file::open_append(&self.path).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot open {}: {error}", self.path.display()),
+            )
+        })?;
         self.identity = identity(&file.metadata()?);
         Ok(self.file.insert(file))
     }
