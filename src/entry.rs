@@ -127,8 +127,10 @@ impl Entry {
     /// entry came from, such as `my_app::db`; `None` for other entries.
     ///
     /// A buffer keeps 2 bytes a retained entry for it once any entry had a target; each distinct
-    /// target's name is kept once for the life of the process (up to 4096 of them; later ones
-    /// are not recorded).
+    /// target's name is kept once for the life of the process: up to 4096 names of up to 256
+    /// bytes (1 MiB at most, whatever the program logs). An entry whose target is longer, or new
+    /// once 4096 are kept, has the target `"<target not recorded>"`, which no target filter
+    /// (HTTP's `?target=`) keeps.
     ///
     /// # Examples
     ///

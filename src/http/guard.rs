@@ -293,6 +293,8 @@ impl Filter {
             _ => true,
         };
         let target = match (&self.target, entry.target()) {
+            // An entry whose target could not be recorded is no target's.
+            (Some(_), Some(crate::target::UNRECORDED)) => false,
             (Some(wanted), Some(target)) => target
                 .strip_prefix(wanted.as_ref())
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with("::")),

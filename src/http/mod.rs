@@ -52,7 +52,8 @@
 //!
 //! Every route but the page takes `?target=TARGET` too: only entries of that `tracing` or `log`
 //! target or one under it (`my_app` keeps `my_app` and `my_app::db`, not `my_app2`), and those
-//! without a target ([`Entry::target`](crate::Entry::target)).
+//! without a target ([`Entry::target`](crate::Entry::target)); an entry whose target could not be
+//! recorded (too long, or one too many) is kept by no target.
 //!
 //! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
 //! any case): only entries at that level or more severe are sent, and entries with no level
