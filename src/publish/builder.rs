@@ -409,6 +409,11 @@ pub struct PublisherStats {
     /// They are counted once in `delivered`; the destination may hold up to this many duplicates.
     /// Always 0 for transports that never send an entry twice.
     pub resent: u64,
+    /// Entries the publisher cut to fit what its destination takes in one message
+    /// ([`Publisher::cut`](crate::publish::Publisher::cut); for syslog,
+    /// [`max_message_size`](crate::publish::SyslogPublisher::max_message_size)), each counted
+    /// once. A cut entry is delivered, cut, and counted in `delivered` too.
+    pub cut: u64,
     /// The text of the last failure (of `publish` or `flush`), if any.
     pub last_error: Option<String>,
     /// Whether the publisher's thread has finished.

@@ -280,6 +280,7 @@ impl Dispatcher {
             self.queue.drain(..delivered);
             self.stats.delivered += delivered as u64;
             self.stats.resent = self.publisher.resent();
+            self.stats.cut = self.publisher.cut();
             if delivered > 0 {
                 self.attempts = 0;
             }

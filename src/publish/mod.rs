@@ -125,6 +125,13 @@ pub trait Publisher: Send + 'static {
     fn resent(&self) -> u64 {
         0
     }
+
+    /// How many entries this publisher has cut to fit what its destination takes in one
+    /// message (each counted once, however often it was sent). Read after each call to
+    /// `publish` into [`PublisherStats::cut`]. 0 by default.
+    fn cut(&self) -> u64 {
+        0
+    }
 }
 
 impl<P: Publisher + ?Sized> Publisher for Box<P> {
@@ -138,6 +145,10 @@ impl<P: Publisher + ?Sized> Publisher for Box<P> {
 
     fn resent(&self) -> u64 {
         (**self).resent()
+    }
+
+    fn cut(&self) -> u64 {
+        (**self).cut()
     }
 }
 

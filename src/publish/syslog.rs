@@ -63,7 +63,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// Daemons may alter what they store: rsyslog, for one, escapes control characters (a newline
 /// becomes `#012`) unless `parser.escapeControlCharactersOnReceive` is off, and cuts messages
-/// longer than its `maxMessageSize` (8 KiB by default).
+/// longer than its `maxMessageSize` (8 KiB by default, less some bytes of its own), or splits
+/// them into several records: the default [`max_message_size`](SyslogPublisher::max_message_size)
+/// here, 8 000 bytes, stays within it, so that one entry is one record.
 ///
 /// # Examples
 ///
@@ -87,6 +89,11 @@ pub struct SyslogPublisher {
     procid: String,
     write_timeout: Duration,
     window: usize,
+    max_message_size: usize,
+    /// Entries cut to `max_message_size` so far, and the last one counted (a batch that is
+    /// retried is formatted again: each entry is counted once).
+    cut: u64,
+    cut_upto: Option<u64>,
     /// What follows TIMESTAMP up to MSG: ` HOSTNAME APP-NAME PROCID - - ` (RFC 5424) or
     /// ` [HOSTNAME ]TAG[PROCID]: ` (RFC 3164).
     header: String,
@@ -252,6 +259,9 @@ impl SyslogPublisher {
             procid: std::process::id().to_string(),
             write_timeout: SyslogPublisher::DEFAULT_WRITE_TIMEOUT,
             window: SyslogPublisher::DEFAULT_WINDOW,
+            max_message_size: SyslogPublisher::DEFAULT_MAX_MESSAGE_SIZE,
+            cut: 0,
+            cut_upto: None,
             header: String::new(),
             stamp: None,
             scratch: Vec::new(),
@@ -264,6 +274,14 @@ impl SyslogPublisher {
 
     /// How long sending one batch over TCP or RELP may take by default.
     pub const DEFAULT_WRITE_TIMEOUT: Duration = WRITE_TIMEOUT;
+
+    /// The longest message sent by default, in bytes: 8 000, within what rsyslog takes in one
+    /// piece by default (its `maxMessageSize`, 8 KiB, less some bytes of its own: rsyslog
+    /// 8.2302 stored a message of 8 191 bytes as two records, the second with a header made of
+    /// the first's text), and well below its `imtcp` frame limit (200 000 bytes, past which it reads the
+    /// rest of the connection as newline-framed, so that a newline inside one entry would start
+    /// a forged message of its own and swallow the ones after).
+    pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 8000;
 
     /// How many RELP frames may be unacknowledged at a time by default (as in librelp).
     pub const DEFAULT_WINDOW: usize = 128;
@@ -305,6 +323,35 @@ impl SyslogPublisher {
             "memtail::publish::SyslogPublisher::window: zero window"
         );
         self.window = window;
+        self
+    }
+
+    /// The longest message sent, in bytes, header included
+    /// ([`DEFAULT_MAX_MESSAGE_SIZE`](SyslogPublisher::DEFAULT_MAX_MESSAGE_SIZE), 8 000, by
+    /// default), on every transport. A longer entry is cut to fit (at a character boundary),
+    /// sent, and counted once in [`PublisherStats::cut`](super::PublisherStats::cut): one entry
+    /// is always one message, never two, and never part of the next. Set it no higher than what
+    /// the daemon takes in one piece (rsyslog: somewhat less than `global(maxMessageSize=...)`,
+    /// 8 KiB by default, and below `imtcp`'s `MaxFrameSize`, 200 000; for UDP, a datagram, 65 507
+    /// bytes at most), or the daemon may cut or split it itself.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is below 480, the least RFC 5424 lets a receiver accept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let syslog = memtail::publish::SyslogPublisher::tcp("127.0.0.1:514")?.max_message_size(8192);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[track_caller]
+    pub fn max_message_size(mut self, bytes: usize) -> SyslogPublisher {
+        assert!(
+            bytes >= 480,
+            "memtail::publish::SyslogPublisher::max_message_size: {bytes} is below 480 bytes"
+        );
+        self.max_message_size = bytes;
         self
     }
 
@@ -411,6 +458,18 @@ impl SyslogPublisher {
         out.extend_from_slice(stamp.as_bytes());
         out.extend_from_slice(self.header.as_bytes());
         out.extend_from_slice(trim_newline(entry));
+        if out.len() > self.max_message_size {
+            // At a character boundary: back over UTF-8 continuation bytes.
+            let mut end = self.max_message_size;
+            while end > 0 && out[end] & 0xC0 == 0x80 {
+                end -= 1;
+            }
+            out.truncate(end);
+            if self.cut_upto.map_or(true, |upto| entry.seq() > upto) {
+                self.cut += 1;
+                self.cut_upto = Some(entry.seq());
+            }
+        }
     }
 
     /// Formats the batch into `scratch`, one message after the other (each with its octet count
@@ -603,6 +662,10 @@ impl Publisher for SyslogPublisher {
 
     fn resent(&self) -> u64 {
         self.relp.resent
+    }
+
+    fn cut(&self) -> u64 {
+        self.cut
     }
 }
 
@@ -886,6 +949,24 @@ mod tests {
             message(p, "two\nlines\n", None),
             "<158>1 2026-11-23T10:59:16.123456Z web_1_ shop 42 - - two\nlines"
         );
+    }
+
+    #[test]
+    fn a_message_longer_than_the_limit_is_cut_at_a_character_and_counted_once() {
+        let p = &mut publisher().max_message_size(480);
+        let header = "<158>1 2026-11-23T10:59:16.123456Z web_1_ shop 42 - - ";
+        // "é" is two bytes: the limit falls inside one of them somewhere.
+        let long = "é".repeat(400);
+        for _ in 0..3 {
+            let shown = message(p, &long, None);
+            assert!(shown.len() <= 480 && shown.len() >= 479, "{}", shown.len());
+            assert!(shown.starts_with(header));
+            assert!(shown[header.len()..].chars().all(|c| c == 'é'));
+        }
+        // The same entry formatted again (a retried batch): counted once.
+        assert_eq!(p.cut(), 1);
+        assert_eq!(message(p, "short", None), format!("{header}short"));
+        assert_eq!(p.cut(), 1);
     }
 
     #[test]

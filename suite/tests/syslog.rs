@@ -40,7 +40,54 @@ fn main() {
             rsyslogd,
             a_local_socket_gets_app_name_procid_and_message_in_their_fields,
         ),
+        system_test(
+            "one_long_entry_over_tcp_is_one_record_and_forges_none",
+            rsyslogd,
+            one_long_entry_over_tcp_is_one_record_and_forges_none,
+        ),
     ]);
+}
+
+/// An entry of 250 KB carrying a forged syslog header after a newline, then 100 ordinary ones,
+/// to rsyslog's `imtcp` with its defaults: past its 200 000-byte frame limit it reads the rest of
+/// the connection as newline-framed, so the forged header would become a record of its own and
+/// swallow the ones after. Cut to `max_message_size`, the entry stays one record.
+fn one_long_entry_over_tcp_is_one_record_and_forges_none(binary: PathBuf) {
+    let daemon = Rsyslog::start(&binary, "long");
+    let buf = LogBuffer::with_capacity(1 << 20);
+    let handle = publisher(
+        &buf,
+        SyslogPublisher::tcp(("127.0.0.1", daemon.tcp_port)).unwrap(),
+    )
+    .start();
+    let mut long = "x".repeat(200_000);
+    long.push_str("\n<9>1 2026-12-04T10:00:00Z FORGEDHOST forgedapp 666 - - INJECTED");
+    long.push_str(&"y".repeat(50_000));
+    buf.append(long.as_bytes());
+    for n in 0..100 {
+        buf.append(format!("after {n}\n").as_bytes());
+    }
+    wait_for("every record in rsyslog's file", || {
+        daemon.messages("tcp.log").len() >= 101
+    });
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!((stats.delivered, stats.cut), (101, 1), "{stats:?}");
+    let stored = daemon.messages("tcp.log");
+    assert_eq!(stored.len(), 101, "no record more than the entries");
+    assert!(stored
+        .iter()
+        .all(|record| record.header == "14 testhost memtail-test 42"));
+    assert!(
+        !stored.iter().any(|record| record.msg.contains("INJECTED")),
+        "the forged header is not stored"
+    );
+    assert!(stored[0].msg.starts_with("xxxx"));
+    let after: Vec<&str> = stored[1..]
+        .iter()
+        .map(|record| record.msg.as_str())
+        .collect();
+    let expected: Vec<String> = (0..100).map(|n| format!("after {n}")).collect();
+    assert_eq!(after, expected);
 }
 
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
