@@ -262,25 +262,68 @@ fn a_burst_larger_than_the_queue_waits_in_the_ring_and_is_delivered_in_full() {
 
 #[test]
 fn entries_the_ring_evicted_before_the_publisher_read_them_are_counted_upstream() {
+    // The publisher is held inside its first `publish` while the ring goes round: it reads
+    // nothing meanwhile, whatever the scheduler does, so what was evicted is known exactly.
     let buf = LogBuffer::with_capacity(100);
-    let script = Scripted::default();
+    let (entered, release, held) = Held::new();
     let handle = buf
-        .publisher(script.clone())
-        .interval(Duration::from_secs(3600))
+        .publisher(held.clone())
+        .interval(Duration::from_millis(1))
         .start();
+    buf.append(b"first\n");
+    entered.recv_timeout(Duration::from_secs(20)).unwrap();
     for i in 0..50 {
         buf.append(format!("entry {i:02}\n").as_bytes());
     }
     let retained = buf.stats().retained_entries;
+    release.send(()).unwrap();
     let stats = handle.stop(Duration::from_secs(10));
     // The oldest were lost, and counted; the newest, still in the ring, were delivered.
-    assert_eq!(stats.dropped_upstream, 50 - retained);
+    assert_eq!(stats.dropped_upstream, 50 - retained, "{stats:?}");
     assert_eq!(
-        *script.delivered.lock(),
-        (50 - retained..50).collect::<Vec<u64>>()
+        *held.delivered.lock(),
+        std::iter::once(0)
+            .chain(51 - retained..51)
+            .collect::<Vec<u64>>()
     );
     assert_eq!(buf.stats().follower_missed, 50 - retained);
-    assert_accounted(&stats, 50);
+    assert_accounted(&stats, 51);
+}
+
+/// A publisher whose first `publish` says it was entered and waits for the test to release it.
+#[derive(Clone)]
+struct Held {
+    entered: Arc<Mutex<Option<std::sync::mpsc::Sender<()>>>>,
+    release: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    delivered: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Held {
+    fn new() -> (
+        std::sync::mpsc::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+        Held,
+    ) {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel();
+        let held = Held {
+            entered: Arc::new(Mutex::new(Some(entered_tx))),
+            release: Arc::new(Mutex::new(release_rx)),
+            delivered: Arc::default(),
+        };
+        (entered, release, held)
+    }
+}
+
+impl Publisher for Held {
+    fn publish(&mut self, batch: &[Entry]) -> Result<usize, PublishError> {
+        if let Some(entered) = self.entered.lock().take() {
+            entered.send(()).unwrap();
+            let _ = self.release.lock().recv();
+        }
+        self.delivered.lock().extend(batch.iter().map(Entry::seq));
+        Ok(batch.len())
+    }
 }
 
 #[test]
