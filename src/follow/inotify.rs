@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
@@ -93,36 +93,56 @@ impl Kernel {
     }
 
     /// Waits until `timeout` passes, something changed at the path, a stream has bytes (or lost
-    /// its writers), or the follower stops.
+    /// its writers), or the follower stops. Events about other names in the directory (a
+    /// sibling file created or removed) are read and let go without waking the follower.
     pub(super) fn wait(&mut self, timeout: Duration, stream: Option<BorrowedFd<'_>>) -> Wake {
         if let Some(watches) = &mut self.watches {
             // The directory may have come back (or been made) since its watch ended.
             let _ = watches.watch_dir();
         }
-        let readable = PollFlags::IN;
-        let mut fds = Vec::with_capacity(3);
-        fds.push(PollFd::from_borrowed_fd(self.stop.as_fd(), readable));
-        if let Some(watches) = &self.watches {
-            fds.push(PollFd::from_borrowed_fd(watches.fd.as_fd(), readable));
-        }
-        if let Some(stream) = stream {
-            fds.push(PollFd::from_borrowed_fd(stream, readable));
-        }
-        let timeout = rustix::event::Timespec::try_from(timeout).ok();
-        match poll(&mut fds, timeout.as_ref()) {
-            Ok(0) => return Wake::Timeout,
-            Ok(_) => {}
-            Err(_) => return Wake::Changed,
-        }
-        if !fds[0].revents().is_empty() {
-            return Wake::Stop;
-        }
-        drop(fds);
-        match self.watches.as_mut().map(Watches::drain) {
-            Some(false) => Wake::Appended,
-            _ => Wake::Changed,
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let readable = PollFlags::IN;
+            let mut fds = Vec::with_capacity(3);
+            fds.push(PollFd::from_borrowed_fd(self.stop.as_fd(), readable));
+            if let Some(watches) = &self.watches {
+                fds.push(PollFd::from_borrowed_fd(watches.fd.as_fd(), readable));
+            }
+            if let Some(stream) = stream {
+                fds.push(PollFd::from_borrowed_fd(stream, readable));
+            }
+            let timeout = left.and_then(|left| rustix::event::Timespec::try_from(left).ok());
+            match poll(&mut fds, timeout.as_ref()) {
+                Ok(0) => return Wake::Timeout,
+                Ok(_) => {}
+                Err(_) => return Wake::Changed,
+            }
+            if !fds[0].revents().is_empty() {
+                return Wake::Stop;
+            }
+            let stream_ready = stream.is_some() && !fds[fds.len() - 1].revents().is_empty();
+            drop(fds);
+            match self.watches.as_mut().map(Watches::drain) {
+                Some(Drained::MoreThanWrites) | None => return Wake::Changed,
+                Some(Drained::Writes) => return Wake::Appended,
+                Some(Drained::Nothing) if stream_ready => return Wake::Appended,
+                // Only other names' events: wait on, for what is left of the time.
+                Some(Drained::Nothing) => {}
+            }
         }
     }
+}
+
+/// What the events read at once said about the followed path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drained {
+    /// Nothing: only other files in the directory.
+    Nothing,
+    /// Bytes were written to the followed file.
+    Writes,
+    /// More: the path names another file now, the file was moved or deleted, events were lost.
+    MoreThanWrites,
 }
 
 impl Watches {
@@ -149,12 +169,12 @@ impl Watches {
 
     fn watch_dir(&mut self) -> Result<(), Errno> {
         if self.dir_wd.is_none() {
+            // Names coming and going only: a file's writes and attributes are told by its own
+            // watch, so that a busy sibling file in the directory wakes nothing.
             let flags = WatchFlags::CREATE
                 | WatchFlags::MOVED_TO
                 | WatchFlags::MOVED_FROM
                 | WatchFlags::DELETE
-                | WatchFlags::MODIFY
-                | WatchFlags::ATTRIB
                 | WatchFlags::MOVE_SELF
                 | WatchFlags::DELETE_SELF
                 | WatchFlags::ONLYDIR;
@@ -177,17 +197,20 @@ impl Watches {
         Ok(())
     }
 
-    /// Reads every pending event, counting the files that arrived at the path; returns whether
-    /// anything but bytes written may have happened (the path names another file now, the file
-    /// was moved or deleted, events were lost).
-    fn drain(&mut self) -> bool {
+    /// Reads every pending event, counting the files that arrived at the path; says whether
+    /// they were about the followed path at all, and whether anything but bytes written may
+    /// have happened (the path names another file now, the file was moved or deleted, events
+    /// were lost).
+    fn drain(&mut self) -> Drained {
         let mut reader = inotify::Reader::new(&self.fd, &mut self.buf);
         let (mut arrivals, mut dir_gone, mut more_than_writes) = (0, false, false);
+        let mut ours_at_all = false;
         let written = ReadFlags::MODIFY;
         while let Ok(event) = reader.next() {
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
                 more_than_writes = true;
+                ours_at_all = true;
             }
             if Some(event.wd()) == self.dir_wd {
                 if flags
@@ -197,19 +220,24 @@ impl Watches {
                     // now, or nowhere; watch it again by name.
                     dir_gone = true;
                     more_than_writes = true;
+                    ours_at_all = true;
                 }
                 let ours = event
                     .file_name()
                     .is_some_and(|name| name.to_bytes() == self.name.as_bytes());
+                ours_at_all |= ours;
                 if ours && flags.intersects(ReadFlags::CREATE | ReadFlags::MOVED_TO) {
                     arrivals += 1;
                 }
                 if ours && !written.contains(flags) {
                     more_than_writes = true;
                 }
-            } else if !written.contains(flags) {
-                // The file itself: moved, deleted, its attributes changed (or a watch ended).
-                more_than_writes = true;
+            } else {
+                ours_at_all = true;
+                if !written.contains(flags) {
+                    // The file itself: moved, deleted, its attributes changed (or a watch ended).
+                    more_than_writes = true;
+                }
             }
         }
         self.arrivals += arrivals;
@@ -218,6 +246,10 @@ impl Watches {
                 let _ = inotify::remove_watch(&self.fd, wd);
             }
         }
-        more_than_writes
+        match (ours_at_all, more_than_writes) {
+            (_, true) => Drained::MoreThanWrites,
+            (true, false) => Drained::Writes,
+            (false, false) => Drained::Nothing,
+        }
     }
 }
