@@ -709,3 +709,31 @@ fn tail_shows_each_entry_after_its_time_and_coloured_by_its_level() {
         assert!(server.stop(DEADLINE));
     });
 }
+
+#[test]
+fn file_names_on_stderr_cannot_drive_the_terminal() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("hostile-name");
+        let hostile = dir.0.join("\x1b]0;pwned\x07\x1b[2Japp.log");
+        let mut process = Process::spawn(
+            Command::new(MEMTAIL)
+                .arg("serve")
+                .arg(&hostile)
+                .args(["--listen", "127.0.0.1:0"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        );
+        let stderr = Lines::read(process.stderr().unwrap(), Some(process));
+        let said = stderr.line();
+        assert!(
+            said.ends_with("does not exist yet; waiting for it"),
+            "{said:?}"
+        );
+        assert!(
+            said.contains("\\x1b]0;pwned\\x07\\x1b[2Japp.log"),
+            "{said:?}"
+        );
+        assert!(!said.contains('\x1b') && !said.contains('\x07'), "{said:?}");
+    });
+}

@@ -166,7 +166,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { message, code }) => {
-            eprintln!("memtail: {message}");
+            // File names and servers' words are in it: escaped, as `tail` escapes lines.
+            eprintln!("memtail: {}", escape(&message, false));
             ExitCode::from(code)
         }
     }
@@ -318,7 +319,7 @@ fn check_readable(file: &std::path::Path) -> Result<(), Failure> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
             eprintln!(
                 "memtail: {} does not exist yet; waiting for it",
-                file.display()
+                escape(&file.display().to_string(), false)
             );
             Ok(())
         }
@@ -344,7 +345,9 @@ async fn report_errors(followers: Vec<(String, Follower)>) {
             if errors > *reported {
                 *reported = errors;
                 if let Some(error) = follower.last_error() {
-                    eprintln!("memtail: following {name}: {error}");
+                    // A file's name can hold terminal escapes: shown escaped.
+                    let said = format!("following {name}: {error}");
+                    eprintln!("memtail: {}", escape(&said, false));
                 }
             }
         }
