@@ -737,3 +737,75 @@ fn file_names_on_stderr_cannot_drive_the_terminal() {
         assert!(!said.contains('\x1b') && !said.contains('\x07'), "{said:?}");
     });
 }
+
+/// This process's resident memory, from `/proc/PID/status`.
+fn rss_of(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap()
+        * 1024
+}
+
+#[test]
+fn tail_stays_bounded_against_a_server_sending_one_endless_line() {
+    with_deadline(TEST_DEADLINE, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (sent, all_sent) = mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut client, _) = listener.accept().unwrap();
+            let mut request = [0; 4096];
+            let _ = client.read(&mut request);
+            client
+                .write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                      connection: close\r\n\r\nid: 1\ndata: ",
+                )
+                .unwrap();
+            // 200 MB of one line, in pieces, with no line break.
+            let piece = vec![b'x'; 1 << 20];
+            for _ in 0..200 {
+                if client.write_all(&piece).is_err() {
+                    return;
+                }
+            }
+            client.write_all(b"\n\nid: 2\ndata: after\n\n").unwrap();
+            let _ = sent.send(());
+            // Keep the connection open until the test ends.
+            let _ = client.read(&mut request);
+        });
+        let mut process = Process::spawn(
+            Command::new(MEMTAIL)
+                .args(["tail", &format!("http://{address}/"), "--color", "never"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        let pid = process.id();
+        let out = Lines::read(process.stdout().unwrap(), Some(process));
+        all_sent.recv_timeout(Duration::from_secs(60)).unwrap();
+        let first = out.line();
+        assert!(
+            first.starts_with("xxxxxxxx"),
+            "{}",
+            &first[..first.len().min(80)]
+        );
+        assert_eq!(first.len(), (1 << 20) - "data: ".len());
+        assert_eq!(
+            out.line(),
+            "-- the entry above was cut: longer than memtail tail keeps --"
+        );
+        assert_eq!(out.line(), "after");
+        let rss = rss_of(pid);
+        assert!(rss < 64 << 20, "memtail tail holds {rss} bytes");
+    });
+}

@@ -373,7 +373,9 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
             client = client.add_root_certificate(certificate);
         }
     }
+    // No `Referer` on a redirect: the URL may carry a token.
     let client = client
+        .referer(false)
         .build()
         .map_err(|error| fail(1, format!("cannot start: {}", root_cause(&error))))?;
     let colors = match tail.color {
@@ -458,6 +460,7 @@ impl Source {
         let mut last: Option<String> = None;
         let mut connected_once = false;
         let mut delay = Duration::from_millis(250);
+        let mut said_bad_id = false;
         loop {
             let mut request = self
                 .client
@@ -475,8 +478,12 @@ impl Source {
             let lost = match request.send().await {
                 Ok(response) if response.status().is_success() => {
                     connected_once = true;
-                    delay = Duration::from_millis(250);
-                    match self.read_events(response, &mut last).await {
+                    let since = std::time::Instant::now();
+                    let read = self
+                        .read_events(response, &mut last, &mut said_bad_id)
+                        .await;
+                    delay = next_delay(delay, since.elapsed());
+                    match read {
                         Ok(()) => "the server closed the stream".to_owned(),
                         Err(ReadError::Output) => return,
                         Err(ReadError::Network(error)) => root_cause(&error),
@@ -516,11 +523,12 @@ impl Source {
                 }
             };
             eprintln!(
-                "memtail: {lost}; reconnecting in {:.1}s",
+                "memtail: {}; reconnecting in {:.1}s",
+                escape(&lost, false),
                 delay.as_secs_f64()
             );
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            delay = (delay * 2).min(MAX_DELAY);
         }
     }
 
@@ -529,6 +537,7 @@ impl Source {
         &self,
         mut response: reqwest::Response,
         last: &mut Option<String>,
+        said_bad_id: &mut bool,
     ) -> Result<(), ReadError> {
         let mut parser = SseParser::default();
         // A connection on which nothing moves for three heartbeat intervals is dead (a server
@@ -546,7 +555,7 @@ impl Source {
                 let message = match event.name.as_str() {
                     "heartbeat" => {
                         if let Ok(every) = event.data.trim().parse::<u64>() {
-                            silence = Duration::from_millis(every.clamp(100, 600_000) * 3);
+                            silence = silence_after(every);
                         }
                         continue;
                     }
@@ -555,21 +564,46 @@ impl Source {
                     }
                     "restart" => Message::Restarted(self.source),
                     "message" | "" => {
-                        if let Some(id) = event.id.as_deref().filter(|id| !id.is_empty()) {
-                            *last = Some(id.to_owned());
+                        match event.id.as_deref().filter(|id| !id.is_empty()) {
+                            Some(id) if sendable(id) => *last = Some(id.to_owned()),
+                            // An id that cannot go back in `Last-Event-ID` (a control character,
+                            // too long): a reconnection resumes from the last good one.
+                            Some(_) => {
+                                if !std::mem::replace(said_bad_id, true) {
+                                    eprintln!(
+                                        "memtail: {}: an event id that cannot be sent back was \
+                                         dropped; a reconnection resumes from the last good one",
+                                        redacted(&self.url)
+                                    );
+                                }
+                            }
+                            None if event.id.is_some() => {
+                                // The server sent an id, but none that could be kept.
+                                if !std::mem::replace(said_bad_id, true) {
+                                    eprintln!(
+                                        "memtail: {}: an event id that cannot be sent back was \
+                                         dropped; a reconnection resumes from the last good one",
+                                        redacted(&self.url)
+                                    );
+                                }
+                            }
+                            None => {}
                         }
                         // `format=json`: the text with every character; a server that sends
                         // plain data is shown as it sent it.
+                        let cut = event.cut;
                         let entry = match json_string(&event.data, "text") {
                             Some(text) => Shown {
                                 time: json_string(&event.data, "time"),
                                 level: json_string(&event.data, "level"),
                                 text,
+                                cut,
                             },
                             None => Shown {
                                 text: event.data,
                                 time: None,
                                 level: None,
+                                cut,
                             },
                         };
                         Message::Entry(self.source, entry)
@@ -585,9 +619,12 @@ impl Source {
     }
 }
 
-/// A URL as it may be shown: without a token in its query.
+/// A URL as it may be shown: without a token in its query, nor a password before its host.
 fn redacted(url: &reqwest::Url) -> String {
     let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("REDACTED"));
+    }
     if url.query_pairs().any(|(key, _)| key == "token") {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
@@ -633,6 +670,35 @@ struct Shown {
     /// RFC 3339, as the server renders times.
     time: Option<String>,
     level: Option<String>,
+    /// Longer than `memtail tail` keeps: the rest was not kept.
+    cut: bool,
+}
+
+/// The longest wait between two connections to a server.
+const MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// The wait before connecting again after a connection that lasted `lasted`, the last wait
+/// having been `delay`: from the shortest again after a connection that lasted a while, longer
+/// (doubling, up to [`MAX_DELAY`]) after one the server ended at once, whatever it says, so
+/// that a server that closes every connection is not asked four times a second.
+fn next_delay(delay: Duration, lasted: Duration) -> Duration {
+    if lasted >= Duration::from_secs(10) {
+        Duration::from_millis(250)
+    } else {
+        delay
+    }
+}
+
+/// How long a connection may be silent before it is taken for dead, when the server says its
+/// heartbeat comes every `every_ms` milliseconds: three of them, and never less than 3 s, so
+/// that a server saying `0` cannot make `memtail tail` reconnect in a loop.
+fn silence_after(every_ms: u64) -> Duration {
+    Duration::from_millis(every_ms.clamp(1000, 600_000) * 3)
+}
+
+/// Whether an event id can be sent back in `Last-Event-ID`: visible ASCII, at most 128 bytes.
+fn sendable(id: &str) -> bool {
+    id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The string `key` of a JSON object `{"seq":N,"level":...,"text":"...","time":"..."}`, as
@@ -724,6 +790,17 @@ impl<W: Write> Output<W> {
     /// An entry as `memtail::render` shows it: its time first, when it has one and its text
     /// has none of its own; coloured by its level when colours are on.
     fn entry(&mut self, source: usize, entry: &Shown) -> io::Result<()> {
+        if entry.cut {
+            self.print_entry(source, entry)?;
+            return self.line(
+                source,
+                "-- the entry above was cut: longer than memtail tail keeps --",
+            );
+        }
+        self.print_entry(source, entry)
+    }
+
+    fn print_entry(&mut self, source: usize, entry: &Shown) -> io::Result<()> {
         let mut text = String::new();
         if let Some(time) = &entry.time {
             if !memtail::render::starts_with_time(entry.text.as_bytes()) {
@@ -781,33 +858,63 @@ fn events_url(given: &str) -> Result<reqwest::Url, Failure> {
     Ok(url)
 }
 
-/// A Server-Sent Events parser, as the specification reads lines and fields.
+/// A Server-Sent Events parser, as the specification reads lines and fields, bounded whatever
+/// the server sends: a line longer than [`MAX_LINE`] keeps its first bytes (the rest is skipped
+/// up to its end), an event's data stops growing at [`MAX_EVENT`], and either marks the event
+/// as cut. Each byte received is looked at once.
 #[derive(Default)]
 struct SseParser {
     pending: Vec<u8>,
+    /// Bytes of `pending` already looked at for a line break.
+    scanned: usize,
+    /// Skipping the rest of a line that was too long.
+    skipping: bool,
     event: Event,
     has_data: bool,
 }
+
+/// The longest line kept, in bytes.
+const MAX_LINE: usize = 1 << 20;
+/// The most data one event keeps, in bytes.
+const MAX_EVENT: usize = 4 << 20;
 
 #[derive(Default, Debug)]
 struct Event {
     name: String,
     id: Option<String>,
     data: String,
+    /// Some of the event was not kept (a line or the whole beyond the caps).
+    cut: bool,
 }
 
 impl SseParser {
-    fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
-        self.pending.extend_from_slice(bytes);
+    fn push(&mut self, mut bytes: &[u8]) -> Vec<Event> {
         let mut events = Vec::new();
+        if self.skipping {
+            // The rest of a line too long to keep: up to its end.
+            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(at) => {
+                    self.skipping = false;
+                    bytes = &bytes[at..];
+                }
+                None => return events,
+            }
+        }
+        self.pending.extend_from_slice(bytes);
         let mut start = 0;
-        while let Some(at) = self.pending[start..]
-            .iter()
-            .position(|&b| b == b'\n' || b == b'\r')
-        {
-            let end = start + at;
+        loop {
+            let from = self.scanned.max(start);
+            let Some(at) = self.pending[from..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+            else {
+                self.scanned = self.pending.len();
+                break;
+            };
+            let end = from + at;
             // A CR at the very end might be the first half of a CRLF: wait for more.
             if self.pending[end] == b'\r' && end + 1 == self.pending.len() {
+                self.scanned = end;
                 break;
             }
             let line = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
@@ -816,6 +923,17 @@ impl SseParser {
             self.line(&line, &mut events);
         }
         self.pending.drain(..start);
+        self.scanned -= start.min(self.scanned);
+        if self.pending.len() > MAX_LINE {
+            // A line with no end in sight: what fits is read as the line, the rest skipped.
+            // (A character cut in two shows as U+FFFD.)
+            let line = String::from_utf8_lossy(&self.pending[..MAX_LINE]).into_owned();
+            self.line(&line, &mut events);
+            self.event.cut = true;
+            self.pending.clear();
+            self.scanned = 0;
+            self.skipping = true;
+        }
         events
     }
 
@@ -833,13 +951,22 @@ impl SseParser {
         let (field, value) = line.split_once(':').unwrap_or((line, ""));
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
-            "event" => self.event.name = value.to_owned(),
-            "id" => self.event.id = Some(value.to_owned()),
+            "event" => self.event.name = value.chars().take(64).collect(),
+            // An id is at most 128 bytes (memtail's are 26): a longer one is not kept.
+            "id" => self.event.id = (value.len() <= 128).then(|| value.to_owned()),
             "data" => {
-                if self.has_data {
+                let room = MAX_EVENT.saturating_sub(self.event.data.len() + 1);
+                if self.has_data && room > 0 {
                     self.event.data.push('\n');
                 }
-                self.event.data.push_str(value);
+                let mut take = value.len().min(room);
+                while !value.is_char_boundary(take) {
+                    take -= 1;
+                }
+                if take < value.len() {
+                    self.event.cut = true;
+                }
+                self.event.data.push_str(&value[..take]);
                 self.has_data = true;
             }
             _ => {}
@@ -956,6 +1083,66 @@ mod tests {
             "2026-12-04T14:39:53.123456Z"
         );
         assert_eq!(json_string(data, "level").unwrap(), "WARN");
+    }
+
+    #[test]
+    fn a_password_in_the_url_is_not_shown() {
+        let url = reqwest::Url::parse("http://admin:hunter2@h:1/events").unwrap();
+        let shown = redacted(&url);
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("admin:REDACTED@h:1"), "{shown}");
+    }
+
+    #[test]
+    fn what_a_server_says_cannot_make_tail_spin() {
+        assert_eq!(silence_after(0), Duration::from_secs(3));
+        assert_eq!(silence_after(15_000), Duration::from_secs(45));
+        assert_eq!(silence_after(u64::MAX), Duration::from_secs(1800));
+        // A connection the server ends at once: the wait grows (the caller doubles it).
+        let quick = Duration::from_millis(10);
+        assert_eq!(
+            next_delay(Duration::from_secs(2), quick),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            next_delay(Duration::from_secs(2), Duration::from_secs(60)),
+            Duration::from_millis(250)
+        );
+        assert!(sendable("3f2a9c1b-42"));
+        assert!(!sendable("a\x01b"));
+        assert!(!sendable(&"9".repeat(129)));
+        assert!(!sendable("caf\u{e9}"));
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_and_the_parser_stays_bounded() {
+        let mut parser = SseParser::default();
+        let mut events = parser.push(b"id: 1\ndata: ");
+        let piece = vec![b'x'; 64 * 1024];
+        for _ in 0..64 {
+            events.extend(parser.push(&piece));
+            assert!(parser.pending.len() <= MAX_LINE + piece.len());
+        }
+        // The end of the line, at last, and of the event; then an ordinary one.
+        events.extend(parser.push(b"xxx\n\nid: 2\ndata: next\n\n"));
+        assert_eq!(events.len(), 2);
+        assert!(events[0].cut);
+        assert_eq!(events[0].data.len(), MAX_LINE - "data: ".len());
+        assert_eq!((events[1].data.as_str(), events[1].cut), ("next", false));
+        // An event of many lines stops growing at its cap.
+        let mut parser = SseParser::default();
+        let line = format!("data: {}\n", "y".repeat(1000));
+        let mut events = Vec::new();
+        for _ in 0..5000 {
+            events.extend(parser.push(line.as_bytes()));
+        }
+        events.extend(parser.push(b"\n"));
+        assert!(events[0].cut);
+        assert!(events[0].data.len() <= MAX_EVENT);
+        // A bad id is not kept.
+        let mut parser = SseParser::default();
+        let events = parser.push(format!("id: {}\ndata: x\n\n", "1".repeat(200)).as_bytes());
+        assert_eq!(events[0].id, None);
     }
 
     #[test]
