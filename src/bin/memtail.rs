@@ -564,33 +564,18 @@ impl Source {
                     }
                     "restart" => Message::Restarted(self.source),
                     "message" | "" => {
-                        match event.id.as_deref().filter(|id| !id.is_empty()) {
+                        match event.id.as_deref() {
                             Some(id) if sendable(id) => *last = Some(id.to_owned()),
+                            None | Some("") => {}
                             // An id that cannot go back in `Last-Event-ID` (a control character,
                             // too long): a reconnection resumes from the last good one.
-                            Some(_) => {
-                                if !std::mem::replace(said_bad_id, true) {
-                                    eprintln!(
-                                        "memtail: {}: an event id that cannot be sent back was \
-                                         dropped; a reconnection resumes from the last good one",
-                                        redacted(&self.url)
-                                    );
-                                }
-                            }
-                            None if event.id.is_some() => {
-                                // The server sent an id, but none that could be kept.
-                                if !std::mem::replace(said_bad_id, true) {
-                                    eprintln!(
-                                        "memtail: {}: an event id that cannot be sent back was \
-                                         dropped; a reconnection resumes from the last good one",
-                                        redacted(&self.url)
-                                    );
-                                }
-                            }
-                            None => {}
+                            Some(_) if !std::mem::replace(said_bad_id, true) => eprintln!(
+                                "memtail: {}: an event id that cannot be sent back was dropped; \
+                                 a reconnection resumes from the last good one",
+                                redacted(&self.url)
+                            ),
+                            Some(_) => {}
                         }
-                        // `format=json`: the text with every character; a server that sends
-                        // plain data is shown as it sent it.
                         let cut = event.cut;
                         let entry = match json_string(&event.data, "text") {
                             Some(text) => Shown {
@@ -696,9 +681,9 @@ fn silence_after(every_ms: u64) -> Duration {
     Duration::from_millis(every_ms.clamp(1000, 600_000) * 3)
 }
 
-/// Whether an event id can be sent back in `Last-Event-ID`: visible ASCII, at most 128 bytes.
+/// Whether an event id can be sent back in `Last-Event-ID`: visible ASCII, 1 to 128 bytes.
 fn sendable(id: &str) -> bool {
-    id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// The string `key` of a JSON object `{"seq":N,"level":...,"text":"...","time":"..."}`, as
@@ -952,8 +937,8 @@ impl SseParser {
         let value = value.strip_prefix(' ').unwrap_or(value);
         match field {
             "event" => self.event.name = value.chars().take(64).collect(),
-            // An id is at most 128 bytes (memtail's are 26): a longer one is not kept.
-            "id" => self.event.id = (value.len() <= 128).then(|| value.to_owned()),
+            // Kept only as far as it could be sent back (memtail's ids are 26 bytes at most).
+            "id" => self.event.id = Some(value.chars().take(129).collect()),
             "data" => {
                 let room = MAX_EVENT.saturating_sub(self.event.data.len() + 1);
                 if self.has_data && room > 0 {
@@ -1139,10 +1124,11 @@ mod tests {
         events.extend(parser.push(b"\n"));
         assert!(events[0].cut);
         assert!(events[0].data.len() <= MAX_EVENT);
-        // A bad id is not kept.
+        // An id is kept only as far as it could be sent back.
         let mut parser = SseParser::default();
         let events = parser.push(format!("id: {}\ndata: x\n\n", "1".repeat(200)).as_bytes());
-        assert_eq!(events[0].id, None);
+        assert_eq!(events[0].id.as_deref().map(str::len), Some(129));
+        assert!(!sendable(events[0].id.as_deref().unwrap()));
     }
 
     #[test]
