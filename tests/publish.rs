@@ -897,6 +897,8 @@ mod relp {
         Hang,
         /// Never answer, keep reading.
         Silent,
+        /// Answer a byte at a time, one every 100 ms (a daemon that drips).
+        Drip,
     }
 
     /// Serves sessions one after the other; `script(session, message)` decides each reply.
@@ -943,6 +945,16 @@ mod relp {
                             silent = true;
                         }
                         Reply::Silent => silent = true,
+                        Reply::Drip => {
+                            let frame = format!("{txnr} rsp 6 200 OK\n");
+                            for byte in frame.bytes() {
+                                if writer.write_all(&[byte]).is_err() {
+                                    break;
+                                }
+                                // The daemon's slowness, not a wait for the test.
+                                std::thread::sleep(Duration::from_millis(100));
+                            }
+                        }
                     }
                 }
                 seen.push(messages);
@@ -993,6 +1005,33 @@ mod relp {
         // Transaction numbers start at 1 (the open) in each session.
         let txnrs: Vec<u32> = seen[1].iter().map(|(txnr, _)| *txnr).collect();
         assert_eq!(txnrs, [2, 3, 4, 5, 6, 7]);
+    }
+
+    #[test]
+    fn a_daemon_that_drips_its_answers_fails_the_attempt_within_the_write_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        // Session 0 drips its answer (15 bytes, 1.5 s); session 1 answers at once.
+        let server = serve(listener, 2, |session, _| match session {
+            0 => Reply::Drip,
+            _ => Reply::Ok,
+        });
+        let buf = LogBuffer::new();
+        let handle = buf
+            .publisher(
+                SyslogPublisher::relp(address)
+                    .unwrap()
+                    .write_timeout(Duration::from_millis(300)),
+            )
+            .interval(Duration::from_secs(3600))
+            .backoff(Duration::from_millis(1), Duration::from_millis(4))
+            .start();
+        buf.append(b"slowly answered\n");
+        let stats = handle.stop(Duration::from_secs(20));
+        let seen = server.join().unwrap();
+        assert_eq!(stats.delivered, 1, "{stats:?}");
+        assert_eq!(stats.failed_attempts, 1, "a drip is no answer: {stats:?}");
+        assert_eq!(texts(&seen[1]), ["slowly answered"]);
     }
 
     #[test]

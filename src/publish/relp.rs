@@ -251,11 +251,13 @@ impl Session {
         Ok(())
     }
 
-    /// Reads the next frame from the server.
+    /// Reads the next frame from the server. Only a whole frame is progress: a server that
+    /// drips an answer a byte at a time does not hold the patience off.
     pub(super) fn read_frame(&mut self, patience: &mut Patience) -> io::Result<Frame> {
         loop {
             if let Some((frame, used)) = parse_frame(&self.received)? {
                 self.received.drain(..used);
+                patience.progress();
                 return Ok(frame);
             }
             self.stream.set_read_timeout(Some(patience.left()?))?;
@@ -267,10 +269,7 @@ impl Session {
                         "the server closed the connection",
                     ))
                 }
-                Ok(n) => {
-                    self.received.extend_from_slice(&chunk[..n]);
-                    patience.progress();
-                }
+                Ok(n) => self.received.extend_from_slice(&chunk[..n]),
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if is_timeout(&error) => return Err(timed_out()),
                 Err(error) => return Err(error),

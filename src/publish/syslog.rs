@@ -188,7 +188,7 @@ impl SyslogPublisher {
     /// entries up to the first one not acknowledged are delivered. A frame the daemon refuses
     /// (`500`) is retried with backoff and dropped after `max_attempts`, counted; those after it
     /// that the daemon took are not sent again. When the session breaks (the daemon restarts,
-    /// the network fails, or the daemon takes no bytes and sends no answer for the
+    /// the network fails, or the daemon takes no bytes and completes no answer for the
     /// [`write_timeout`](SyslogPublisher::write_timeout)), a new one is opened on the next try
     /// and every entry not acknowledged is sent again: delivery is at least once, the daemon may
     /// have kept some of them before it went away, and
@@ -288,7 +288,8 @@ impl SyslogPublisher {
 
     /// How long sending one batch over TCP may take before the attempt counts as failed,
     /// however the bytes trickle; over RELP, how long the daemon may go without taking bytes or
-    /// answering (a slow daemon that keeps answering is not cut off), counted from the connect
+    /// completing an answer (a slow daemon that keeps answering is not cut off; one that drips
+    /// an answer a byte at a time is), counted from the connect
     /// ([`DEFAULT_WRITE_TIMEOUT`](SyslogPublisher::DEFAULT_WRITE_TIMEOUT), 10 s, by default). A
     /// daemon that accepts but never reads (or never answers) fails the attempt within it; the
     /// publisher counts it, retries with backoff, and its stats move on meanwhile. The
