@@ -760,7 +760,11 @@ fn a_udp_message_too_large_to_send_is_dropped_at_once_and_the_rest_arrive() {
     daemon
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let syslog = memtail::publish::SyslogPublisher::udp(daemon.local_addr().unwrap()).unwrap();
+    // Messages are cut to 8 000 bytes by default: allowed past a datagram here, to see that
+    // path.
+    let syslog = memtail::publish::SyslogPublisher::udp(daemon.local_addr().unwrap())
+        .unwrap()
+        .max_message_size(100_000);
     let buf = LogBuffer::with_capacity(1 << 20);
     let handle = buf
         .publisher(syslog)
@@ -1169,4 +1173,26 @@ mod relp {
             assert_accounted(&stats, 1);
         }
     }
+}
+
+#[test]
+fn stats_show_what_is_queued_while_a_batch_is_in_flight() {
+    let buf = LogBuffer::new();
+    let (entered, release, held) = Held::new();
+    let handle = buf
+        .publisher(held)
+        .interval(Duration::from_millis(1))
+        .start();
+    for i in 0..5 {
+        buf.append(format!("entry {i}\n").as_bytes());
+    }
+    // Held inside its first publish: the counters already say what it received and holds.
+    entered.recv_timeout(Duration::from_secs(20)).unwrap();
+    let now = handle.stats();
+    assert!(now.received >= 1, "{now:?}");
+    assert_eq!(now.queued, now.received, "{now:?}");
+    assert_eq!(now.delivered, 0);
+    release.send(()).unwrap();
+    let stats = handle.stop(Duration::from_secs(10));
+    assert_eq!(stats.delivered, 5, "{stats:?}");
 }

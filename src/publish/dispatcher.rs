@@ -259,6 +259,9 @@ impl Dispatcher {
             if self.queue.is_empty() {
                 break Round::Drained;
             }
+            // Before each batch, which can take long (a slow daemon): `stats()` shows what was
+            // received and queued meanwhile, not what the last round ended with.
+            self.publish_stats();
             let len = self.queue.len().min(self.settings.max_batch);
             let batch = &self.queue.make_contiguous()[..len];
             let publisher = &mut self.publisher;
