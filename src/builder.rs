@@ -2,6 +2,8 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::ring::MAX_CAPACITY;
+#[cfg(doc)]
+use crate::Entry;
 use crate::LogBuffer;
 
 /// Configures a [`LogBuffer`] before it is built.
@@ -93,7 +95,9 @@ impl Builder {
     /// behind, further entries are dropped for it (and counted) until it catches up.
     ///
     /// A subscription holds at most this many entries, each at most the ring's capacity, so its
-    /// memory is bounded by `entries × capacity` bytes.
+    /// memory is bounded by `entries × capacity` bytes. Its channel is allocated whole when the
+    /// subscription is made, 112 bytes a slot on 64-bit targets (an [`Entry`] and the channel's
+    /// stamp): 7 KiB for the default 64, 112 MB for a million.
     ///
     /// Async subscriptions (feature `tokio`) have no channel: they read the ring by position,
     /// and this is the most entries they take in one read.
@@ -211,5 +215,14 @@ impl fmt::Debug for Builder {
             .field("subscriber_capacity", &self.subscriber_capacity)
             .field("timestamps", &self.clock.is_some())
             .finish()
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    #[test]
+    fn a_subscription_slot_is_as_large_as_the_docs_say() {
+        // `subscriber_capacity`'s docs: an entry and the channel's 8-byte stamp, 112 bytes.
+        assert_eq!(std::mem::size_of::<crate::Entry>() + 8, 112);
     }
 }

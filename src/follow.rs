@@ -893,7 +893,10 @@ impl FileFollower {
                 open.pos = if self.options.last_lines == 0 {
                     len
                 } else {
-                    start_of_last_lines(&open.file, len, self.options.last_lines)?
+                    // No further back than the buffer holds: what is older would be evicted
+                    // at once (and a 10 GB file without a line break is not read through).
+                    let window = self.lines.buf.capacity() as u64;
+                    start_of_last_lines(&open.file, len, self.options.last_lines, window)?
                 };
                 open.seek = true;
             }
@@ -1084,19 +1087,24 @@ impl FileFollower {
 }
 
 /// Where the last `lines` lines of a file of `len` bytes start, counting as `tail -n` does: an
-/// unfinished last line is one of them.
-fn start_of_last_lines(mut file: &File, len: u64, lines: usize) -> io::Result<u64> {
+/// unfinished last line is one of them. No more than the last `window` bytes are looked at:
+/// when they hold fewer lines, the start is just after the first line break among them, or,
+/// without any, `window` bytes before the end (the ring would keep no more of that line).
+fn start_of_last_lines(mut file: &File, len: u64, lines: usize, window: u64) -> io::Result<u64> {
+    let floor = len.saturating_sub(window);
+    let mut first_break = None;
     let mut end = len;
     let mut newlines = 0;
     // A newline that ends the file ends the last line: it is not a boundary before it.
     let mut seen_last = false;
     let mut block = vec![0; 8192];
-    while end > 0 {
-        let start = end.saturating_sub(block.len() as u64);
+    while end > floor {
+        let start = end.saturating_sub(block.len() as u64).max(floor);
         let block = &mut block[..(end - start) as usize];
         file.seek(SeekFrom::Start(start))?;
         file.read_exact(block)?;
         for (at, _) in block.iter().enumerate().rev().filter(|(_, &b)| b == b'\n') {
+            first_break = Some(start + at as u64 + 1);
             if !seen_last {
                 seen_last = true;
                 if start + at as u64 + 1 == len {
@@ -1110,9 +1118,40 @@ fn start_of_last_lines(mut file: &File, len: u64, lines: usize) -> io::Result<u6
         }
         end = start;
     }
-    Ok(0)
+    if floor == 0 {
+        return Ok(0);
+    }
+    Ok(first_break.filter(|&after| after < len).unwrap_or(floor))
 }
 
 fn context(path: &Path, error: io::Error) -> io::Error {
     io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_lines_are_looked_for_no_further_back_than_the_window() {
+        let path = std::env::temp_dir().join(format!("memtail-last-lines-{}", std::process::id()));
+        let start = |text: &[u8], lines: usize, window: u64| {
+            std::fs::write(&path, text).unwrap();
+            let file = File::open(&path).unwrap();
+            start_of_last_lines(&file, text.len() as u64, lines, window).unwrap()
+        };
+        let text = b"one\ntwo\nthree\nfour\n";
+        assert_eq!(start(text, 2, 1 << 20), 8); // "three\nfour\n"
+        assert_eq!(start(text, 10, 1 << 20), 0);
+        // Within 8 bytes ("ee\nfour\n"), the start is after the first line break among them.
+        assert_eq!(start(text, 10, 8), 14);
+        // No line break in the window but the last: the window's start.
+        let long = [b'x'; 100];
+        let mut text = long.to_vec();
+        text.push(b'\n');
+        assert_eq!(start(&text, 10, 16), 101 - 16);
+        // A file with no line break at all, longer than the window.
+        assert_eq!(start(&long, 10, 16), 100 - 16);
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -261,9 +261,15 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
         })
         .collect();
     // Lines appended once "serving" is printed are never missed: every follower has taken its
-    // starting position by then.
-    for (_, follower) in &followers {
-        follower.wait_ready(Duration::from_secs(10));
+    // starting position by then, however long that takes (and says so while it does).
+    for (name, follower) in &followers {
+        while !follower.wait_ready(Duration::from_secs(10)) {
+            if !follower.is_running() {
+                break;
+            }
+            let said = format!("still taking the starting position of {name}");
+            eprintln!("memtail: {}", escape(&said, false));
+        }
     }
 
     let mut config = Config::new()
