@@ -960,7 +960,10 @@ impl FileFollower {
             // writer may still append to.
             (_, None) => {}
         }
-        self.count_missed_files();
+        // A file at the path not opened yet (unreadable for now) has not come and gone.
+        let unopened =
+            at_path.is_some_and(|id| self.current.as_ref().map_or(true, |open| open.id != id));
+        self.count_missed_files(unopened);
         self.flush_if_idle();
     }
 
@@ -971,12 +974,15 @@ impl FileFollower {
         }
     }
 
-    /// Files that arrived at the path (as notifications tell) and were never opened.
-    fn count_missed_files(&mut self) {
+    /// Files that arrived at the path (as notifications tell) and were gone before they were
+    /// opened; `unopened` when the one at the path now is still to be opened.
+    fn count_missed_files(&mut self, unopened: bool) {
         let Some(arrivals) = self.waiter.arrivals() else {
             return;
         };
-        let missed = arrivals.saturating_sub(self.opened);
+        let missed = arrivals
+            .saturating_sub(self.opened)
+            .saturating_sub(u64::from(unopened));
         let before = self.shared.state.lock().stats.files_missed;
         if missed > before {
             self.shared.count(|stats| stats.files_missed = missed);
