@@ -1044,6 +1044,12 @@ impl FileFollower {
                     open.pos += n as u64;
                     self.lines.push(&self.chunk[..n], &self.shared);
                     self.last_growth = Instant::now();
+                    if n < self.chunk.len() {
+                        // A short read of a regular file: its end, for now. What is appended
+                        // next is told by the next wake (or look), without a read for nothing
+                        // here.
+                        break;
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return self.shared.error(context(&self.path, error)),

@@ -206,7 +206,14 @@ impl Watches {
         let (mut arrivals, mut dir_gone, mut more_than_writes) = (0, false, false);
         let mut ours_at_all = false;
         let written = ReadFlags::MODIFY;
-        while let Ok(event) = reader.next() {
+        // One read of what is pending: what comes after wakes the next wait (a second read
+        // here would mostly find nothing, a system call per wake for naught).
+        let mut first = true;
+        while first || !reader.is_buffer_empty() {
+            first = false;
+            let Ok(event) = reader.next() else {
+                break;
+            };
             let flags = event.events();
             if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
                 more_than_writes = true;
