@@ -130,7 +130,11 @@
 //!   [`Config::follower_batch`] entries and 64 KiB, or one entry if longer) while it sends it; an
 //!   SSE stream hands it to the HTTP server in pieces of at most 8 KiB, of which hyper queues at
 //!   most 16 per connection: with entries of up to 64 KiB, a client that never reads pins at most
-//!   about 200 KiB of the server's memory (130 KiB measured), however much is written. With
+//!   about 200 KiB of the server's memory (130 KiB measured), however much is written. The batch
+//!   is framed into events a piece at a time, so this holds for `?format=json` too, whose events
+//!   can be six times longer than the entries (a control character is escaped as `\u0001`):
+//!   200 KiB measured with 1000-byte entries of control characters
+//!   (`suite/tests/memory_json.rs`). With
 //!   longer entries it pins about one entry (SSE) or two (WebSocket, whose library copies a
 //!   message into its send buffer), each at most the buffer's capacity: 256 such clients of a
 //!   1 MiB buffer whose entries are near 1 MiB pin about 230 MB (SSE) or 460 MB (WebSocket). A

@@ -17,7 +17,7 @@ use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
 use super::pace::Coalesce;
 use super::Served;
 use crate::follower::Start as Position;
-use crate::{AsyncSubscription, Entry, Replay};
+use crate::{AsyncSubscription, Entry};
 
 /// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16
 /// pieces per connection before it stops asking for more, so a client that does not read pins at
@@ -65,6 +65,7 @@ pub(super) async fn events(
             keep_alive
         },
         rest: first.freeze(),
+        unframed: Vec::new().into_iter(),
         heartbeat,
         coalesce: Coalesce::new(served.config.coalesce),
         _guard: guard,
@@ -206,8 +207,12 @@ struct Follow {
     keep_alive: Interval,
     /// `event: heartbeat`, with the interval in milliseconds as its data.
     heartbeat: Bytes,
-    /// What is left of the last batch's events, handed out [`FRAME`] bytes at a time.
+    /// The events framed and not yet handed out, [`FRAME`] bytes at a time.
     rest: Bytes,
+    /// The entries of the last batch not yet framed: framed about [`FRAME`] bytes at a time, so
+    /// that a stalled client pins the batch's entries and a piece of their events, not the
+    /// whole batch as events (which JSON makes up to six times longer, for control characters).
+    unframed: std::vec::IntoIter<Entry>,
     coalesce: Coalesce,
     _guard: FollowerGuard,
 }
@@ -217,46 +222,58 @@ impl Follow {
     /// was sent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.rest.is_empty() {
-            self.coalesce.ready().await;
-            self.rest = tokio::select! {
-                batch = self.live.recv_batch() => {
-                    let events = frame_batch(&self.id_prefix, &self.filter, self.json, &batch?);
-                    self.coalesce.sent(&self.live);
-                    // A heartbeat is for an idle stream: the next one is due a whole interval
-                    // after this.
-                    self.keep_alive.reset();
-                    events
+            let mut out = BytesMut::new();
+            self.frame_more(&mut out);
+            if out.is_empty() {
+                self.coalesce.ready().await;
+                tokio::select! {
+                    batch = self.live.recv_batch() => {
+                        let batch = batch?;
+                        if batch.missed() > 0 {
+                            push_missed(&mut out, batch.missed());
+                        }
+                        self.unframed = batch.into_entries().into_iter();
+                        self.frame_more(&mut out);
+                        self.coalesce.sent(&self.live);
+                        // A heartbeat is for an idle stream: the next one is due a whole
+                        // interval after this.
+                        self.keep_alive.reset();
+                    }
+                    _ = self.keep_alive.tick() => out.put_slice(&self.heartbeat),
                 }
-                _ = self.keep_alive.tick() => self.heartbeat.clone(),
-            };
+            }
+            self.rest = out.freeze();
         }
         Some(self.rest.split_to(self.rest.len().min(FRAME)))
     }
-}
 
-/// A batch as events: the notice of what was lost just before it, if anything, then its entries.
-fn frame_batch(id_prefix: &[u8], filter: &Filter, json: bool, batch: &Replay) -> Bytes {
-    // "id: I-N\ndata: " and "\n\n" around each entry: about 40 bytes, more for many short lines.
-    let text: usize = batch.entries().iter().map(|entry| entry.len()).sum();
-    let mut out = BytesMut::with_capacity(text + 40 * batch.entries().len() + 64);
-    if batch.missed() > 0 {
-        push_missed(&mut out, batch.missed());
-    }
-    let mut object = Vec::new();
-    for entry in batch.entries().iter().filter(|entry| filter.keeps(entry)) {
-        if json {
-            object.clear();
-            super::page::json_object(&mut object, entry);
-            out.put_slice(id_prefix);
-            push_decimal(&mut out, entry.seq());
-            out.put_slice(b"\ndata: ");
-            out.put_slice(&object);
-            out.put_slice(b"\n\n");
-        } else {
-            push_entry(&mut out, id_prefix, entry);
+    /// Frames entries of the batch into `out`, until it holds [`FRAME`] bytes or the batch is
+    /// all framed.
+    fn frame_more(&mut self, out: &mut BytesMut) {
+        while out.len() < FRAME {
+            let Some(entry) = self.unframed.next() else {
+                return;
+            };
+            if self.filter.keeps(&entry) {
+                frame_entry(out, &self.id_prefix, self.json, &entry);
+            }
         }
     }
-    out.freeze()
+}
+
+/// One entry as an event: its id, then its text (or, for `json`, one JSON object) as data.
+fn frame_entry(out: &mut BytesMut, id_prefix: &[u8], json: bool, entry: &Entry) {
+    if json {
+        let mut object = Vec::with_capacity(entry.len() + 64);
+        super::page::json_object(&mut object, entry);
+        out.put_slice(id_prefix);
+        push_decimal(out, entry.seq());
+        out.put_slice(b"\ndata: ");
+        out.put_slice(&object);
+        out.put_slice(b"\n\n");
+    } else {
+        push_entry(out, id_prefix, entry);
+    }
 }
 
 fn push_missed(out: &mut BytesMut, missed: u64) {

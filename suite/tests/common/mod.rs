@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+pub mod stalled;
 pub mod webdriver;
 
 /// How long any single wait in these tests may take before the test fails.
