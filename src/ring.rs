@@ -185,6 +185,7 @@ impl Ring {
     }
 
     /// Whether the ring records times: it was made to, or some entry had one.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn records_times(&self) -> bool {
         self.times.is_some()
     }

@@ -125,6 +125,22 @@ fn needs_escape(text: &[u8]) -> bool {
     })
 }
 
+/// `n` in decimal, as `Display` writes it, in `digits`: the slice of it that holds the digits.
+/// (Without the formatting machinery: a log line's numbers are written on the hot path.)
+#[cfg_attr(not(any(feature = "tracing", feature = "http")), allow(dead_code))]
+pub(crate) fn decimal(mut n: u64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &digits[at..]
+}
+
 /// Collects formatted text into a byte vector.
 struct Utf8Sink(Vec<u8>);
 

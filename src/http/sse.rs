@@ -324,18 +324,8 @@ fn push_data(out: &mut BytesMut, text: &[u8]) {
     }
 }
 
-fn push_decimal(out: &mut BytesMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[at..]);
+fn push_decimal(out: &mut BytesMut, n: u64) {
+    out.put_slice(crate::write::decimal(n, &mut [0; 20]));
 }
 
 #[cfg(test)]

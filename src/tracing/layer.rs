@@ -348,18 +348,8 @@ fn debug_plain(text: &[u8]) -> bool {
 }
 
 /// `n` in decimal, as `Display` writes it.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(crate::write::decimal(n, &mut [0; 20]));
 }
 
 /// Writes an event's or a span's fields into a line: the message bare, the others
