@@ -627,6 +627,12 @@ impl Shared {
         self.handles.load(Ordering::Acquire) == 0
     }
 
+    /// The buffer's clock now, if it records times; 0 (no time) if not.
+    #[cfg(feature = "follow")]
+    pub(crate) fn clock_now(&self) -> u64 {
+        self.clock.map_or(0, |now| duration_nanos(now()).max(1))
+    }
+
     /// The time an entry made now gets: the buffer's clock, or `SystemTime::now`.
     #[inline]
     pub(crate) fn now(&self) -> u64 {

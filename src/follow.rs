@@ -71,7 +71,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::LogBuffer;
+use crate::ring::Tags;
+use crate::{Level, LogBuffer};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod inotify;
@@ -132,6 +133,9 @@ pub fn follow_reader<R: Read + Send + 'static>(reader: R, buf: &LogBuffer) -> Fo
 /// | [`idle_flush`](Follow::idle_flush) | 1 s |
 /// | [`prefix`](Follow::prefix) | none |
 /// | [`announce`](Follow::announce) | off |
+/// | [`levels`](Follow::levels) | off: lines have no level |
+/// | [`times`](Follow::times) | off: lines have no time (unless the buffer records times) |
+/// | [`target`](Follow::target) | none |
 #[derive(Clone, Debug)]
 #[must_use = "a Follow does nothing until `file` or `reader` is called"]
 pub struct Follow {
@@ -142,6 +146,9 @@ pub struct Follow {
     idle_flush: Duration,
     prefix: Vec<u8>,
     announce: bool,
+    levels: bool,
+    times: bool,
+    target: Option<String>,
 }
 
 /// How a file follower learns that the file changed: see [`Follower::watching`].
@@ -179,6 +186,9 @@ impl Follow {
             idle_flush: Follow::DEFAULT_IDLE_FLUSH,
             prefix: Vec::new(),
             announce: false,
+            levels: false,
+            times: false,
+            target: None,
         }
     }
 
@@ -259,6 +269,53 @@ impl Follow {
         self
     }
 
+    /// Gives each line the level its text shows ([`Level::detect`](crate::Level::detect):
+    /// `INFO`, `[error]`, `level=warn`, a JSON `"level"`, syslog's `<PRI>`, klog's `E1204`, ...),
+    /// so that level filters (`?level=`, the viewer's, `on_error`) work on a file's lines. A line
+    /// that shows none (a stack trace's continuation) has none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let path = std::env::temp_dir().join(format!("memtail-doc-levels-{}.log", std::process::id()));
+    /// std::fs::write(&path, "")?;
+    /// let buf = memtail::LogBuffer::new();
+    /// let follower = memtail::follow::Follow::new()
+    ///     .levels(true)
+    ///     .times(true)
+    ///     .target("app.log")
+    ///     .file(&path, &buf);
+    /// follower.wait_ready(std::time::Duration::from_secs(10));
+    /// std::fs::write(&path, "[error] disk full\n    at write()\n")?;
+    /// follower.stop(); // reads what was written until now
+    /// let entries = buf.entries();
+    /// assert_eq!(entries[0].level(), Some(memtail::Level::Error));
+    /// assert_eq!(entries[1].level(), None);
+    /// assert!(entries.iter().all(|e| e.time().is_some() && e.target() == Some("app.log")));
+    /// # std::fs::remove_file(&path)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn levels(mut self, on: bool) -> Follow {
+        self.levels = on;
+        self
+    }
+
+    /// Gives each line the time it was read ([`Entry::time`](crate::Entry::time)), whether or
+    /// not the buffer records times: what `?last=5m` and the viewer's times go by. One clock
+    /// read per line.
+    pub fn times(mut self, on: bool) -> Follow {
+        self.times = on;
+        self
+    }
+
+    /// Gives each line (and each notice) `target` ([`Entry::target`](crate::Entry::target)):
+    /// the file's name, say, so that `?target=` and the viewer's target box select a file's
+    /// lines when several share one buffer.
+    pub fn target(mut self, target: impl Into<String>) -> Follow {
+        self.target = Some(target.into());
+        self
+    }
+
     /// Follows the file at `path` on a thread of its own (named `memtail-follow`), until the
     /// returned [`Follower`] is dropped or stopped. Errors (a file that cannot be read, say) do not
     /// stop it: they are kept for [`Follower::last_error`] and counted, and the file is tried again
@@ -267,7 +324,7 @@ impl Follow {
         let path = path.as_ref().to_owned();
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared::default());
-        let lines = Lines::new(self.prefix.clone(), buf.clone());
+        let lines = Lines::new(&self, buf.clone());
         let (waiter, kernel_stop) = Waiter::new(&path, self.polling, stop_rx);
         shared.state.lock().watching = waiter.watching();
         let thread = std::thread::Builder::new()
@@ -286,7 +343,7 @@ impl Follow {
     /// read returns (at the next line, or when the reader is closed).
     pub fn reader<R: Read + Send + 'static>(self, mut reader: R, buf: &LogBuffer) -> Follower {
         let shared = Arc::new(Shared::default());
-        let mut lines = Lines::new(self.prefix, buf.clone());
+        let mut lines = Lines::new(&self, buf.clone());
         let thread = std::thread::Builder::new()
             .name("memtail-follow".into())
             .spawn({
@@ -549,15 +606,45 @@ struct Lines {
     buf: LogBuffer,
     /// The unfinished line, prefix included.
     pending: Vec<u8>,
+    /// [`Follow::levels`] and [`Follow::times`].
+    levels: bool,
+    times: bool,
+    /// [`Follow::target`], interned (0: none).
+    target: u16,
 }
 
 impl Lines {
-    fn new(prefix: Vec<u8>, buf: LogBuffer) -> Lines {
+    fn new(options: &Follow, buf: LogBuffer) -> Lines {
         Lines {
-            prefix,
+            prefix: options.prefix.clone(),
             buf,
             pending: Vec::new(),
+            levels: options.levels,
+            times: options.times,
+            target: options.target.as_deref().map_or(0, crate::target::intern),
         }
+    }
+
+    /// Appends `entry`, a line (or a notice of the follower's, which has no level), with what
+    /// the options give it.
+    fn append(&self, entry: &[u8], notice: bool) {
+        let text = &entry[self.prefix.len().min(entry.len())..];
+        let level = (self.levels && !notice)
+            .then(|| Level::detect(text))
+            .flatten();
+        let time = if self.times {
+            self.buf.shared().now()
+        } else {
+            self.buf.shared().clock_now()
+        };
+        self.buf.append_tags(
+            entry,
+            Tags {
+                level: Level::encode(level),
+                time,
+                target: self.target,
+            },
+        );
     }
 
     fn push(&mut self, mut bytes: &[u8], shared: &Shared) {
@@ -574,7 +661,7 @@ impl Lines {
             self.pending.extend_from_slice(&line[..kept]);
             cut += (line.len() - kept) as u64;
             if end.is_some() {
-                self.buf.append(&self.pending);
+                self.append(&self.pending, false);
                 self.pending.clear();
                 lines += 1;
             }
@@ -593,13 +680,13 @@ impl Lines {
         entry.extend_from_slice(b"memtail: ");
         entry.extend_from_slice(text.as_bytes());
         entry.push(b'\n');
-        self.buf.append(&entry);
+        self.append(&entry, true);
     }
 
     /// Appends the unfinished line, if any.
     fn flush(&mut self, shared: &Shared) {
         if self.pending.len() > self.prefix.len() {
-            self.buf.append(&self.pending);
+            self.append(&self.pending, false);
             shared.count(|stats| {
                 stats.lines += 1;
                 stats.partial_flushes += 1;

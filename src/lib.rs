@@ -112,6 +112,7 @@
 mod buffer;
 mod builder;
 mod context;
+mod detect;
 mod dump;
 mod entry;
 mod file;
