@@ -1,5 +1,6 @@
 //! Telling a line's level from its text, for lines that come without one (a followed file).
 
+use crate::render::skip_space_and_colours;
 use crate::Level;
 
 /// How far into a line a level is looked for, in bytes (beyond a JSON object's, which is looked
@@ -42,7 +43,7 @@ impl Level {
     /// assert_eq!(Level::detect(b"Info about the user was updated"), None);
     /// ```
     pub fn detect(line: &[u8]) -> Option<Level> {
-        let line = trim_start(line);
+        let line = skip_space_and_colours(line);
         if let Some(level) = syslog_pri(line) {
             return Some(level);
         }
@@ -54,26 +55,6 @@ impl Level {
             return Some(level);
         }
         words(head)
-    }
-}
-
-/// Skips white space and colour codes at the start.
-fn trim_start(mut line: &[u8]) -> &[u8] {
-    loop {
-        match line {
-            [b' ' | b'\t', rest @ ..] => line = rest,
-            [0x1b, b'[', rest @ ..] => {
-                let codes = rest
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit() || **b == b';')
-                    .count();
-                match rest.get(codes) {
-                    Some(b'm') => line = &rest[codes + 1..],
-                    _ => return line,
-                }
-            }
-            _ => return line,
-        }
     }
 }
 
@@ -102,8 +83,8 @@ fn json_level(line: &[u8]) -> Option<Level> {
         let Some(at) = find(line, key) else {
             continue;
         };
-        let rest = trim_start(&line[at + key.len()..]);
-        let rest = trim_start(rest.strip_prefix(b":")?);
+        let rest = skip_space_and_colours(&line[at + key.len()..]);
+        let rest = skip_space_and_colours(rest.strip_prefix(b":")?);
         if let Some(quoted) = rest.strip_prefix(b"\"") {
             let end = quoted.iter().position(|&b| b == b'"')?;
             return name(&quoted[..end]);
@@ -142,7 +123,7 @@ fn klog(line: &[u8]) -> Option<Level> {
 fn words(head: &[u8]) -> Option<Level> {
     let mut rest = head;
     for _ in 0..WORDS {
-        rest = trim_start(rest);
+        rest = skip_space_and_colours(rest);
         if rest.is_empty() {
             return None;
         }

@@ -140,23 +140,7 @@ fn civil(days: u64) -> (u64, u64, u64) {
 /// assert!(!starts_with_time(b"ready at 14:39:53"));
 /// ```
 pub fn starts_with_time(text: &[u8]) -> bool {
-    let mut rest = text;
-    loop {
-        match rest {
-            [b' ' | b'\t', tail @ ..] => rest = tail,
-            [0x1b, b'[', tail @ ..] => {
-                let codes = tail
-                    .iter()
-                    .take_while(|&&b| b.is_ascii_digit() || b == b';')
-                    .count();
-                match tail.get(codes) {
-                    Some(b'm') => rest = &tail[codes + 1..],
-                    _ => return false,
-                }
-            }
-            _ => break,
-        }
-    }
+    let rest = skip_space_and_colours(text);
     let shape = |pattern: &[u8]| {
         rest.len() >= pattern.len()
             && pattern.iter().zip(rest).all(|(&want, &got)| match want {
@@ -166,6 +150,26 @@ pub fn starts_with_time(text: &[u8]) -> bool {
             })
     };
     shape(b"9999-99-99T") || shape(b"99:99:99")
+}
+
+/// `text` after the spaces, tabs and SGR colour codes (`\x1b[32m`) it starts with.
+pub(crate) fn skip_space_and_colours(mut text: &[u8]) -> &[u8] {
+    loop {
+        match text {
+            [b' ' | b'\t', rest @ ..] => text = rest,
+            [0x1b, b'[', rest @ ..] => {
+                let codes = rest
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit() || **b == b';')
+                    .count();
+                match rest.get(codes) {
+                    Some(b'm') => text = &rest[codes + 1..],
+                    _ => return text,
+                }
+            }
+            _ => return text,
+        }
+    }
 }
 
 /// Writes `entry` as a line, as people read it: its time first when it has one and its text
