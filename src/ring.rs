@@ -199,8 +199,12 @@ impl Ring {
 
     /// When the retained entry `seq` was appended, if it has a time and the ring retains it.
     pub(crate) fn time_of(&self, seq: u64) -> Option<u64> {
+        self.time_at(self.position(seq)?)
+    }
+
+    /// The time of the entry at `at` in the index, if it has one.
+    fn time_at(&self, at: usize) -> Option<u64> {
         let times = self.times.as_ref()?;
-        let at = self.position(seq)?;
         let timed = (self.index[at] >> OFFSET_BITS) as u8 & TIMED != 0;
         timed.then(|| times[at])
     }
@@ -212,28 +216,25 @@ impl Ring {
         Some(self.first_seq() + times.partition_point(|&at| at < time) as u64)
     }
 
-    /// The target of the retained entry `seq` (0: none).
-    pub(crate) fn target_of(&self, seq: u64) -> u16 {
-        match (&self.targets, self.position(seq)) {
-            (Some(targets), Some(at)) => targets[at],
-            _ => 0,
-        }
+    /// The target of the entry at `at` in the index (0: none).
+    fn target_at(&self, at: usize) -> u16 {
+        self.targets.as_ref().map_or(0, |targets| targets[at])
     }
 
     /// The time, target and spans of the retained entry `seq` (all empty when it is not).
     #[inline]
     pub(crate) fn extras_of(&self, seq: u64) -> Extras {
-        if !self.extras {
-            return Extras::default();
-        }
-        let span = match (&self.spans, self.position(seq)) {
-            (Some(spans), Some(at)) => [spans[at][0], spans[at][1]],
-            _ => [0; 2],
+        let at = match self.position(seq) {
+            Some(at) if self.extras => at,
+            _ => return Extras::default(),
         };
         Extras {
-            time: self.time_of(seq),
-            target: self.target_of(seq),
-            span,
+            time: self.time_at(at),
+            target: self.target_at(at),
+            span: self
+                .spans
+                .as_ref()
+                .map_or([0; 2], |spans| [spans[at][0], spans[at][1]]),
         }
     }
 
@@ -772,7 +773,7 @@ mod tests {
                     0
                 };
                 assert_eq!(
-                    ring.target_of(seq),
+                    ring.extras_of(seq).target,
                     expected,
                     "entry {seq} after writing {i}"
                 );
