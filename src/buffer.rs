@@ -295,11 +295,7 @@ impl LogBuffer {
         target: u16,
     ) -> Option<u64> {
         // The clock is read before the lock is taken, and only by a buffer that records times.
-        // (0 is "no time": a clock at the epoch gives 1 ns past it.)
-        let time = match self.shared.clock {
-            Some(now) => duration_nanos(now()).max(1),
-            None => 0,
-        };
+        let time = self.shared.clock_now();
         self.append_tags(
             entry,
             Tags {
@@ -627,8 +623,9 @@ impl Shared {
         self.handles.load(Ordering::Acquire) == 0
     }
 
-    /// The buffer's clock now, if it records times; 0 (no time) if not.
-    #[cfg(feature = "follow")]
+    /// The buffer's clock now, if it records times; 0 (no time) if not. (A clock at the epoch
+    /// gives 1 ns past it, so that 0 stays "no time".)
+    #[inline]
     pub(crate) fn clock_now(&self) -> u64 {
         self.clock.map_or(0, |now| duration_nanos(now()).max(1))
     }
