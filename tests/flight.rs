@@ -10,20 +10,10 @@ use std::time::Duration;
 use memtail::{Level, LogBuffer};
 #[path = "support/process.rs"]
 mod process;
-use parking_lot::Mutex;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/shared_writer.rs"]
+mod shared_writer;
+use shared_writer::Shared;
 
 #[test]
 fn each_error_comes_with_the_entries_before_it_once() {

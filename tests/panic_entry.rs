@@ -1,25 +1,13 @@
 //! A panic is an ERROR entry that followers and the on-error printer see. Alone in its test
 //! binary: a panic hook is the process's, and another test's panic would be appended too.
 
-use std::io::Write;
-use std::sync::Arc;
 use std::time::Duration;
 
 use memtail::{Level, LogBuffer};
-use parking_lot::Mutex;
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Shared {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+#[path = "support/shared_writer.rs"]
+mod shared_writer;
+use shared_writer::Shared;
 
 #[test]
 fn a_panic_is_an_error_entry_that_followers_and_the_printer_see() {

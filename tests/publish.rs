@@ -10,6 +10,9 @@ use memtail::publish::{PublishError, Publisher, PublisherHandle, PublisherStats}
 use memtail::{Entry, LogBuffer};
 use parking_lot::Mutex;
 
+#[path = "support/shared_writer.rs"]
+mod shared_writer;
+
 /// Polls `check` until it holds, failing the test after a generous deadline.
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -588,6 +591,7 @@ fn the_publisher_thread_is_named() {
 
 mod builtin {
     use super::*;
+    use crate::shared_writer::Shared;
     use memtail::publish::{FilePublisher, SyslogPublisher, WriterPublisher};
 
     fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -688,20 +692,6 @@ mod builtin {
                 .contains("/nonexistent-memtail-dir/app.log"),
             "{error}"
         );
-    }
-
-    /// A writer whose bytes the test can read afterwards.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 
     #[test]
