@@ -30,9 +30,13 @@
 //!   rotated or truncated, it becomes an entry as it is, and the rest of it, when it comes, is
 //!   another entry.
 //! - **Truncation in place** (logrotate's `copytruncate`): when the file becomes shorter than
-//!   what was read, reading restarts at its beginning. Bytes appended and truncated away before
-//!   the follower read them are gone; nobody can count them, but the truncation is counted
-//!   ([`FollowStats::truncations`]) and, with [`announce`](Follow::announce), noted in the log.
+//!   what was read, reading restarts at its beginning. So it does when the file was truncated
+//!   and written again to its old length or past it before the follower looked, which `tail -F`
+//!   takes for an append (or for nothing new): the follower keeps the last 64 bytes it read and
+//!   checks, with each read, that the file still has them where they were. Bytes appended and
+//!   truncated away before the follower read them are gone; nobody can count them, but the
+//!   truncation is counted ([`FollowStats::truncations`]) and, with
+//!   [`announce`](Follow::announce), noted in the log.
 //! - **Rotation by rename,** with a new file created at the path: the old file is read to its end
 //!   when the new one appears (what a writer appends to the old file after that is not read,
 //!   as with `tail -F`), then the new one is followed from its start.
@@ -57,8 +61,8 @@
 //! [`poll_interval`](Follow::poll_interval) (50 ms by default) instead: a line then reaches the
 //! buffer within about that. [`Follower::watching`] says which is in use.
 //!
-//! Either way, the limit is the one every `tail -F` has: a file truncated and then written past
-//! its old length before the follower looks looks like an append.
+//! Either way, one limit is left: a file truncated and written again with the very bytes the
+//! follower read last, at the same place, looks unchanged (what is written after them is read).
 
 use std::fmt;
 use std::fs::File;
@@ -331,7 +335,10 @@ impl Follow {
             .name("memtail-follow".into())
             .spawn({
                 let shared = Arc::clone(&shared);
-                move || FileFollower::new(path, self, lines, shared, waiter).run()
+                move || {
+                    let _finished = Finished(Arc::clone(&shared));
+                    FileFollower::new(path, self, lines, shared, waiter).run();
+                }
             });
         let mut follower = Follower::new(thread, Some(stop_tx), shared);
         follower.kernel_stop = kernel_stop;
@@ -397,8 +404,10 @@ pub struct FollowStats {
     pub errors: u64,
 }
 
-/// A running follower. Dropping it stops a file follower's thread (within one poll interval, after
-/// a last read and the flush of an unfinished line).
+/// A running follower. Dropping it stops a file follower's thread (after a last read and the
+/// flush of an unfinished line), waiting at most [`Follower::DROP_WAIT`] for it: a thread stuck
+/// longer (a read from a file system that hangs, a buffer clock that blocks) is left to end on
+/// its own.
 #[must_use = "dropping the Follower stops following"]
 pub struct Follower {
     thread: Option<JoinHandle<()>>,
@@ -424,6 +433,8 @@ struct SharedState {
     stats: FollowStats,
     last_error: Option<Arc<io::Error>>,
     ready: bool,
+    /// The thread has ended (or unwound).
+    finished: bool,
     stopping: bool,
     watching: Watching,
 }
@@ -434,9 +445,20 @@ impl Default for SharedState {
             stats: FollowStats::default(),
             last_error: None,
             ready: false,
+            finished: false,
             stopping: false,
             watching: Watching::Polling,
         }
+    }
+}
+
+/// Says, when the follower's thread ends however it ends, that it has.
+struct Finished(Arc<Shared>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        self.0.state.lock().finished = true;
+        self.0.ready.notify_all();
     }
 }
 
@@ -484,6 +506,26 @@ impl Follower {
             kernel_stop: None,
             shared,
         }
+    }
+
+    /// How long dropping a file follower waits for its thread, at most.
+    pub const DROP_WAIT: Duration = Duration::from_secs(5);
+
+    /// Waits at most `timeout` for the thread to end; whether it has.
+    fn wait_finished(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock();
+        while !state.finished {
+            if self
+                .shared
+                .ready
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return state.finished;
+            }
+        }
+        true
     }
 
     /// How this follower learns that its file changed: [`Watching::Notifications`] on Linux
@@ -582,7 +624,7 @@ impl Drop for Follower {
         let is_file = self.stop.take().is_some();
         if let Some(thread) = self.thread.take() {
             // A reader's thread may be blocked in `read`: it ends on its own when that returns.
-            if is_file {
+            if is_file && self.wait_finished(Follower::DROP_WAIT) {
                 let _ = thread.join();
             }
         }
@@ -711,9 +753,62 @@ struct Open {
     pos: u64,
     /// A FIFO, character device or socket: read as the bytes come, never truncated or seeked.
     stream: bool,
-    /// Whether the handle's offset is not `pos` (the file is read from `pos` on, not from where
-    /// the last read ended).
-    seek: bool,
+    /// The bytes just before `pos`, as they were read: if the file no longer has them there, it
+    /// was truncated and written again.
+    seen: Seen,
+}
+
+/// How many of the bytes before the read position are kept to compare: enough that a file
+/// truncated and written again (with lines that carry times or counters) differs in them.
+const SEEN: usize = 64;
+
+/// The last (up to [`SEEN`]) bytes read from a file.
+#[derive(Clone, Copy)]
+struct Seen {
+    bytes: [u8; SEEN],
+    len: usize,
+}
+
+impl Seen {
+    const NONE: Seen = Seen {
+        bytes: [0; SEEN],
+        len: 0,
+    };
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    /// Adds bytes read after the ones kept.
+    fn extend(&mut self, new: &[u8]) {
+        if new.len() >= SEEN {
+            self.bytes.copy_from_slice(&new[new.len() - SEEN..]);
+            self.len = SEEN;
+            return;
+        }
+        let keep = self.len.min(SEEN - new.len());
+        self.bytes.copy_within(self.len - keep..self.len, 0);
+        self.bytes[keep..keep + new.len()].copy_from_slice(new);
+        self.len = keep + new.len();
+    }
+}
+
+/// Reads at `pos`, leaving the handle's own offset alone where the platform can.
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_at(file, buf, pos)
+    }
+    #[cfg(windows)]
+    {
+        std::os::windows::fs::FileExt::seek_read(file, buf, pos)
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let mut file = file;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read(buf)
+    }
 }
 
 impl Open {
@@ -741,7 +836,7 @@ impl Open {
             id,
             pos: 0,
             stream,
-            seek: false,
+            seen: Seen::NONE,
         })
     }
 }
@@ -985,7 +1080,17 @@ impl FileFollower {
                     let window = self.lines.buf.capacity() as u64;
                     start_of_last_lines(&open.file, len, self.options.last_lines, window)?
                 };
-                open.seek = true;
+                // What is before the start, to tell a truncation even once the file has grown
+                // past it again.
+                let before = open.pos.min(SEEN as u64) as usize;
+                let mut seen = [0; SEEN];
+                let got = read_at(&open.file, &mut seen[..before], open.pos - before as u64)?;
+                open.seen.extend(&seen[..got]);
+                if got < before {
+                    // Shorter already: the first read will say it was truncated.
+                    open.seen = Seen::NONE;
+                    open.pos = 0;
+                }
             }
             Ok(open)
         });
@@ -1094,52 +1199,50 @@ impl FileFollower {
         if open.stream {
             return self.read_stream();
         }
-        let len = match open.file.metadata() {
-            Ok(metadata) => metadata.len(),
-            Err(error) => {
-                return self.shared.error(context(&self.path, error));
-            }
-        };
-        if len < open.pos {
-            open.pos = 0;
-            open.seek = true;
-            self.lines.flush(&self.shared);
-            self.shared.count(|stats| stats.truncations += 1);
-            if self.options.announce {
-                self.lines.notice("file truncated");
-            }
-        }
-        if len == open.pos {
-            return;
-        }
-        if open.seek {
-            if let Err(error) = open.file.seek(SeekFrom::Start(open.pos)) {
-                return self.shared.error(context(&self.path, error));
-            }
-            open.seek = false;
-        }
+        // The first read starts at the bytes seen last, to check that they are still there:
+        // if the file is shorter, or has other bytes there, it was truncated (and perhaps
+        // written past its old length again) since. One read either way, no `fstat`.
+        let mut check = open.seen.len;
         let mut taken = 0;
         loop {
             if taken >= READ_LIMIT {
                 self.more = true;
                 break;
             }
-            match open.file.read(&mut self.chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    taken += n;
-                    open.pos += n as u64;
-                    self.lines.push(&self.chunk[..n], &self.shared);
-                    self.last_growth = Instant::now();
-                    if n < self.chunk.len() {
-                        // A short read of a regular file: its end, for now. What is appended
-                        // next is told by the next wake (or look), without a read for nothing
-                        // here.
-                        break;
-                    }
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            let from = open.pos - check as u64;
+            let n = match read_at(&open.file, &mut self.chunk, from) {
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return self.shared.error(context(&self.path, error)),
+            };
+            if check > 0 {
+                let same = n >= check && self.chunk[..check] == *open.seen.as_slice();
+                if !same {
+                    open.pos = 0;
+                    open.seen = Seen::NONE;
+                    check = 0;
+                    self.lines.flush(&self.shared);
+                    self.shared.count(|stats| stats.truncations += 1);
+                    if self.options.announce {
+                        self.lines.notice("file truncated");
+                    }
+                    continue;
+                }
+            }
+            let new = &self.chunk[check..n];
+            check = 0;
+            if new.is_empty() {
+                break;
+            }
+            taken += new.len();
+            open.pos += new.len() as u64;
+            open.seen.extend(new);
+            self.lines.push(new, &self.shared);
+            self.last_growth = Instant::now();
+            if n < self.chunk.len() {
+                // A short read of a regular file: its end, for now. What is appended next is
+                // told by the next wake (or look), without a read for nothing here.
+                break;
             }
         }
     }
@@ -1230,6 +1333,20 @@ fn context(path: &Path, error: io::Error) -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bytes_seen_last_are_the_last_ones_read() {
+        let mut seen = Seen::NONE;
+        seen.extend(b"abc");
+        seen.extend(b"de");
+        assert_eq!(seen.as_slice(), b"abcde");
+        let long: Vec<u8> = (0..100).collect();
+        seen.extend(&long);
+        assert_eq!(seen.as_slice(), &long[100 - SEEN..]);
+        seen.extend(b"xy");
+        assert_eq!(&seen.as_slice()[..SEEN - 2], &long[100 - SEEN + 2..]);
+        assert_eq!(&seen.as_slice()[SEEN - 2..], b"xy");
+    }
 
     #[test]
     fn the_last_lines_are_looked_for_no_further_back_than_the_window() {

@@ -163,6 +163,44 @@ fn truncation(follow: Follow, name: &str) {
     nothing_more(&live);
 }
 
+/// `tail -F` takes a file truncated and written past its old length before it looked for an
+/// append (and prints the tail end of the new text), or one written back to the same length for
+/// nothing new. The follower compares the bytes it read last with what the file has there now.
+/// A poll every hour: the follower looks when it starts and when it is stopped, whatever the
+/// machine is doing in between.
+#[test]
+fn a_file_truncated_and_written_again_before_the_follower_looked_is_read_from_its_start() {
+    let dir = Dir::new("rewritten");
+    let cases = [
+        (
+            "longer",
+            "old line one\nold line two\n",
+            "new line one\nnew line two\nnew line three\n",
+        ),
+        ("as long", "2026-12-04 one\n", "2026-12-05 two\n"),
+        ("shorter", "a line that is long\n", "short\n"),
+    ];
+    for (name, old, new) in cases {
+        let path = dir.file(&format!("{}.log", name.replace(' ', "-")));
+        append(&path, old);
+        let buf = LogBuffer::new();
+        let follow = Follow::new()
+            .polling(true)
+            .poll_interval(Duration::from_secs(3600));
+        let (live, follower) = start(&buf, &path, follow);
+        truncate(&path);
+        append(&path, new);
+        let stats = follower.stop();
+        let got: Vec<String> = live
+            .try_iter()
+            .map(|e| String::from_utf8(e.to_vec()).unwrap())
+            .collect();
+        let want: Vec<String> = new.split_inclusive('\n').map(str::to_owned).collect();
+        assert_eq!(got, want, "{name}");
+        assert_eq!(stats.truncations, 1, "{name}");
+    }
+}
+
 #[test]
 fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
     rotation(Follow::new(), "rotate");
@@ -409,4 +447,57 @@ fn a_directory_at_the_path_is_an_error_not_a_file() {
     let stats = stop_within(follower, DEADLINE);
     assert_eq!((stats.rotations, stats.lines), (0, 0), "{stats:?}");
     assert!(buf.is_empty(), "no notice of a replaced file");
+}
+
+/// Whether the test clock below holds whoever asks it for the time, and whether it was asked.
+static HOLD: std::sync::Mutex<(bool, bool)> = std::sync::Mutex::new((false, false));
+static HELD: std::sync::Condvar = std::sync::Condvar::new();
+
+/// A buffer clock that blocks while `HOLD` says so: a follower that records times is stuck in
+/// its append until it is let go.
+fn holding_clock() -> Duration {
+    let mut hold = HOLD.lock().unwrap();
+    hold.1 = true;
+    HELD.notify_all();
+    while hold.0 {
+        hold = HELD.wait(hold).unwrap();
+    }
+    Duration::from_secs(1_700_000_000)
+}
+
+#[test]
+fn dropping_a_follower_whose_thread_is_stuck_returns_after_its_bound() {
+    let dir = Dir::new("stuck-drop");
+    let path = dir.file("app.log");
+    append(&path, "");
+    let buf = LogBuffer::builder().clock(holding_clock).build();
+    *HOLD.lock().unwrap() = (true, false);
+    let follower = Follow::new().times(true).file(&path, &buf);
+    assert!(follower.wait_ready(DEADLINE));
+    append(&path, "a line whose time is asked for\n");
+    {
+        let hold = HOLD.lock().unwrap();
+        let (hold, waited) = HELD
+            .wait_timeout_while(hold, DEADLINE, |hold| !hold.1)
+            .unwrap();
+        assert!(
+            !waited.timed_out() && hold.1,
+            "the follower never asked the clock"
+        );
+    }
+    // The follower's thread is stuck in the clock now: dropping the follower gives up on it.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(follower);
+        done_tx.send(()).unwrap();
+    });
+    let returned = done_rx.recv_timeout(Follower::DROP_WAIT + DEADLINE);
+    // Let the thread go, whatever happened, so that it ends with the test; it appends its line
+    // then (the clock is asked before the entry goes in).
+    let live = buf.events();
+    HOLD.lock().unwrap().0 = false;
+    HELD.notify_all();
+    assert!(returned.is_ok(), "dropping a stuck follower did not return");
+    let entry = live.recv_timeout(DEADLINE).expect("the line, once let go");
+    assert_eq!(&entry[..], b"a line whose time is asked for\n");
 }
