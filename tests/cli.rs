@@ -70,8 +70,14 @@ impl Lines {
         Lines::read(stdout, Some(process))
     }
 
-    /// The next line; fails after the deadline.
+    /// The next line, without the time `memtail serve` gives every line of a file (see
+    /// [`untimed`]); fails after the deadline.
     fn line(&self) -> String {
+        untimed(&self.timed_line())
+    }
+
+    /// The next line as it came; fails after the deadline.
+    fn timed_line(&self) -> String {
         self.lines
             .recv_timeout(DEADLINE)
             .expect("a line within the deadline")
@@ -88,6 +94,46 @@ impl Lines {
         }
         kept
     }
+}
+
+/// A time as `memtail::render` writes it (`2026-12-04T18:42:44.539659Z`) and a space, at the
+/// start of `text`: what follows it.
+fn after_time(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 28 || bytes[26] != b'Z' || bytes[27] != b' ' {
+        return None;
+    }
+    let shape = b"dddd-dd-ddTdd:dd:dd.dddddd";
+    let fits = shape.iter().zip(bytes).all(|(&want, &got)| match want {
+        b'd' => got.is_ascii_digit(),
+        _ => got == want,
+    });
+    fits.then(|| &text[28..])
+}
+
+/// A line without the time `memtail serve` now gives each line it reads (and `memtail tail`
+/// and `/snapshot` show), at its start or after `memtail tail`'s label: these tests are about
+/// the text.
+fn untimed(line: &str) -> String {
+    if let Some(rest) = after_time(line) {
+        return rest.to_owned();
+    }
+    match line.split_once(' ') {
+        Some((label, rest)) if after_time(rest).is_some() => {
+            format!("{label} {}", after_time(rest).unwrap())
+        }
+        _ => line.to_owned(),
+    }
+}
+
+/// Each line of `text` [`untimed`], each still ended as it was.
+fn untimed_text(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(line) => untimed(line) + "\n",
+            None => untimed(line),
+        })
+        .collect()
 }
 
 /// `memtail serve ARGS --listen 127.0.0.1:0` and the address it printed.
@@ -215,7 +261,7 @@ fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
         let first_seen = loop {
             append(&log, &format!("probe {n}\n"));
             if let Ok(line) = tail.lines.recv_timeout(Duration::from_millis(200)) {
-                break line;
+                break untimed(&line);
             }
             assert!(
                 std::time::Instant::now() < deadline,
@@ -259,6 +305,7 @@ fn serve_a_file_and_read_it_over_http_and_with_memtail_tail() {
         let snapshot = get_until(&format!("{url}snapshot"), |text| {
             text.ends_with("now done\n")
         });
+        let snapshot = untimed_text(&snapshot);
         let probes: Vec<_> = snapshot
             .lines()
             .filter(|l| l.starts_with("probe "))
@@ -322,6 +369,7 @@ fn several_files_are_prefixed_with_their_names() {
         append(&a, "from a\n");
         append(&b, "from b\n");
         let snapshot = get_until(&format!("{url}snapshot"), |text| text.lines().count() == 2);
+        let snapshot = untimed_text(&snapshot);
         let mut lines: Vec<_> = snapshot.lines().collect();
         lines.sort();
         assert_eq!(
@@ -349,10 +397,13 @@ fn stdin_is_followed_when_no_file_is_given() {
         stdin.write_all(b"piped in\n").unwrap();
         stdin.flush().unwrap();
         let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
-        assert_eq!(snapshot, "piped in\n");
+        assert_eq!(untimed_text(&snapshot), "piped in\n");
         // The end of its input does not end the server: it goes on serving what it has.
         drop(stdin);
-        assert_eq!(get_until(&format!("{url}snapshot"), |_| true), "piped in\n");
+        assert_eq!(
+            untimed_text(&get_until(&format!("{url}snapshot"), |_| true)),
+            "piped in\n"
+        );
         assert!(server.try_wait().is_none(), "still serving");
     });
 }
@@ -457,7 +508,8 @@ fn lines_counts_like_tail_n_and_defaults_to_ten() {
         // `tail -n 1` on a file without a final newline prints `c`.
         let (_one, url) = serve(&[partial.to_str().unwrap(), "--lines", "1"]);
         let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
-        assert_eq!(snapshot, "c");
+        // The unfinished line is an entry of its own, shown with its time as a line.
+        assert_eq!(untimed_text(&snapshot), "c\n");
 
         let many = dir.0.join("many.log");
         let text: String = (1..=15).map(|n| format!("line {n}\n")).collect();
@@ -465,7 +517,7 @@ fn lines_counts_like_tail_n_and_defaults_to_ten() {
         let (_ten, url) = serve(&[many.to_str().unwrap()]);
         let snapshot = get_until(&format!("{url}snapshot"), |text| !text.is_empty());
         let expected: String = (6..=15).map(|n| format!("line {n}\n")).collect();
-        assert_eq!(snapshot, expected);
+        assert_eq!(untimed_text(&snapshot), expected);
     });
 }
 
@@ -488,7 +540,10 @@ fn a_fifo_is_served_without_waiting_for_a_writer_and_read_as_it_comes() {
             get_until(&format!("{url}snapshot"), |text| text.ends_with(&want));
         }
         let snapshot = get_until(&format!("{url}snapshot"), |_| true);
-        assert_eq!(snapshot, "through the pipe 0\nthrough the pipe 1\n");
+        assert_eq!(
+            untimed_text(&snapshot),
+            "through the pipe 0\nthrough the pipe 1\n"
+        );
     });
 }
 
@@ -510,7 +565,7 @@ fn a_truncation_is_noted_in_the_log() {
         append(&log, "after\n");
         let snapshot = get_until(&format!("{url}snapshot"), |text| text.contains("after"));
         assert_eq!(
-            snapshot,
+            untimed_text(&snapshot),
             "a long first line\nmemtail: file truncated\nafter\n"
         );
     });
@@ -688,24 +743,24 @@ fn tail_shows_each_entry_after_its_time_and_coloured_by_its_level() {
         let url = format!("http://{}/", server.local_addr());
         let (out, _err) = tail_process(&[&url, "--color", "always"], &[]);
         assert_eq!(
-            out.line(),
+            out.timed_line(),
             format!("\x1b[31m{} ERROR app: failed\x1b[0m", times[0])
         );
         assert_eq!(
-            out.line(),
+            out.timed_line(),
             format!("\x1b[33m{} WARN  app: slow\x1b[0m", times[1])
         );
-        assert_eq!(out.line(), format!("{} INFO  app: ok", times[2]));
+        assert_eq!(out.timed_line(), format!("{} INFO  app: ok", times[2]));
         assert_eq!(
-            out.line(),
+            out.timed_line(),
             format!("\x1b[2m{} DEBUG app: detail\x1b[0m", times[3])
         );
         assert_eq!(
-            out.line(),
+            out.timed_line(),
             "2026-12-04 10:00:00 plain, with a time of its own"
         );
         let (out, _err) = tail_process(&[&url, "--color", "never"], &[]);
-        assert_eq!(out.line(), format!("{} ERROR app: failed", times[0]));
+        assert_eq!(out.timed_line(), format!("{} ERROR app: failed", times[0]));
         assert!(server.stop(DEADLINE));
     });
 }
@@ -807,5 +862,91 @@ fn tail_stays_bounded_against_a_server_sending_one_endless_line() {
         assert_eq!(out.line(), "after");
         let rss = rss_of(pid);
         assert!(rss < 64 << 20, "memtail tail holds {rss} bytes");
+    });
+}
+
+/// A line of each common format, and whether `?level=warn` keeps it (WARN or more severe).
+const FORMATS: &[(&str, bool)] = &[
+    (
+        "2026-12-04T14:39:53.123456Z  INFO my_app: listening on 8080",
+        false,
+    ),
+    (
+        "2026-12-04T14:39:53.123456Z ERROR my_app: payment failed",
+        true,
+    ),
+    ("[2026-12-04T14:39:53Z WARN  my_app] retrying", true),
+    (
+        "2026-12-04 14:39:53,123 ERROR [exec-1] c.e.Controller - request failed",
+        true,
+    ),
+    ("\tat com.example.App.main(App.java:42)", false),
+    ("WARNING:root:disk almost full", true),
+    ("2026-12-04 14:39:53,123 - my_app - DEBUG - detail", false),
+    (
+        "2026/12/04 14:39:53 [error] 1234#0: *5 connect() failed",
+        true,
+    ),
+    ("time=2026-12-04T14:39:53.123Z level=WARN msg=slow", true),
+    (
+        "{\"time\":\"2026-12-04T14:39:53.123Z\",\"level\":\"INFO\",\"msg\":\"ok\"}",
+        false,
+    ),
+    ("E1204 14:39:53.123456       1 pod.go:42] sync failed", true),
+    ("I1204 14:39:53.123456       1 server.go:42] serving", false),
+    (
+        "<11>1 2026-12-04T14:39:53Z host app 42 - - disk failed",
+        true,
+    ),
+    ("a line with no level at all", false),
+];
+
+#[test]
+fn a_served_file_s_lines_have_levels_times_and_their_file_as_target() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("levels");
+        let (app, db) = (dir.0.join("app.log"), dir.0.join("db.log"));
+        let text: String = FORMATS
+            .iter()
+            .map(|(line, _)| format!("{line}\n"))
+            .collect();
+        append(&app, &text);
+        append(&db, "ERROR db: replica lagging\nINFO db: vacuum done\n");
+        let (_server, url) = serve(&[
+            app.to_str().unwrap(),
+            db.to_str().unwrap(),
+            "--lines",
+            "100",
+            "--no-prefix",
+            "--label",
+            "app",
+            "--label",
+            "db",
+        ]);
+        let all = FORMATS.len() + 2;
+        // Every line has the time it was read: the last five minutes are all of them.
+        let recent = get_until(&format!("{url}snapshot?last=5m"), |text| {
+            text.lines().count() == all
+        });
+        assert_eq!(recent.lines().count(), all, "{recent}");
+        // Levels, from the text of each format.
+        let mut warn: Vec<String> = untimed_text(&get_until(
+            &format!("{url}snapshot?level=warn&target=app"),
+            |_| true,
+        ))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+        warn.sort();
+        let mut expected: Vec<String> = FORMATS
+            .iter()
+            .filter(|(_, kept)| *kept)
+            .map(|(line, _)| untimed(line))
+            .collect();
+        expected.sort();
+        assert_eq!(warn, expected);
+        // Each file is a target of its own, by its label.
+        let db_errors = get_until(&format!("{url}snapshot?level=error&target=db"), |_| true);
+        assert_eq!(untimed_text(&db_errors), "ERROR db: replica lagging\n");
     });
 }

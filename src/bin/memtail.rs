@@ -73,6 +73,11 @@ struct Serve {
     /// With several files, do not put `NAME: ` before each line.
     #[arg(long)]
     no_prefix: bool,
+    /// Name the files' lines with these labels instead of the files' names, one per FILE in the
+    /// same order: `--label api --label db`. A line's label is its target, which `?target=`,
+    /// the viewer's target box and `memtail tail` select by.
+    #[arg(long = "label", value_name = "NAME")]
+    labels: Vec<String>,
     /// The most lines sent to a client at once (they are also capped at 64 KiB). A client has
     /// no queue of its own: it reads the lines the server keeps (--capacity) at its own pace, and
     /// misses (and is told about) only those dropped from memory before it read them.
@@ -235,22 +240,59 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
         check_readable(file)?;
     }
 
+    if !serve.labels.is_empty() && serve.labels.len() != files.len() {
+        return Err(fail(
+            2,
+            format!(
+                "--label was given {} time(s) for {} file(s): give one label per file, in order",
+                serve.labels.len(),
+                files.len()
+            ),
+        ));
+    }
+    if let Some(label) = serve
+        .labels
+        .iter()
+        .find(|label| label.is_empty() || label.len() > 256 || label.chars().any(char::is_control))
+    {
+        return Err(fail(
+            2,
+            format!(
+                "--label {}: a label is 1 to 256 characters, none of them control characters",
+                escape(label, false)
+            ),
+        ));
+    }
+
     let buf = LogBuffer::with_capacity(serve.capacity);
     let prefixed = files.len() > 1 && !serve.no_prefix;
     let followers: Vec<(String, Follower)> = files
         .iter()
-        .map(|file| {
+        .enumerate()
+        .map(|(at, file)| {
             let name = if is_stdin(file) {
                 "stdin".to_owned()
             } else {
                 file.display().to_string()
             };
+            // Each line gets the time it was read, the level its text shows (if any) and its
+            // file's label, so that ?level=, ?last= and ?target= answer for files too.
+            let label = serve.labels.get(at).cloned().unwrap_or_else(|| {
+                file.file_name().filter(|_| !is_stdin(file)).map_or_else(
+                    || "stdin".to_owned(),
+                    |name| name.to_string_lossy().into_owned(),
+                )
+            });
             let mut follow = Follow::new()
                 .last_lines(serve.lines)
                 .polling(serve.poll)
-                .announce(true);
+                .announce(true)
+                .levels(true)
+                .times(true)
+                .target(label);
             if prefixed {
-                follow = follow.prefix(format!("{name}: "));
+                let shown = serve.labels.get(at).unwrap_or(&name);
+                follow = follow.prefix(format!("{shown}: "));
             }
             let follower = if is_stdin(file) {
                 follow.reader(io::stdin(), &buf)

@@ -242,7 +242,7 @@ pub(super) fn parse_window(text: &str) -> Option<std::time::Duration> {
 }
 
 /// The `level` query parameter: the least severe level an answer keeps (entries with no level
-/// are always kept).
+/// are left out).
 pub(super) fn min_level(uri: &Uri) -> Result<Option<Level>, Refusal> {
     match query_param(uri, "level") {
         None => Ok(None),
@@ -256,8 +256,9 @@ pub(super) fn min_level(uri: &Uri) -> Result<Option<Level>, Refusal> {
 }
 
 /// What an answer keeps: `?level=` (that level or more severe) and `?target=` (that target or
-/// one under it: `my_app` keeps `my_app` and `my_app::db`). Entries with no level, or no target,
-/// cannot be told apart by it and are always kept.
+/// one under it: `my_app` keeps `my_app` and `my_app::db`). An entry with no level is not kept by
+/// `?level=` (as `journalctl -p` leaves out what has no priority); one with no target cannot be
+/// told apart by `?target=` and is kept.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Filter {
     level: Option<Level>,
@@ -290,7 +291,8 @@ impl Filter {
     pub(super) fn keeps(&self, entry: &Entry) -> bool {
         let level = match (self.level, entry.level()) {
             (Some(least), Some(level)) => level >= least,
-            _ => true,
+            (Some(_), None) => false,
+            (None, _) => true,
         };
         let target = match (&self.target, entry.target()) {
             // An entry whose target could not be recorded is no target's.

@@ -56,8 +56,9 @@
 //! recorded (too long, or one too many) is kept by no target.
 //!
 //! Every route but the page takes `?level=LEVEL` (`trace`, `debug`, `info`, `warn`, `error`, in
-//! any case): only entries at that level or more severe are sent, and entries with no level
-//! (written through `io::Write`, not `tracing`) always are. Any other value answers 400.
+//! any case): only entries at that level or more severe are sent. An entry with no level (text
+//! written through `io::Write` without a level, or a followed file's line whose text shows none,
+//! like a stack trace's) is not. Any other value answers 400.
 //! `missed` counts stay about every entry, filtered or not.
 //!
 //! ## Server-Sent Events

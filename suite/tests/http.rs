@@ -726,7 +726,7 @@ async fn two_hundred_followers_each_get_every_entry_or_an_exact_count() {
 }
 
 #[tokio::test]
-async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one() {
+async fn the_level_parameter_keeps_that_level_and_worse_not_entries_without_one() {
     use tracing_subscriber::fmt::format::FmtSpan;
     let buf = LogBuffer::new();
     let subscriber = tracing_subscriber::fmt()
@@ -736,7 +736,8 @@ async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one(
         .with_span_events(FmtSpan::NONE)
         .without_time()
         .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let dispatch = tracing::Dispatch::new(subscriber);
+    tracing::dispatcher::with_default(&dispatch, || {
         tracing::debug!("debug line");
         tracing::info!("info line");
         tracing::warn!("warn line");
@@ -762,7 +763,8 @@ async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one(
         .text()
         .await
         .unwrap();
-    assert_eq!(kept(&text), ["warn line", "error line", "plain line"]);
+    // An entry with no level is not kept by a level filter.
+    assert_eq!(kept(&text), ["warn line", "error line"]);
 
     let ndjson = get(&format!(
         "http://{address}/snapshot?level=WARN&format=ndjson"
@@ -780,30 +782,29 @@ async fn the_level_parameter_keeps_that_level_and_worse_and_entries_without_one(
     let levels: Vec<&serde_json::Value> = objects.iter().map(|object| &object["level"]).collect();
     assert_eq!(
         levels,
-        [
-            &serde_json::json!("WARN"),
-            &serde_json::json!("ERROR"),
-            &serde_json::Value::Null
-        ]
+        [&serde_json::json!("WARN"), &serde_json::json!("ERROR")]
     );
-    assert_eq!(objects[2]["text"], "plain line");
-    assert_eq!(objects[2]["seq"], 4);
+    assert_eq!(objects[1]["text"], "ERROR http: error line");
+    assert_eq!(objects[1]["seq"], 3);
 
     let mut events = open_events(&format!("http://{address}/events?level=error")).await;
     assert!(events.next().await.data.ends_with("error line"));
-    assert_eq!(events.next().await.data, "plain line");
+    // The plain line is not sent: the next event is one appended later.
+    buf.append(b"another plain line\n");
+    tracing::dispatcher::with_default(&dispatch, || tracing::error!("another error"));
+    assert!(events.next().await.data.ends_with("another error"));
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws?level=info"))
         .await
         .unwrap();
     let mut texts = Vec::new();
-    while texts.len() < 4 {
+    while texts.len() < 3 {
         let message = ws.next().await.unwrap().unwrap();
         texts.push(message.into_text().unwrap().as_str().to_owned());
     }
     assert_eq!(
         kept(&texts.concat()),
-        ["info line", "warn line", "error line", "plain line"]
+        ["info line", "warn line", "error line"]
     );
 
     for path in [
