@@ -20,11 +20,108 @@ use crate::{Entry, Level};
 #[derive(Debug)]
 pub(super) struct Refusal {
     status: StatusCode,
-    reason: &'static str,
+    reason: Cow<'static, str>,
 }
 
 pub(super) fn refuse(status: StatusCode, reason: &'static str) -> Refusal {
-    Refusal { status, reason }
+    Refusal {
+        status,
+        reason: Cow::Borrowed(reason),
+    }
+}
+
+/// A 400 whose reason is made for the request (it names a parameter, or says what is wrong
+/// with a pattern): one line, at most 300 bytes, control characters escaped.
+fn bad_request(reason: String) -> Refusal {
+    let mut line = String::with_capacity(reason.len());
+    for c in reason.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    if line.len() > 300 {
+        let mut end = 300;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        line.truncate(end);
+        line.push_str("...");
+    }
+    Refusal {
+        status: StatusCode::BAD_REQUEST,
+        reason: Cow::Owned(line),
+    }
+}
+
+/// The query parameters of `/snapshot`.
+pub(super) const SNAPSHOT_PARAMS: &[&str] = &[
+    "since", "last", "n", "level", "target", "grep", "exclude", "format", "token",
+];
+/// The query parameters of `/events`.
+pub(super) const EVENTS_PARAMS: &[&str] = &[
+    "since", "last", "n", "level", "target", "grep", "exclude", "format", "token",
+];
+/// The query parameters of `/ws`.
+pub(super) const WS_PARAMS: &[&str] = &[
+    "since", "last", "n", "level", "target", "grep", "exclude", "token",
+];
+
+/// 400 for a query parameter the route does not take, naming it: a misspelt `?levle=warn` would
+/// otherwise answer everything.
+pub(super) fn only_params(uri: &Uri, known: &[&str]) -> Result<(), Refusal> {
+    let Some(query) = uri.query() else {
+        return Ok(());
+    };
+    match form_urlencoded::parse(query.as_bytes()).find(|(key, _)| !known.contains(&key.as_ref())) {
+        None => Ok(()),
+        Some((key, _)) => Err(bad_request(format!(
+            "unknown parameter \"{key}\": this address takes {}",
+            known.join(", ")
+        ))),
+    }
+}
+
+/// The `n` query parameter: how many of the newest entries (of those the filters keep) an answer
+/// starts with.
+pub(super) fn count_param(uri: &Uri) -> Result<Option<usize>, Refusal> {
+    match query_param(uri, "n") {
+        None => Ok(None),
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) => Ok(Some(n as usize)),
+            Err(_) => Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "n must be a number of entries (0 to 4294967295)",
+            )),
+        },
+    }
+}
+
+/// The longest pattern `?grep=` and `?exclude=` take.
+const PATTERN_MAX: usize = 1024;
+/// The most memory one compiled pattern (and its lazy DFA) may take: a hostile pattern
+/// (`(a{1000}){1000}`) is refused, not built.
+const PATTERN_MEMORY: usize = 1 << 20;
+
+/// Compiles a `?grep=` or `?exclude=` pattern, bounded in size.
+pub(super) fn pattern(name: &str, text: &str) -> Result<regex::bytes::Regex, Refusal> {
+    if text.is_empty() || text.len() > PATTERN_MAX {
+        return Err(bad_request(format!(
+            "{name} must be a regular expression of 1 to {PATTERN_MAX} bytes"
+        )));
+    }
+    regex::bytes::RegexBuilder::new(text)
+        .size_limit(PATTERN_MEMORY)
+        .dfa_size_limit(PATTERN_MEMORY)
+        .build()
+        .map_err(|error| {
+            let error = error.to_string();
+            let last = error.lines().last().unwrap_or("").trim().to_owned();
+            bad_request(format!(
+                "{name} is not a regular expression memtail takes: {last}"
+            ))
+        })
 }
 
 impl IntoResponse for Refusal {
@@ -115,8 +212,10 @@ pub(super) fn admit_follower(
     served: &Arc<Served>,
     headers: &HeaderMap,
     uri: &Uri,
+    known: &[&str],
 ) -> Result<(FollowerGuard, Start), Refusal> {
     let host = admit(served, headers, uri)?;
+    only_params(uri, known)?;
     if headers.get_all(ORIGIN).iter().count() > 1 {
         return Err(refuse(
             StatusCode::BAD_REQUEST,
@@ -148,6 +247,18 @@ pub(super) fn admit_follower(
         }
     }
     start.filter = Filter::from_uri(uri)?;
+    if let Some(n) = count_param(uri)? {
+        // The newest `n` (of those the filters keep) from where the stream would start; a
+        // resumption still continues exactly where the client was.
+        if headers.get("last-event-id").is_none() {
+            let from = if start.report_missed { start.seq } else { 0 };
+            let replay = served.buf.since(from);
+            start.seq = start
+                .filter
+                .first_of_last(replay.entries(), n, replay.next_seq());
+            start.report_missed = true;
+        }
+    }
     let max = served.config.max_followers;
     let guard = Place::take(served, |served| &served.followers, max).ok_or(refuse(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -263,6 +374,10 @@ pub(super) fn min_level(uri: &Uri) -> Result<Option<Level>, Refusal> {
 pub(super) struct Filter {
     level: Option<Level>,
     target: Option<Arc<str>>,
+    /// `?grep=`: the entry's text matches.
+    grep: Option<regex::bytes::Regex>,
+    /// `?exclude=`: the entry's text does not match.
+    exclude: Option<regex::bytes::Regex>,
 }
 
 impl Filter {
@@ -280,12 +395,26 @@ impl Filter {
                 ))
             }
         };
-        Ok(Filter { level, target })
+        let grep = query_param(uri, "grep")
+            .map(|text| pattern("grep", &text))
+            .transpose()?;
+        let exclude = query_param(uri, "exclude")
+            .map(|text| pattern("exclude", &text))
+            .transpose()?;
+        Ok(Filter {
+            level,
+            target,
+            grep,
+            exclude,
+        })
     }
 
     /// Whether it keeps everything.
     pub(super) fn is_none(&self) -> bool {
-        self.level.is_none() && self.target.is_none()
+        self.level.is_none()
+            && self.target.is_none()
+            && self.grep.is_none()
+            && self.exclude.is_none()
     }
 
     pub(super) fn keeps(&self, entry: &Entry) -> bool {
@@ -302,7 +431,33 @@ impl Filter {
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with("::")),
             _ => true,
         };
-        level && target
+        // Patterns see the text without its line ending, so that `$` ends the line.
+        let text = entry.strip_suffix(b"\n").unwrap_or(entry);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        level
+            && target
+            && self.grep.as_ref().map_or(true, |grep| grep.is_match(text))
+            && self
+                .exclude
+                .as_ref()
+                .map_or(true, |exclude| !exclude.is_match(text))
+    }
+
+    /// The sequence number of the first of the newest `n` entries of `entries` it keeps (the
+    /// next one, `next_seq`, for `n` = 0; the first it keeps when it keeps fewer).
+    pub(super) fn first_of_last(&self, entries: &[Entry], n: usize, next_seq: u64) -> u64 {
+        let mut first = next_seq;
+        let mut kept = 0;
+        for entry in entries.iter().rev() {
+            if kept == n {
+                break;
+            }
+            if self.keeps(entry) {
+                kept += 1;
+                first = entry.seq();
+            }
+        }
+        first
     }
 }
 

@@ -61,6 +61,19 @@
 //! like a stack trace's) is not. Any other value answers 400.
 //! `missed` counts stay about every entry, filtered or not.
 //!
+//! They take `?grep=REGEX` (only entries whose text matches) and `?exclude=REGEX` (only those
+//! whose text does not), in the [`regex`](https://docs.rs/regex) crate's syntax (`(?i)` for any
+//! case), matched against the text without its line ending. A pattern is at most 1024 bytes and
+//! compiles to at most 1 MiB (a pattern that would take more answers 400, as one that is not a
+//! regular expression does).
+//!
+//! And `?n=N`: only the newest `N` of the entries the other parameters give (for `/events` and
+//! `/ws`, the backlog they start with; the live entries follow as ever). `n=0` starts with
+//! nothing but what comes next. A stream that resumes (`Last-Event-ID`) resumes where it was.
+//!
+//! A parameter a route does not take answers 400, naming it (a misspelt `?levle=warn` would
+//! otherwise answer everything); so does a parameter given a value it cannot take.
+//!
 //! ## Server-Sent Events
 //!
 //! Each entry is one event whose `id` is `INSTANCE-SEQ`: the buffer's instance, 8 hexadecimal

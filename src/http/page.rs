@@ -9,7 +9,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
-use super::guard::{admit, last_window, query_param, refuse, Filter, Place};
+use super::guard::{
+    admit, count_param, last_window, only_params, query_param, refuse, Filter, Place,
+    SNAPSHOT_PARAMS,
+};
 use super::sse::{in_buffer, since_param};
 use super::Served;
 use crate::Entry;
@@ -59,9 +62,15 @@ pub(super) async fn snapshot(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
-    if let Err(refusal) = admit(&served, &headers, &uri) {
+    if let Err(refusal) =
+        admit(&served, &headers, &uri).and_then(|_| only_params(&uri, SNAPSHOT_PARAMS))
+    {
         return refusal.into_response();
     }
+    let count = match count_param(&uri) {
+        Ok(count) => count,
+        Err(refusal) => return refusal.into_response(),
+    };
     // Without `since`, or with a position of another buffer (a restarted server): everything
     // retained, and nothing reported missed.
     let instance = served.buf.shared().instance;
@@ -100,18 +109,22 @@ pub(super) async fn snapshot(
     // The bytes and the position, read together: the retained bytes as they are, or built from
     // the entries when they are filtered, formatted, or have times to show.
     let mut omitted = 0;
-    let raw = (filter.is_none() && !ndjson)
+    let raw = (filter.is_none() && !ndjson && count.is_none())
         .then(|| served.buf.bytes_since(since.unwrap_or(0)))
         .flatten();
     let (bytes, next_seq, missed) = match raw {
         Some(raw) => raw,
         None => {
             let replay = served.buf.since(since.unwrap_or(0));
-            let kept: Vec<&Entry> = replay
+            let mut kept: Vec<&Entry> = replay
                 .entries()
                 .iter()
                 .filter(|entry| filter.keeps(entry))
                 .collect();
+            if let Some(n) = count {
+                // The newest `n` of them.
+                kept.drain(..kept.len().saturating_sub(n));
+            }
             let bytes = if ndjson {
                 // JSON makes short entries many times longer: the answer keeps the newest entries
                 // that fit in twice the capacity (and 64 KiB), and says how many older ones it

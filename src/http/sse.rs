@@ -13,7 +13,7 @@ use futures_util::stream;
 use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::guard::Filter;
-use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal};
+use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal, EVENTS_PARAMS};
 use super::pace::Coalesce;
 use super::Served;
 use crate::follower::Start as Position;
@@ -37,7 +37,7 @@ pub(super) async fn events(
             return refuse(StatusCode::BAD_REQUEST, "format must be text or json").into_response()
         }
     };
-    let (guard, start) = match admit_follower(&served, &headers, &uri) {
+    let (guard, start) = match admit_follower(&served, &headers, &uri, EVENTS_PARAMS) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 
 use super::guard::Filter;
-use super::guard::{admit_follower, refuse, FollowerGuard};
+use super::guard::{admit_follower, refuse, FollowerGuard, WS_PARAMS};
 use super::pace::Coalesce;
 use super::Served;
 use crate::{AsyncSubscription, Entry, Replay};
@@ -33,7 +33,7 @@ pub(super) async fn ws(
     uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (guard, start) = match admit_follower(&served, &headers, &uri) {
+    let (guard, start) = match admit_follower(&served, &headers, &uri, WS_PARAMS) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };

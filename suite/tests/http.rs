@@ -821,3 +821,57 @@ async fn the_level_parameter_keeps_that_level_and_worse_not_entries_without_one(
         );
     }
 }
+
+#[tokio::test]
+async fn n_grep_and_exclude_narrow_the_answer_and_unknown_parameters_are_named() {
+    let buf = LogBuffer::new();
+    for line in ["alpha one", "beta two", "gamma three", "alpha four", "delta five"] {
+        buf.append(format!("{line}\n").as_bytes());
+    }
+    let address = serve(router(buf.clone())).await;
+    let text = |path: &'static str| async move {
+        let response = get(&format!("http://{address}{path}")).await;
+        assert_eq!(response.status(), 200, "{path}");
+        response.text().await.unwrap()
+    };
+    assert_eq!(text("/snapshot?n=2").await, "alpha four\ndelta five\n");
+    assert_eq!(text("/snapshot?n=0").await, "");
+    assert_eq!(text("/snapshot?n=99").await.lines().count(), 5);
+    // The newest N of what the pattern keeps, matched without the line ending (`$`).
+    assert_eq!(
+        text("/snapshot?grep=alpha|gamma&n=2").await,
+        "gamma three\nalpha four\n"
+    );
+    assert_eq!(text("/snapshot?grep=(?i)ONE$").await, "alpha one\n");
+    assert_eq!(
+        text("/snapshot?exclude=^alpha").await,
+        "beta two\ngamma three\ndelta five\n"
+    );
+
+    // A stream starts with the newest N of the backlog, then goes on live.
+    let mut events = open_events(&format!("http://{address}/events?n=1")).await;
+    assert_eq!(events.next().await.data, "delta five");
+    buf.append(b"epsilon six\n");
+    assert_eq!(events.next().await.data, "epsilon six");
+    let mut events = open_events(&format!("http://{address}/events?n=1&grep=alpha")).await;
+    assert_eq!(events.next().await.data, "alpha four");
+    buf.append(b"not this one\n");
+    buf.append(b"alpha seven\n");
+    assert_eq!(events.next().await.data, "alpha seven");
+
+    for (path, said) in [
+        ("/snapshot?levle=warn", "unknown parameter \"levle\""),
+        ("/events?lines=2", "unknown parameter \"lines\""),
+        ("/snapshot?n=-1", "n must be a number"),
+        ("/snapshot?grep=(unclosed", "grep is not a regular expression"),
+        // Far more than the 1 MiB a pattern may compile to.
+        ("/snapshot?grep=(a{1000}){1000}", "grep is not a regular expression"),
+        ("/events?exclude=", "exclude must be a regular expression"),
+    ] {
+        let response = get(&format!("http://{address}{path}")).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let reason = response.text().await.unwrap();
+        assert!(reason.contains(said), "{path}: {reason}");
+        assert_eq!(reason.lines().count(), 1, "{path}: {reason}");
+    }
+}
