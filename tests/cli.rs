@@ -490,11 +490,13 @@ fn memtail_tail_says_the_log_started_over_when_the_server_restarts() {
             for n in 1..=new_lines {
                 append(&new_log, &format!("new-{n}\n"));
             }
-            // tail reconnects on its own: the notice, then every new line, none lost.
-            let rest = tail.lines_where(new_lines + 1, |line| !line.starts_with("probe"));
-            assert_eq!(rest[0], "-- the log started over --", "{rest:?}");
+            // tail says once that the server went, reconnects on its own, says the log started
+            // over, then prints every new line, none lost.
+            let rest = tail.lines_where(new_lines + 2, |line| !line.starts_with("probe"));
+            assert_eq!(rest[0], "-- server closed; reconnecting --", "{rest:?}");
+            assert_eq!(rest[1], "-- the log started over --", "{rest:?}");
             let expected: Vec<String> = (1..=new_lines).map(|n| format!("new-{n}")).collect();
-            assert_eq!(rest[1..], expected[..]);
+            assert_eq!(rest[2..], expected[..]);
         }
     });
 }
@@ -654,9 +656,15 @@ fn tail_fails_at_once_when_the_first_connection_fails_unless_it_retries() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
         let (_out, err) = tail_process(&["http://127.0.0.1:1/", "--retry"], &[]);
-        // It says it will try again, and does.
-        assert!(err.line().contains("reconnecting"));
-        assert!(err.line().contains("reconnecting"));
+        // It says it tries again, and does; once every few seconds at most, however often it
+        // tries.
+        for _ in 0..2 {
+            let said = err.line();
+            assert!(
+                said.contains("127.0.0.1:1") && said.ends_with("; retrying"),
+                "{said}"
+            );
+        }
     });
 }
 
@@ -710,10 +718,10 @@ fn tail_reconnects_when_a_connection_goes_silent() {
                 held.push(stream);
             }
         });
-        let (_out, err) = tail_process(&[&url], &[]);
-        let said = err.line();
-        assert!(said.contains("nothing heard for"), "{said}");
-        assert!(said.contains("reconnecting"), "{said}");
+        let (out, _err) = tail_process(&[&url], &[]);
+        let said = out.line();
+        assert!(said.starts_with("-- nothing heard for"), "{said}");
+        assert!(said.ends_with("; reconnecting --"), "{said}");
     });
 }
 
@@ -948,5 +956,102 @@ fn a_served_file_s_lines_have_levels_times_and_their_file_as_target() {
         // Each file is a target of its own, by its label.
         let db_errors = get_until(&format!("{url}snapshot?level=error&target=db"), |_| true);
         assert_eq!(untimed_text(&db_errors), "ERROR db: replica lagging\n");
+    });
+}
+
+/// `memtail tail ARGS`'s standard output without times, and whether it exited 0.
+fn tail_once(args: &[&str]) -> (Vec<String>, std::process::Output) {
+    let mut all = vec!["tail"];
+    all.extend_from_slice(args);
+    let output = run(&all);
+    let lines = String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(untimed)
+        .collect();
+    (lines, output)
+}
+
+#[test]
+fn tail_no_follow_prints_what_the_filters_keep_and_exits() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("no-follow");
+        let log = dir.0.join("app.log");
+        append(
+            &log,
+            "INFO alpha starting\nWARN bravo slow\nERROR charlie failed\nINFO delta done\n\
+             DEBUG echo detail\n",
+        );
+        let (_server, url) = serve(&[log.to_str().unwrap(), "--lines", "100"]);
+        get_until(&format!("{url}snapshot"), |text| text.lines().count() == 5);
+        let cases: [(&[&str], &[&str]); 5] = [
+            (&["-n", "2"], &["INFO delta done", "DEBUG echo detail"]),
+            (&["--level", "error"], &["ERROR charlie failed"]),
+            (
+                &["--grep", "alpha|charlie"],
+                &["INFO alpha starting", "ERROR charlie failed"],
+            ),
+            (
+                &["--since", "5m", "--exclude", "(?i)info|debug"],
+                &["WARN bravo slow", "ERROR charlie failed"],
+            ),
+            (&["--level", "WARN", "-n", "1"], &["ERROR charlie failed"]),
+        ];
+        for (args, expected) in cases {
+            let mut all = vec!["--no-follow"];
+            all.extend_from_slice(args);
+            all.push(&url);
+            let (lines, output) = tail_once(&all);
+            assert!(output.status.success(), "{args:?}: {output:?}");
+            assert_eq!(lines, expected, "{args:?}");
+        }
+        // JSON: one object per line, every field named, `null` for none.
+        let (lines, output) = tail_once(&["--no-follow", "-o", "json", "-n", "1", &url]);
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let object = &lines[0];
+        assert!(object.starts_with("{\"seq\":4,\"time\":\"20"), "{object}");
+        assert!(
+            object.ends_with(
+                "\"level\":\"DEBUG\",\"target\":\"app.log\",\"text\":\"DEBUG echo detail\"}"
+            ),
+            "{object}"
+        );
+        // Mistakes are said before connecting, in one line, with exit code 2.
+        for args in [
+            &["--grep", "(unclosed"][..],
+            &["--since", "yesterday"],
+            &["--level", "loud"],
+        ] {
+            let mut all = vec!["--no-follow"];
+            all.extend_from_slice(args);
+            all.push(&url);
+            let (lines, output) = tail_once(&all);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+            assert!(lines.is_empty());
+            let said = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
+        }
+    });
+}
+
+#[test]
+fn tail_follows_with_the_server_filtering_and_says_calmly_when_the_server_goes() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("filtered-follow");
+        let log = dir.0.join("app.log");
+        append(&log, "ERROR first failure\nINFO fine\n");
+        let (server, url) = serve(&[log.to_str().unwrap(), "--lines", "100"]);
+        get_until(&format!("{url}snapshot"), |text| text.lines().count() == 2);
+        let (out, _err) = tail_process(&["-n", "1", "--level", "error", &url], &[]);
+        assert_eq!(out.line(), "ERROR first failure");
+        append(
+            &log,
+            "INFO not shown\nWARN not shown either\nERROR second failure\n",
+        );
+        assert_eq!(out.line(), "ERROR second failure");
+        // The server goes away: one calm line, not the transport's words.
+        drop(server);
+        assert_eq!(out.line(), "-- server closed; reconnecting --");
     });
 }

@@ -24,7 +24,8 @@ use memtail::LogBuffer;
     name = "memtail",
     version,
     about = "Recent logs in memory, live: follow files and serve them to a browser, or follow a memtail server",
-    propagate_version = true
+    propagate_version = true,
+    after_help = EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,8 +38,25 @@ enum Command {
     /// a viewer page at /, /snapshot, /events (Server-Sent Events) and /ws.
     Serve(Serve),
     /// Follow memtail servers' event streams and print them, reconnecting where they left off.
+    #[command(after_help = TAIL_EXAMPLES)]
     Tail(Tail),
 }
+
+const EXAMPLES: &str = "\
+Examples:
+  memtail serve /var/log/app.log                 follow a file, view it at http://127.0.0.1:8080/
+  memtail serve --label api api.log --label db db.log
+  memtail tail http://127.0.0.1:8080/            follow it from another terminal
+  memtail tail -n 20 --level warn http://127.0.0.1:8080/
+  memtail tail --no-follow --since 5m -o json http://127.0.0.1:8080/";
+
+const TAIL_EXAMPLES: &str = "\
+Examples:
+  memtail tail -n 20 URL                         the newest 20 entries, then follow
+  memtail tail --level error URL                 only errors (the server filters)
+  memtail tail --grep 'timeout|refused' --exclude healthz URL
+  memtail tail --since 5m --no-follow URL        the last five minutes, then exit
+  memtail tail -o json --target db URL           one JSON object per line: seq, time, level, target, text";
 
 #[derive(Args, Debug)]
 struct Serve {
@@ -92,9 +110,35 @@ struct Tail {
     /// than one, their lines are merged as they arrive, each after a label naming its server.
     #[arg(value_name = "URL", required = true)]
     urls: Vec<String>,
-    /// Start at this sequence number instead of with what the server retains.
-    #[arg(long, value_name = "SEQ")]
-    since: Option<u64>,
+    /// Start with the newest N entries the server retains (of those the filters keep), then
+    /// follow. `-n 0`: only what comes next.
+    #[arg(short = 'n', long = "lines", value_name = "N")]
+    lines: Option<u32>,
+    /// Only entries at this level or more severe (entries with no level are left out).
+    #[arg(long, value_name = "LEVEL", value_enum, ignore_case = true)]
+    level: Option<LevelArg>,
+    /// Only entries of this target and those under it: with `memtail serve`, a file's name or
+    /// --label; in a program, a tracing or log target like my_app::db.
+    #[arg(long, value_name = "TARGET")]
+    target: Option<String>,
+    /// Only entries whose text matches this regular expression (the regex crate's syntax;
+    /// `(?i)` for any case): `--grep 'timeout|refused'`. The server does the matching.
+    #[arg(long, value_name = "REGEX")]
+    grep: Option<String>,
+    /// Leave out entries whose text matches this regular expression.
+    #[arg(long, value_name = "REGEX")]
+    exclude: Option<String>,
+    /// Start with the entries of the last DURATION (`90s`, `5m`, `2h`, `1d`), or at the entry
+    /// with this sequence number (a bare number), instead of with all the server retains.
+    #[arg(long, value_name = "DURATION|SEQ", value_parser = parse_since)]
+    since: Option<Since>,
+    /// How entries are printed: `short` (the time, then the text, coloured by level) or `json`
+    /// (one object per line: seq, time, level, target, text; and server, with several).
+    #[arg(short = 'o', long = "output", value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Short)]
+    output: OutputFormat,
+    /// Print what the server retains (and the filters keep), then exit, instead of following.
+    #[arg(long)]
+    no_follow: bool,
     /// Print control characters as they are (by default escape sequences and other control
     /// characters from the log are shown escaped, like \x1b]0;title\x07 or \r, so that a log
     /// line cannot retitle, recolour or rewrite your terminal; colours follow --color).
@@ -119,6 +163,81 @@ struct Tail {
     /// Trust the certificates in this PEM file for https, besides the system's.
     #[arg(long, value_name = "FILE")]
     cacert: Option<PathBuf>,
+}
+
+/// `memtail tail --level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LevelArg {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LevelArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            LevelArg::Trace => "trace",
+            LevelArg::Debug => "debug",
+            LevelArg::Info => "info",
+            LevelArg::Warn => "warn",
+            LevelArg::Error => "error",
+        }
+    }
+}
+
+/// `memtail tail -o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Short,
+    Json,
+}
+
+/// `memtail tail --since`: a sequence number, or a window of time as the server takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Since {
+    Seq(u64),
+    /// Sent as `?last=`.
+    Window(String),
+}
+
+fn parse_since(text: &str) -> Result<Since, String> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Since::Seq)
+            .map_err(|_| "a sequence number too large".to_owned());
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let fits = !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && number.len() <= 9
+        && matches!(unit, "s" | "m" | "h" | "d");
+    if fits {
+        Ok(Since::Window(text.to_owned()))
+    } else {
+        Err("expected a duration like 90s, 5m, 2h or 1d, or a sequence number".to_owned())
+    }
+}
+
+/// Checks a `--grep` or `--exclude` pattern here, with the server's bounds, so that a mistake
+/// is said before connecting.
+fn check_pattern(flag: &str, pattern: &str) -> Result<(), Failure> {
+    if pattern.is_empty() || pattern.len() > 1024 {
+        return Err(fail(2, format!("{flag}: a pattern is 1 to 1024 bytes")));
+    }
+    regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map(|_| ())
+        .map_err(|error| {
+            let error = error.to_string();
+            let last = error.lines().last().unwrap_or("").trim().to_owned();
+            fail(2, format!("{flag} {pattern:?}: {last}"))
+        })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -411,6 +530,41 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
     if tail.token.as_deref() == Some("") {
         return Err(fail(2, "--token (or MEMTAIL_TOKEN) must not be empty"));
     }
+    for (flag, pattern) in [("--grep", &tail.grep), ("--exclude", &tail.exclude)] {
+        if let Some(pattern) = pattern {
+            check_pattern(flag, pattern)?;
+        }
+    }
+    if tail
+        .target
+        .as_deref()
+        .is_some_and(|target| target.is_empty() || target.len() > 256)
+    {
+        return Err(fail(2, "--target: a target is 1 to 256 bytes"));
+    }
+    // What the server keeps, asked on every connection; and where the first one starts.
+    let mut filters: Vec<(&'static str, String)> = Vec::new();
+    if let Some(level) = tail.level {
+        filters.push(("level", level.as_str().to_owned()));
+    }
+    for (name, value) in [
+        ("target", &tail.target),
+        ("grep", &tail.grep),
+        ("exclude", &tail.exclude),
+    ] {
+        if let Some(value) = value {
+            filters.push((name, value.clone()));
+        }
+    }
+    let mut start: Vec<(&'static str, String)> = Vec::new();
+    match &tail.since {
+        Some(Since::Seq(seq)) => start.push(("since", seq.to_string())),
+        Some(Since::Window(window)) => start.push(("last", window.clone())),
+        None => {}
+    }
+    if let Some(lines) = tail.lines {
+        start.push(("n", lines.to_string()));
+    }
     let mut client = reqwest::Client::builder();
     if let Some(path) = &tail.cacert {
         let pem = std::fs::read(path)
@@ -436,13 +590,35 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
         }
     };
     let labels = (urls.len() > 1).then(|| labels(&urls));
+    let stdout = io::stdout();
+    let mut out = Output {
+        out: io::BufWriter::new(stdout.lock()),
+        raw: tail.raw,
+        colors: colors && tail.output == OutputFormat::Short,
+        labels,
+        json: tail.output == OutputFormat::Json,
+    };
+    if tail.no_follow {
+        let query: Vec<(&str, String)> = filters.iter().chain(&start).cloned().collect();
+        for (source, url) in urls.iter().enumerate() {
+            let entries = snapshot(&client, url, &query, tail.token.as_deref()).await?;
+            for entry in &entries {
+                if out.entry(source, entry).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        let _ = out.out.flush();
+        return Ok(());
+    }
     let (sender, mut received) = tokio::sync::mpsc::channel(1024);
     for (source, url) in urls.into_iter().enumerate() {
         let follow = Source {
             client: client.clone(),
             url,
             source,
-            since: tail.since,
+            filters: filters.clone(),
+            start: start.clone(),
             token: tail.token.clone(),
             retry: tail.retry,
             out: sender.clone(),
@@ -450,13 +626,6 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
         tokio::spawn(follow.run());
     }
     drop(sender);
-    let stdout = io::stdout();
-    let mut out = Output {
-        out: io::BufWriter::new(stdout.lock()),
-        raw: tail.raw,
-        colors,
-        labels,
-    };
     while let Some(first) = received.recv().await {
         let mut next = Some(first);
         while let Some(message) = next {
@@ -465,6 +634,14 @@ async fn run_tail(tail: Tail) -> Result<(), Failure> {
                 Message::Entry(source, entry) => out.entry(source, &entry),
                 Message::Missed(source, count) => out.missed(source, count),
                 Message::Restarted(source) => out.restarted(source),
+                Message::Closed(source) => out.notice(source, "server closed; reconnecting"),
+                Message::Silent(source, silence) => out.notice(
+                    source,
+                    &format!(
+                        "nothing heard for {:.0}s; reconnecting",
+                        silence.as_secs_f64()
+                    ),
+                ),
             };
             if written.is_err() {
                 // Standard output is gone (`memtail tail ... | head`): stop quietly.
@@ -484,6 +661,10 @@ enum Message {
     Entry(usize, Shown),
     Missed(usize, u64),
     Restarted(usize),
+    /// A stream that was up ended: the server went away, or the network.
+    Closed(usize),
+    /// A stream that was up heard nothing, not even a heartbeat, for this long.
+    Silent(usize, Duration),
     /// The first connection failed (without `--retry`), or the server refused: exit.
     Fatal(Failure),
 }
@@ -493,7 +674,11 @@ struct Source {
     client: reqwest::Client,
     url: reqwest::Url,
     source: usize,
-    since: Option<u64>,
+    /// Query parameters sent on every connection (`level`, `target`, `grep`, `exclude`).
+    filters: Vec<(&'static str, String)>,
+    /// Where the first connection starts (`since`, `last`, `n`); a reconnection resumes after
+    /// the last entry printed instead.
+    start: Vec<(&'static str, String)>,
     token: Option<String>,
     retry: bool,
     out: tokio::sync::mpsc::Sender<Message>,
@@ -509,16 +694,18 @@ impl Source {
         let mut connected_once = false;
         let mut delay = Duration::from_millis(250);
         let mut said_bad_id = false;
+        // When a failed attempt was last said: at most one line every few seconds.
+        let mut last_said: Option<std::time::Instant> = None;
         loop {
             let mut request = self
                 .client
                 .get(self.url.clone())
                 .query(&[("format", "json")])
+                .query(&self.filters)
                 .header("accept", "text/event-stream");
-            match (&last, self.since) {
-                (Some(last), _) => request = request.header("last-event-id", last.as_str()),
-                (None, Some(since)) => request = request.query(&[("since", since)]),
-                (None, None) => {}
+            match &last {
+                Some(last) => request = request.header("last-event-id", last.as_str()),
+                None => request = request.query(&self.start),
             }
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
@@ -531,14 +718,20 @@ impl Source {
                         .read_events(response, &mut last, &mut said_bad_id)
                         .await;
                     delay = next_delay(delay, since.elapsed());
-                    match read {
-                        Ok(()) => "the server closed the stream".to_owned(),
+                    // One calm line, whatever the transport said (a server stopped mid-chunk
+                    // is "unexpected EOF during chunk size line" to it).
+                    let closed = match read {
                         Err(ReadError::Output) => return,
-                        Err(ReadError::Network(error)) => root_cause(&error),
-                        Err(ReadError::Silent(silence)) => {
-                            format!("nothing heard for {:.0}s", silence.as_secs_f64())
-                        }
+                        Ok(()) | Err(ReadError::Network) => Message::Closed(self.source),
+                        Err(ReadError::Silent(silence)) => Message::Silent(self.source, silence),
+                    };
+                    if self.out.send(closed).await.is_err() {
+                        return;
                     }
+                    last_said = None;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_DELAY);
+                    continue;
                 }
                 Ok(mut response) => {
                     let status = response.status();
@@ -570,11 +763,11 @@ impl Source {
                     message
                 }
             };
-            eprintln!(
-                "memtail: {}; reconnecting in {:.1}s",
-                escape(&lost, false),
-                delay.as_secs_f64()
-            );
+            let now = std::time::Instant::now();
+            if last_said.map_or(true, |said| now.duration_since(said) >= SAY_EVERY) {
+                last_said = Some(now);
+                eprintln!("memtail: {}; retrying", escape(&lost, false));
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
@@ -596,7 +789,7 @@ impl Source {
             let chunk = match tokio::time::timeout(silence, response.chunk()).await {
                 Ok(Ok(Some(chunk))) => chunk,
                 Ok(Ok(None)) => return Ok(()),
-                Ok(Err(error)) => return Err(ReadError::Network(error)),
+                Ok(Err(_)) => return Err(ReadError::Network),
                 Err(_) => return Err(ReadError::Silent(silence)),
             };
             for event in parser.push(&chunk) {
@@ -625,21 +818,7 @@ impl Source {
                             Some(_) => {}
                         }
                         let cut = event.cut;
-                        let entry = match json_string(&event.data, "text") {
-                            Some(text) => Shown {
-                                time: json_string(&event.data, "time"),
-                                level: json_string(&event.data, "level"),
-                                text,
-                                cut,
-                            },
-                            None => Shown {
-                                text: event.data,
-                                time: None,
-                                level: None,
-                                cut,
-                            },
-                        };
-                        Message::Entry(self.source, entry)
+                        Message::Entry(self.source, shown_from_json(event.data, cut))
                     }
                     _ => continue,
                 };
@@ -700,12 +879,17 @@ fn labels(urls: &[reqwest::Url]) -> Vec<String> {
 /// An entry as the server sent it, to be shown.
 struct Shown {
     text: String,
+    seq: Option<u64>,
+    target: Option<String>,
     /// RFC 3339, as the server renders times.
     time: Option<String>,
     level: Option<String>,
     /// Longer than `memtail tail` keeps: the rest was not kept.
     cut: bool,
 }
+
+/// How often, at most, a failed attempt to reach a server is said.
+const SAY_EVERY: Duration = Duration::from_secs(5);
 
 /// The longest wait between two connections to a server.
 const MAX_DELAY: Duration = Duration::from_secs(5);
@@ -788,7 +972,8 @@ fn root_cause(error: &dyn std::error::Error) -> String {
 enum ReadError {
     /// The printer is gone: stop quietly.
     Output,
-    Network(reqwest::Error),
+    /// The connection broke (the server stopped mid-stream, the network went away).
+    Network,
     /// Nothing came, not even a heartbeat, for this long.
     Silent(Duration),
 }
@@ -802,6 +987,8 @@ struct Output<W: Write> {
     colors: bool,
     /// One label per server when there are several.
     labels: Option<Vec<String>>,
+    /// `-o json`: one object per entry; notices go to standard error.
+    json: bool,
 }
 
 impl<W: Write> Output<W> {
@@ -834,6 +1021,9 @@ impl<W: Write> Output<W> {
     }
 
     fn print_entry(&mut self, source: usize, entry: &Shown) -> io::Result<()> {
+        if self.json {
+            return self.print_json(source, entry);
+        }
         let mut text = String::new();
         if let Some(time) = &entry.time {
             if !memtail::render::starts_with_time(entry.text.as_bytes()) {
@@ -862,13 +1052,162 @@ impl<W: Write> Output<W> {
         Ok(())
     }
 
+    /// `{"seq":N,"time":"...","level":"WARN","target":"...","text":"..."}` (and `"server"` with
+    /// several), `null` for what the entry has not; the text as it is (JSON escapes every
+    /// control character), without its final line break.
+    fn print_json(&mut self, source: usize, entry: &Shown) -> io::Result<()> {
+        let string = |value: Option<&str>| value.map_or_else(|| "null".to_owned(), json_quote);
+        let seq = entry
+            .seq
+            .map_or_else(|| "null".to_owned(), |seq| seq.to_string());
+        let text = entry.text.strip_suffix('\n').unwrap_or(&entry.text);
+        let mut line = format!(
+            "{{\"seq\":{seq},\"time\":{},\"level\":{},\"target\":{},\"text\":{}",
+            string(entry.time.as_deref()),
+            string(entry.level.as_deref()),
+            string(entry.target.as_deref()),
+            json_quote(text)
+        );
+        if let Some(labels) = &self.labels {
+            line.push_str(&format!(",\"server\":{}", json_quote(&labels[source])));
+        }
+        line.push('}');
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")
+    }
+
+    /// A notice about the stream, `-- like this --`: among the lines, or on standard error
+    /// with `-o json` (standard output stays one object per line).
+    fn notice(&mut self, source: usize, text: &str) -> io::Result<()> {
+        if self.json {
+            let label = self
+                .labels
+                .as_ref()
+                .map(|labels| format!("{}: ", labels[source]))
+                .unwrap_or_default();
+            eprintln!("memtail: {label}{text}");
+            return Ok(());
+        }
+        self.line(source, &format!("-- {text} --"))
+    }
+
     fn missed(&mut self, source: usize, count: u64) -> io::Result<()> {
-        self.line(source, &format!("-- {count} entries missed --"))
+        self.notice(source, &format!("{count} entries missed"))
     }
 
     fn restarted(&mut self, source: usize) -> io::Result<()> {
-        self.line(source, "-- the log started over --")
+        self.notice(source, "the log started over")
     }
+}
+
+/// `text` as a JSON string, quoted, with every control character escaped.
+fn json_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// The number `key` of a JSON object as the server sends each entry (`"seq":42`).
+fn json_number(data: &str, key: &str) -> Option<u64> {
+    let pattern = format!("\"{key}\":");
+    let at = data.find(&pattern)? + pattern.len();
+    let digits: String = data[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+/// An entry from one line of `/snapshot?format=ndjson` or one `/events?format=json` event.
+fn shown_from_json(data: String, cut: bool) -> Shown {
+    match json_string(&data, "text") {
+        Some(text) => Shown {
+            seq: json_number(&data, "seq"),
+            time: json_string(&data, "time"),
+            level: json_string(&data, "level"),
+            target: json_string(&data, "target"),
+            text,
+            cut,
+        },
+        None => Shown {
+            text: data,
+            seq: None,
+            time: None,
+            level: None,
+            target: None,
+            cut,
+        },
+    }
+}
+
+/// The most of a snapshot `memtail tail --no-follow` reads from one server.
+const MAX_SNAPSHOT: usize = 256 << 20;
+
+/// `--no-follow`: what the server at `events` (its `/events` address) retains and `query`
+/// keeps, from its `/snapshot` as NDJSON.
+async fn snapshot(
+    client: &reqwest::Client,
+    events: &reqwest::Url,
+    query: &[(&str, String)],
+    token: Option<&str>,
+) -> Result<Vec<Shown>, Failure> {
+    let mut url = events.clone();
+    let path = url.path().strip_suffix("/events").unwrap_or("").to_owned();
+    url.set_path(&format!("{path}/snapshot"));
+    let shown = redacted(&url);
+    let mut request = client.get(url).query(&[("format", "ndjson")]).query(query);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|error| fail(1, format!("{shown}: {}", root_cause(&error))))?;
+    let mut body = Vec::new();
+    let mut cut = false;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_SNAPSHOT.saturating_sub(body.len());
+                cut |= chunk.len() > room;
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if cut {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(error) => return Err(fail(1, format!("{shown}: {}", root_cause(&error)))),
+        }
+    }
+    let status = response.status();
+    if !status.is_success() {
+        let body = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+        let reason = body.lines().next().unwrap_or("").trim().to_owned();
+        return Err(fail(1, format!("{shown}: {status} {reason}")));
+    }
+    if cut {
+        eprintln!(
+            "memtail: {shown}: only the first {} MiB were read",
+            MAX_SNAPSHOT >> 20
+        );
+    }
+    Ok(String::from_utf8_lossy(&body)
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| shown_from_json(line.to_owned(), false))
+        .collect())
 }
 
 /// The `/events` address of a server given as its base address or as the events address.

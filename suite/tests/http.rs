@@ -825,7 +825,13 @@ async fn the_level_parameter_keeps_that_level_and_worse_not_entries_without_one(
 #[tokio::test]
 async fn n_grep_and_exclude_narrow_the_answer_and_unknown_parameters_are_named() {
     let buf = LogBuffer::new();
-    for line in ["alpha one", "beta two", "gamma three", "alpha four", "delta five"] {
+    for line in [
+        "alpha one",
+        "beta two",
+        "gamma three",
+        "alpha four",
+        "delta five",
+    ] {
         buf.append(format!("{line}\n").as_bytes());
     }
     let address = serve(router(buf.clone())).await;
@@ -863,9 +869,15 @@ async fn n_grep_and_exclude_narrow_the_answer_and_unknown_parameters_are_named()
         ("/snapshot?levle=warn", "unknown parameter \"levle\""),
         ("/events?lines=2", "unknown parameter \"lines\""),
         ("/snapshot?n=-1", "n must be a number"),
-        ("/snapshot?grep=(unclosed", "grep is not a regular expression"),
+        (
+            "/snapshot?grep=(unclosed",
+            "grep is not a regular expression",
+        ),
         // Far more than the 1 MiB a pattern may compile to.
-        ("/snapshot?grep=(a{1000}){1000}", "grep is not a regular expression"),
+        (
+            "/snapshot?grep=(a{1000}){1000}",
+            "grep is not a regular expression",
+        ),
         ("/events?exclude=", "exclude must be a regular expression"),
     ] {
         let response = get(&format!("http://{address}{path}")).await;
