@@ -1055,3 +1055,46 @@ fn tail_follows_with_the_server_filtering_and_says_calmly_when_the_server_goes()
         assert_eq!(out.line(), "-- server closed; reconnecting --");
     });
 }
+
+#[test]
+fn serve_stops_gracefully_on_sigterm_and_sigint() {
+    with_deadline(TEST_DEADLINE, || {
+        let dir = Dir::new("signals");
+        let log = dir.0.join("app.log");
+        append(&log, "a line\n");
+        for signal in ["TERM", "INT"] {
+            let mut process = Process::spawn(
+                Command::new(MEMTAIL)
+                    .args(["serve", log.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped()),
+            );
+            let output = Lines::read(process.stdout().unwrap(), None);
+            let url = served_url(&output.line());
+            // The viewer's title names the file.
+            let mut page = String::new();
+            get(&url).read_to_string(&mut page).unwrap();
+            assert!(
+                page.contains("<title>app.log \u{b7} memtail</title>"),
+                "{signal}"
+            );
+            let events = follow(&format!("{url}events"));
+            let first = events.lines_where(1, |line| line.starts_with("data: a line"));
+            assert_eq!(first.len(), 1);
+            let asked = Instant::now();
+            let status = Command::new("kill")
+                .args([&format!("-{signal}"), &process.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            // The stream's last event says why; then the stream and the process end, cleanly.
+            let said = events.lines_where(1, |line| {
+                line.starts_with("event: ") && line != "event: heartbeat"
+            });
+            assert_eq!(said, ["event: shutdown"], "{signal}");
+            let status = process.wait(DEADLINE);
+            println!("SIG{signal}: exited {status} after {:?}", asked.elapsed());
+            assert!(status.success(), "SIG{signal}: {status}");
+        }
+    });
+}

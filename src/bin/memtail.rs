@@ -383,6 +383,19 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
         ));
     }
 
+    // Each file's label: given, or its name.
+    let labels: Vec<String> = files
+        .iter()
+        .enumerate()
+        .map(|(at, file)| {
+            serve.labels.get(at).cloned().unwrap_or_else(|| {
+                file.file_name().filter(|_| !is_stdin(file)).map_or_else(
+                    || "stdin".to_owned(),
+                    |name| name.to_string_lossy().into_owned(),
+                )
+            })
+        })
+        .collect();
     let buf = LogBuffer::with_capacity(serve.capacity);
     let prefixed = files.len() > 1 && !serve.no_prefix;
     let followers: Vec<(String, Follower)> = files
@@ -396,12 +409,7 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
             };
             // Each line gets the time it was read, the level its text shows (if any) and its
             // file's label, so that ?level=, ?last= and ?target= answer for files too.
-            let label = serve.labels.get(at).cloned().unwrap_or_else(|| {
-                file.file_name().filter(|_| !is_stdin(file)).map_or_else(
-                    || "stdin".to_owned(),
-                    |name| name.to_string_lossy().into_owned(),
-                )
-            });
+            let label = labels[at].clone();
             let mut follow = Follow::new()
                 .last_lines(serve.lines)
                 .polling(serve.poll)
@@ -434,6 +442,7 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
     }
 
     let mut config = Config::new()
+        .title(labels.join(", "))
         .follower_batch(serve.batch as usize)
         .allowed_origins(serve.allow_origins)
         .allowed_hosts(serve.allow_hosts.iter().cloned());
@@ -460,11 +469,29 @@ async fn run_serve(serve: Serve) -> Result<(), Failure> {
 
     tokio::spawn(report_errors(followers));
     // With the connection limits (header and idle timeouts, a cap on connections) and
-    // TCP_NODELAY on every connection.
+    // TCP_NODELAY on every connection; until SIGINT (Ctrl-C) or SIGTERM, then gracefully:
+    // streams end with a final event, and the process exits 0.
     config
         .serve(buf, listener)
+        .with_graceful_shutdown(stop_signal())
         .await
         .map_err(|error| fail(1, format!("serving: {error}")))
+}
+
+/// Returns when the process is asked to stop: SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn is_stdin(file: &std::path::Path) -> bool {

@@ -217,7 +217,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 
-pub use serve::Server;
+pub use serve::{Serve, Server, SHUTDOWN_GRACE};
 
 use crate::builder::check_subscriber_capacity;
 use crate::LogBuffer;
@@ -284,6 +284,11 @@ pub struct Config {
     idle_timeout: Duration,
     max_connections: usize,
     max_snapshots: usize,
+    /// What the viewer's title names.
+    title: Option<String>,
+    /// Told when a graceful shutdown begins, by this config and its clones: their routers' streams
+    /// end with a final event.
+    shutdown: serve::Shutdown,
 }
 
 impl Config {
@@ -319,7 +324,31 @@ impl Config {
             idle_timeout: Config::DEFAULT_IDLE_TIMEOUT,
             max_connections: Config::DEFAULT_MAX_CONNECTIONS,
             max_snapshots: Config::DEFAULT_MAX_SNAPSHOTS,
+            title: None,
+            shutdown: serve::Shutdown::new(),
         }
+    }
+
+    /// What is served, named in the viewer's title (`NAME · memtail`): the application's name,
+    /// say, or the files `memtail serve` follows. Control characters are left out, and the
+    /// name is cut at 200 characters; it is inserted as text, never as HTML.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let app: axum::Router = memtail::http::Config::new()
+    ///     .title("billing-api")
+    ///     .router(memtail::LogBuffer::new());
+    /// ```
+    pub fn title(mut self, name: impl Into<String>) -> Config {
+        let name: String = name
+            .into()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        self.title = (!name.trim().is_empty()).then_some(name);
+        self
     }
 
     /// Host names (as in the `Host` header, without the port) accepted besides the loopback ones,
@@ -451,6 +480,7 @@ impl Config {
         S: Clone + Send + Sync + 'static,
     {
         let served = Arc::new(Served {
+            page: page::with_title(self.title.as_deref()),
             buf,
             config: self,
             followers: AtomicUsize::new(0),
@@ -492,6 +522,8 @@ impl fmt::Debug for Config {
 
 /// What every route's handler shares.
 struct Served {
+    /// The viewer, with its title.
+    page: bytes::Bytes,
     buf: LogBuffer,
     config: Config,
     /// Streams open now.

@@ -20,6 +20,30 @@ use crate::Entry;
 /// The viewer: one self-contained page, its script and style inline.
 const PAGE: &str = include_str!("viewer.html");
 
+/// The viewer with `title` (`NAME · memtail`) in its `<title>`, HTML-escaped; the page as it is
+/// without one.
+pub(super) fn with_title(title: Option<&str>) -> Bytes {
+    let Some(title) = title else {
+        return Bytes::from_static(PAGE.as_bytes());
+    };
+    let mut escaped = String::with_capacity(title.len());
+    for c in title.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    Bytes::from(PAGE.replacen(
+        "<title>memtail</title>",
+        &format!("<title>{escaped} \u{b7} memtail</title>"),
+        1,
+    ))
+}
+
 /// No images, frames, plugins or outside connections: even a log line that did reach the page
 /// as markup could not load or send anything.
 const POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
@@ -52,7 +76,7 @@ pub(super) async fn page(
             (CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         [NOSNIFF],
-        PAGE,
+        served.page.clone(),
     )
         .into_response()
 }

@@ -30,6 +30,129 @@ use crate::LogBuffer;
 /// descriptors or memory, say), instead of retrying at once in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a graceful shutdown waits for open connections to finish (a client that does not
+/// read its final event, say) before it closes them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Tells the streams of a config's routers that a graceful shutdown began: shared by a
+/// [`Config`] and its clones.
+#[derive(Clone, Debug)]
+pub(super) struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Shutdown {
+    pub(super) fn new() -> Shutdown {
+        Shutdown(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    fn begin(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// What a stream waits on: [`begun`] returns once the shutdown began (at once if it has).
+    pub(super) fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
+
+/// Returns once the shutdown `watch` tells of began (at once if it had), never otherwise.
+pub(super) async fn begun(watch: &mut tokio::sync::watch::Receiver<bool>) {
+    if watch.wait_for(|begun| *begun).await.is_err() {
+        // Every config that could begin it is gone: it never will.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The server [`Config::serve`] and [`Config::serve_app`] make: await it to serve (until an
+/// error that is not about one connection), or first give it a signal to stop at with
+/// [`with_graceful_shutdown`](Serve::with_graceful_shutdown).
+#[must_use = "a Serve does nothing until it is awaited"]
+pub struct Serve {
+    parts: Option<Parts>,
+    running: Option<Pin<Box<dyn Future<Output = io::Result<()>> + Send>>>,
+}
+
+struct Parts {
+    limits: Limits,
+    listener: TcpListener,
+    app: Router,
+    shutdown: Shutdown,
+    signal: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl Serve {
+    fn new(limits: Limits, listener: TcpListener, app: Router, shutdown: Shutdown) -> Serve {
+        Serve {
+            parts: Some(Parts {
+                limits,
+                listener,
+                app,
+                shutdown,
+                signal: Box::pin(std::future::pending()),
+            }),
+            running: None,
+        }
+    }
+
+    /// Serves until `signal` completes, then shuts down gracefully, as
+    /// `axum::serve(..).with_graceful_shutdown(..)` does: it stops accepting connections, ends
+    /// every stream of the routers made from this config (and its clones) with a final event
+    /// (`event: shutdown` on `/events`, a close frame with code 1001 on `/ws`), lets answers
+    /// under way finish, and returns `Ok(())` once every connection is closed, or after
+    /// [`SHUTDOWN_GRACE`] (5 s), closing those left (a client that does not read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let buf = memtail::LogBuffer::new();
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let server = tokio::spawn(
+    ///     memtail::http::Config::new()
+    ///         .serve(buf, listener)
+    ///         .with_graceful_shutdown(async { let _ = stopped.await; }),
+    /// );
+    /// // ... later, on Ctrl-C (`tokio::signal::ctrl_c()`), say:
+    /// stop.send(()).unwrap();
+    /// server.await.unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_graceful_shutdown<F>(mut self, signal: F) -> Serve
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(parts) = &mut self.parts {
+            parts.signal = Box::pin(signal);
+        }
+        self
+    }
+}
+
+impl Future for Serve {
+    type Output = io::Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(parts) = this.parts.take() {
+            this.running = Some(Box::pin(serve_with(parts)));
+        }
+        match &mut this.running {
+            Some(running) => running.as_mut().poll(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("started", &self.running.is_some())
+            .finish()
+    }
+}
+
 impl Config {
     /// How long a client has to send a request's line and headers, by default.
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,11 +232,7 @@ impl Config {
     /// None at present: it serves until it is dropped. An accept error that is about one
     /// connection is skipped; any other (out of file descriptors, say) makes it rest 100 ms and
     /// accept again. The `Result` leaves room for errors a later version may report.
-    pub fn serve(
-        mut self,
-        buf: LogBuffer,
-        listener: TcpListener,
-    ) -> impl Future<Output = io::Result<()>> + Send {
+    pub fn serve(mut self, buf: LogBuffer, listener: TcpListener) -> Serve {
         let limits = Limits::of(&self);
         // Streams must show life more often than the idle timeout, or they would be closed as
         // idle whenever the log is quiet.
@@ -121,7 +240,8 @@ impl Config {
             .keep_alive
             .min(self.idle_timeout / 2)
             .max(Duration::from_millis(1));
-        serve_with(limits, listener, self.router(buf))
+        let shutdown = self.shutdown.clone();
+        Serve::new(limits, listener, self.router(buf), shutdown)
     }
 
     /// Serves `app`, an application that nests [`router`](Config::router) among its own
@@ -149,12 +269,8 @@ impl Config {
     /// # Errors
     ///
     /// As [`serve`](Config::serve).
-    pub fn serve_app(
-        self,
-        listener: TcpListener,
-        app: Router,
-    ) -> impl Future<Output = io::Result<()>> + Send {
-        serve_with(Limits::of(&self), listener, app)
+    pub fn serve_app(self, listener: TcpListener, app: Router) -> Serve {
+        Serve::new(Limits::of(&self), listener, app, self.shutdown)
     }
 }
 
@@ -304,10 +420,26 @@ impl Limits {
     }
 }
 
-async fn serve_with(limits: Limits, listener: TcpListener, app: Router) -> io::Result<()> {
+async fn serve_with(parts: Parts) -> io::Result<()> {
+    let Parts {
+        limits,
+        listener,
+        app,
+        shutdown,
+        mut signal,
+    } = parts;
     let open = Arc::new(AtomicUsize::new(0));
+    // Every connection's task, to wait for them at shutdown; finished ones are reaped as the
+    // loop goes.
+    let mut connections = tokio::task::JoinSet::new();
+    let (close, closing) = tokio::sync::watch::channel(false);
     loop {
-        let tcp = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let tcp = match accepted {
             Ok((tcp, _)) => tcp,
             Err(error) if about_one_connection(&error) => continue,
             // Anything else (out of file descriptors or memory, a firewall's EPERM, a network
@@ -326,14 +458,36 @@ async fn serve_with(limits: Limits, listener: TcpListener, app: Router) -> io::R
         let _ = tcp.set_nodelay(true);
         let io = TokioIo::new(Connection::new(tcp, limits.idle_timeout, slot));
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        let mut closing = closing.clone();
+        connections.spawn(async move {
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout);
             // Errors are the client's: a timeout, a broken request, a reset. The connection ends.
-            let _ = http.serve_connection(io, service).with_upgrades().await;
+            let connection = http.serve_connection(io, service).with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = begun(&mut closing) => {
+                    // The answer under way finishes (a stream, with its final event); then the
+                    // connection closes.
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
+    // Graceful shutdown: no more connections; streams end with a final event; connections
+    // close once their answer is done, or when the grace is over.
+    drop(listener);
+    shutdown.begin();
+    let _ = close.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
+    Ok(())
 }
 
 fn about_one_connection(error: &io::Error) -> bool {

@@ -68,6 +68,8 @@ pub(super) async fn events(
         unframed: Vec::new().into_iter(),
         heartbeat,
         coalesce: Coalesce::new(served.config.coalesce),
+        shutdown: served.config.shutdown.subscribe(),
+        ended: false,
         _guard: guard,
     };
     let body = stream::unfold(follow, |mut follow| async move {
@@ -214,6 +216,10 @@ struct Follow {
     /// whole batch as events (which JSON makes up to six times longer, for control characters).
     unframed: std::vec::IntoIter<Entry>,
     coalesce: Coalesce,
+    /// Told when a graceful shutdown begins: the stream sends `event: shutdown` and ends.
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The final event was framed: the stream ends once it is sent.
+    ended: bool,
     _guard: FollowerGuard,
 }
 
@@ -222,6 +228,9 @@ impl Follow {
     /// was sent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if self.rest.is_empty() {
+            if self.ended {
+                return None;
+            }
             let mut out = BytesMut::new();
             self.frame_more(&mut out);
             if out.is_empty() {
@@ -240,6 +249,10 @@ impl Follow {
                         self.keep_alive.reset();
                     }
                     _ = self.keep_alive.tick() => out.put_slice(&self.heartbeat),
+                    () = super::serve::begun(&mut self.shutdown) => {
+                        out.put_slice(SHUTDOWN_EVENT);
+                        self.ended = true;
+                    }
                 }
             }
             self.rest = out.freeze();
@@ -275,6 +288,9 @@ fn frame_entry(out: &mut BytesMut, id_prefix: &[u8], json: bool, entry: &Entry) 
         push_entry(out, id_prefix, entry);
     }
 }
+
+/// The last event of a stream whose server shuts down gracefully.
+const SHUTDOWN_EVENT: &[u8] = b"event: shutdown\ndata: the server is shutting down\n\n";
 
 fn push_missed(out: &mut BytesMut, missed: u64) {
     out.put_slice(format!("event: missed\ndata: {missed}\n\n").as_bytes());

@@ -51,22 +51,47 @@ pub(super) async fn ws(
     let ping = served.config.keep_alive;
     let restarted = start.restarted;
     let filter = start.filter;
+    let shutdown = served.config.shutdown.subscribe();
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .read_buffer_size(READ_BUFFER)
-        .on_upgrade(move |socket| serve(socket, live, coalesce, ping, restarted, filter, guard))
+        .on_upgrade(move |socket| {
+            let stream = Stream {
+                live,
+                coalesce,
+                ping,
+                restarted,
+                filter,
+                shutdown,
+                _guard: guard,
+            };
+            serve(socket, stream)
+        })
 }
 
-async fn serve(
-    mut socket: WebSocket,
-    mut live: AsyncSubscription,
-    mut coalesce: Coalesce,
+/// One WebSocket stream's state.
+struct Stream {
+    live: AsyncSubscription,
+    coalesce: Coalesce,
     ping: Duration,
     restarted: bool,
     filter: Filter,
+    /// Told when a graceful shutdown begins: the stream closes with code 1001 (going away).
+    shutdown: tokio::sync::watch::Receiver<bool>,
     _guard: FollowerGuard,
-) {
+}
+
+async fn serve(mut socket: WebSocket, stream: Stream) {
+    let Stream {
+        mut live,
+        mut coalesce,
+        ping,
+        restarted,
+        filter,
+        mut shutdown,
+        _guard,
+    } = stream;
     // The position asked for was another buffer's (a restarted server): say so, before this
     // buffer's entries from its oldest.
     if restarted
@@ -109,6 +134,15 @@ async fn serve(
                 // A batch taken while pongs waited unread shows the client is there.
                 heard = tokio::time::Instant::now();
                 coalesce.sent(&live);
+            }
+            () = super::serve::begun(&mut shutdown) => {
+                let frame = axum::extract::ws::CloseFrame {
+                    code: axum::extract::ws::close_code::AWAY,
+                    reason: "the server is shutting down".into(),
+                };
+                let _ = socket.send(Message::Close(Some(frame))).await;
+                finish_close(&mut socket).await;
+                return;
             }
             message = socket.recv() => match message {
                 // The client closed (the close reply is sent on the next read), went away, or

@@ -887,3 +887,60 @@ async fn n_grep_and_exclude_narrow_the_answer_and_unknown_parameters_are_named()
         assert_eq!(reason.lines().count(), 1, "{path}: {reason}");
     }
 }
+
+#[tokio::test]
+async fn a_graceful_shutdown_ends_streams_with_a_final_event_and_returns() {
+    let buf = LogBuffer::new();
+    buf.append(b"before\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        Config::new()
+            .title("billing <api>")
+            .serve(buf.clone(), listener)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            }),
+    );
+    // The title names what is served, as text.
+    let page = get(&format!("http://{address}/"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<title>billing &lt;api&gt; \u{b7} memtail</title>"),
+        "{}",
+        &page[..300]
+    );
+
+    let mut events = open_events(&format!("http://{address}/events")).await;
+    assert_eq!(events.next().await.data, "before");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before\n"));
+
+    stop.send(()).unwrap();
+    // The event stream's last event says why, then it ends.
+    let last = events.next().await;
+    assert_eq!(last.name, "shutdown");
+    assert!(events.next_or_end().await.is_none());
+    // The WebSocket closes with 1001, going away.
+    match ws.next().await.unwrap().unwrap() {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 1001);
+            assert_eq!(frame.reason.as_str(), "the server is shutting down");
+        }
+        other => panic!("a close frame, not {other:?}"),
+    }
+    drop(ws);
+    // And the server returns, having closed everything.
+    let served = tokio::time::timeout(DEADLINE, server)
+        .await
+        .expect("the server returns")
+        .unwrap();
+    assert!(served.is_ok());
+    assert!(tokio::net::TcpStream::connect(address).await.is_err());
+}
