@@ -1150,3 +1150,80 @@ fn a_filtered_follow_moves_a_small_share_of_the_bytes() {
         assert!(share <= 0.05, "{errors} of {all} bytes");
     });
 }
+
+/// The id of the user running the tests.
+fn user_id() -> String {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A file that cannot be read for a while (permissions) is read once it can be, from its start,
+/// and is not counted as a file that came and went: here the file a rotation puts at the path
+/// is made unreadable at first. As root, which reads any file, the server runs as `nobody`
+/// (through util-linux's `setpriv`).
+#[test]
+fn a_file_unreadable_for_a_while_is_read_once_it_can_be_and_not_counted_missed() {
+    with_deadline(TEST_DEADLINE, || {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = Dir::new("unreadable-for-a-while");
+        fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o777)).unwrap();
+        let log = dir.0.join("app.log");
+        append(&log, "");
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut command = if user_id() == "0" {
+            let mut command = Command::new("setpriv");
+            command.args(["--reuid=65534", "--regid=65534", "--clear-groups", MEMTAIL]);
+            command
+        } else {
+            Command::new(MEMTAIL)
+        };
+        let mut process = Process::spawn(
+            command
+                .args(["serve", log.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+        );
+        let output = Lines::read(process.stdout().unwrap(), None);
+        let errors = Lines::read(process.stderr().unwrap(), None);
+        let _server = process;
+        let url = served_url(&output.line());
+        append(&log, "before the rotation\n");
+        get_until(&format!("{url}snapshot"), |text| text.contains("before the rotation"));
+        // Rotated; the new file cannot be read at first.
+        fs::rename(&log, dir.0.join("app.log.1")).unwrap();
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // Unreadable from the moment it is there: the follower cannot have opened it.
+            let mut file = OpenOptions::new()
+                .create_new(true)
+                .append(true)
+                .mode(0o000)
+                .open(&log)
+                .unwrap();
+            file.write_all(b"written while unreadable\n").unwrap();
+        }
+        append(&log, "still unreadable\n");
+        // The server says it cannot read it (it keeps trying): only then is it made readable.
+        let said = errors.line();
+        assert!(said.contains("Permission denied"), "{said}");
+        fs::set_permissions(&log, fs::Permissions::from_mode(0o644)).unwrap();
+        append(&log, "written once readable\n");
+        // Found at the next look (within the reconcile interval), read from its start.
+        let snapshot = get_until(&format!("{url}snapshot"), |text| {
+            text.contains("written once readable")
+        });
+        let lines: Vec<String> = untimed_text(&snapshot).lines().map(str::to_owned).collect();
+        assert_eq!(
+            lines,
+            [
+                "before the rotation",
+                "memtail: file replaced, following the new file",
+                "written while unreadable",
+                "still unreadable",
+                "written once readable",
+            ],
+            "no line lost, and no \"came and went\" notice"
+        );
+    });
+}
