@@ -34,9 +34,11 @@
 //!   and written again to its old length or past it before the follower looked, which `tail -F`
 //!   takes for an append (or for nothing new): the follower keeps the last 64 bytes it read and
 //!   checks, with each read, that the file still has them where they were. Bytes appended and
-//!   truncated away before the follower read them are gone; nobody can count them, but the
-//!   truncation is counted ([`FollowStats::truncations`]) and, with
-//!   [`announce`](Follow::announce), noted in the log.
+//!   truncated away before the follower read them are read from the copy `copytruncate` made
+//!   just before (a file beside it named after it, like `app.log.1`, that has the bytes read
+//!   last where they were read; [`FollowStats::recovered_bytes`]); without one they are gone,
+//!   and nobody can count them, but the truncation is counted ([`FollowStats::truncations`])
+//!   and, with [`announce`](Follow::announce), noted in the log.
 //! - **Rotation by rename,** with a new file created at the path: the old file is read to its end
 //!   when the new one appears (what a writer appends to the old file after that is not read,
 //!   as with `tail -F`), then the new one is followed from its start.
@@ -394,6 +396,10 @@ pub struct FollowStats {
     pub bytes_cut: u64,
     /// Times the file was found truncated and read again from its start.
     pub truncations: u64,
+    /// Bytes read from a copy of the file after it was truncated (logrotate's `copytruncate`
+    /// copies it to `app.log.1`, say, then truncates it): what was written after the follower's
+    /// last read and before the copy, which would otherwise have been lost.
+    pub recovered_bytes: u64,
     /// Times a new file was found at the path (after a rotation or a deletion) and followed.
     pub rotations: u64,
     /// Files that appeared at the path and were gone (renamed or deleted) before the follower
@@ -1218,13 +1224,31 @@ impl FileFollower {
             if check > 0 {
                 let same = n >= check && self.chunk[..check] == *open.seen.as_slice();
                 if !same {
+                    // What was written after the last read may be in a copy (copytruncate):
+                    // read it from there first.
+                    let lines = &mut self.lines;
+                    let shared = &self.shared;
+                    let limit = (lines.buf.capacity() as u64).max(READ_LIMIT as u64);
+                    let copy = read_copy(&self.path, open, &mut self.chunk, limit, |bytes| {
+                        lines.push(bytes, shared)
+                    });
                     open.pos = 0;
                     open.seen = Seen::NONE;
                     check = 0;
                     self.lines.flush(&self.shared);
-                    self.shared.count(|stats| stats.truncations += 1);
+                    self.shared.count(|stats| {
+                        stats.truncations += 1;
+                        stats.recovered_bytes += copy.as_ref().map_or(0, |(bytes, _)| *bytes);
+                    });
                     if self.options.announce {
-                        self.lines.notice("file truncated");
+                        match copy {
+                            Some((bytes, name)) if bytes > 0 => self.lines.notice(&format!(
+                                "file truncated (the {bytes} bytes written before were read from \
+                                 its copy {})",
+                                name.to_string_lossy().escape_debug()
+                            )),
+                            _ => self.lines.notice("file truncated"),
+                        }
                     }
                     continue;
                 }
@@ -1286,6 +1310,78 @@ impl FileFollower {
             }
         }
     }
+}
+
+/// Suffixes of compressed copies: never the copy being looked for (its bytes differ).
+const COMPRESSED: [&str; 6] = [".gz", ".xz", ".zst", ".bz2", ".lz4", ".Z"];
+
+/// After `open` (followed at `path`) was found truncated: looks for a copy of it beside it,
+/// named after it (`app.log.1`, `app.log-20261204`), as logrotate's `copytruncate` makes just
+/// before it truncates. A copy has the bytes the follower read last where it read them; its
+/// bytes after them (at most `limit`) are handed to `push`. Returns how many, and the copy's
+/// name; `None` when no copy was found. The eight newest candidates are looked at.
+fn read_copy(
+    path: &Path,
+    open: &Open,
+    chunk: &mut [u8],
+    limit: u64,
+    mut push: impl FnMut(&[u8]),
+) -> Option<(u64, std::ffi::OsString)> {
+    let seen = open.seen.as_slice();
+    if seen.is_empty() {
+        return None;
+    }
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut candidates: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            let other = entry.file_name().to_string_lossy().into_owned();
+            other.len() > name.len()
+                && other.starts_with(&name)
+                && !COMPRESSED.iter().any(|suffix| other.ends_with(suffix))
+        })
+        .filter_map(|entry| {
+            let metadata = entry.metadata().ok()?;
+            let fits = metadata.is_file() && metadata.len() >= open.pos;
+            let modified = metadata.modified().ok()?;
+            fits.then(|| (modified, entry.path()))
+        })
+        .collect();
+    candidates.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
+    for (_, candidate) in candidates.into_iter().take(8) {
+        let Ok(copy) = Open::path(&candidate) else {
+            continue;
+        };
+        if copy.stream || copy.id == open.id {
+            continue;
+        }
+        let from = open.pos - seen.len() as u64;
+        let mut there = [0; SEEN];
+        let there = &mut there[..seen.len()];
+        if read_at(&copy.file, there, from).ok() != Some(seen.len()) || there != seen {
+            continue;
+        }
+        let mut at = open.pos;
+        while at - open.pos < limit {
+            let room = chunk.len().min((limit - (at - open.pos)) as usize);
+            match read_at(&copy.file, &mut chunk[..room], at) {
+                Ok(0) => break,
+                Ok(n) => {
+                    push(&chunk[..n]);
+                    at += n as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        return Some((at - open.pos, candidate.file_name()?.to_owned()));
+    }
+    None
 }
 
 /// Where the last `lines` lines of a file of `len` bytes start, counting as `tail -n` does: an

@@ -1189,7 +1189,9 @@ fn a_file_unreadable_for_a_while_is_read_once_it_can_be_and_not_counted_missed()
         let _server = process;
         let url = served_url(&output.line());
         append(&log, "before the rotation\n");
-        get_until(&format!("{url}snapshot"), |text| text.contains("before the rotation"));
+        get_until(&format!("{url}snapshot"), |text| {
+            text.contains("before the rotation")
+        });
         // Rotated; the new file cannot be read at first.
         fs::rename(&log, dir.0.join("app.log.1")).unwrap();
         {

@@ -163,6 +163,51 @@ fn truncation(follow: Follow, name: &str) {
     nothing_more(&live);
 }
 
+/// logrotate's `copytruncate` copies the file to `app.log.1`, then truncates it: what was
+/// written after the follower's last read is in the copy, and read from there, in order, before
+/// what comes after the truncation. (`tail -F` loses it.) A poll every hour: the follower looks
+/// when it starts and when it is stopped, never in between.
+#[test]
+fn lines_written_just_before_a_copytruncate_are_read_from_the_copy() {
+    let dir = Dir::new("copytruncate");
+    let path = dir.file("app.log");
+    append(&path, "read at the start\n");
+    let buf = LogBuffer::new();
+    let follow = Follow::new()
+        .polling(true)
+        .poll_interval(Duration::from_secs(3600))
+        .announce(true);
+    let (live, follower) = start(&buf, &path, follow);
+    append(&path, "not read yet\nnor this\n");
+    // An older copy, and a compressed one: not this file's.
+    fs::write(dir.file("app.log.2"), "read at the start\nsomething else\n").unwrap();
+    fs::write(
+        dir.file("app.log.1.gz"),
+        "read at the start\nnot read yet\n",
+    )
+    .unwrap();
+    fs::copy(&path, dir.file("app.log.1")).unwrap();
+    truncate(&path);
+    append(&path, "after the truncation\n");
+    let stats = follower.stop();
+    let got: Vec<String> = live
+        .try_iter()
+        .map(|e| String::from_utf8(e.to_vec()).unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "not read yet\n",
+            "nor this\n",
+            "memtail: file truncated (the 22 bytes written before were read from its copy \
+             app.log.1)\n",
+            "after the truncation\n",
+        ]
+    );
+    assert_eq!(stats.truncations, 1);
+    assert_eq!(stats.recovered_bytes, 22);
+}
+
 /// `tail -F` takes a file truncated and written past its old length before it looked for an
 /// append (and prints the tail end of the new text), or one written back to the same length for
 /// nothing new. The follower compares the bytes it read last with what the file has there now.

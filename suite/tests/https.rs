@@ -119,7 +119,11 @@ fn memtail_tail_follows_a_server_over_https(memtail: PathBuf) {
         .unwrap();
     // The line, after the time `memtail serve` gave it when it read it.
     assert!(line.ends_with("Z over tls\n"), "{line:?}");
-    assert_eq!(line.len(), "2026-12-04T19:00:03.653434Z over tls\n".len(), "{line:?}");
+    assert_eq!(
+        line.len(),
+        "2026-12-04T19:00:03.653434Z over tls\n".len(),
+        "{line:?}"
+    );
     drop(tail);
 
     // Not trusted: the first connection fails, exit code 1, and the message says so.
