@@ -68,12 +68,16 @@ fn start(buf: &LogBuffer, path: &PathBuf, follow: Follow) -> (Subscription, Foll
     (live, follower)
 }
 
+/// The entries that arrived and were not taken yet, as text.
+fn arrived(live: &Subscription) -> Vec<String> {
+    live.try_iter()
+        .map(|e| String::from_utf8_lossy(&e).into_owned())
+        .collect()
+}
+
 /// Nothing more arrived, checked after the follower was stopped (so nothing more can).
 fn nothing_more(live: &Subscription) {
-    let rest: Vec<_> = live
-        .try_iter()
-        .map(|e| String::from_utf8_lossy(&e).into_owned())
-        .collect();
+    let rest = arrived(live);
     assert!(rest.is_empty(), "unexpected entries: {rest:?}");
 }
 
@@ -190,10 +194,7 @@ fn lines_written_just_before_a_copytruncate_are_read_from_the_copy() {
     truncate(&path);
     append(&path, "after the truncation\n");
     let stats = follower.stop();
-    let got: Vec<String> = live
-        .try_iter()
-        .map(|e| String::from_utf8(e.to_vec()).unwrap())
-        .collect();
+    let got = arrived(&live);
     assert_eq!(
         got,
         [
@@ -236,10 +237,7 @@ fn a_file_truncated_and_written_again_before_the_follower_looked_is_read_from_it
         truncate(&path);
         append(&path, new);
         let stats = follower.stop();
-        let got: Vec<String> = live
-            .try_iter()
-            .map(|e| String::from_utf8(e.to_vec()).unwrap())
-            .collect();
+        let got = arrived(&live);
         let want: Vec<String> = new.split_inclusive('\n').map(str::to_owned).collect();
         assert_eq!(got, want, "{name}");
         assert_eq!(stats.truncations, 1, "{name}");

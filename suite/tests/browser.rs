@@ -425,6 +425,18 @@ fn messages_only(buf: &LogBuffer) -> impl tracing::Subscriber + Send + Sync {
         .finish()
 }
 
+/// A buffer with one entry at each of four levels: "debug one" to "error four".
+fn four_levels() -> LogBuffer {
+    let buf = LogBuffer::new();
+    tracing::subscriber::with_default(messages_only(&buf), || {
+        tracing::debug!("debug one");
+        tracing::info!("info two");
+        tracing::warn!("warn three");
+        tracing::error!("error four");
+    });
+    buf
+}
+
 fn set(id: &str, value: &str) -> String {
     format!(
         r#"const el = document.getElementById("{id}");
@@ -471,13 +483,7 @@ async fn the_viewer_filters_searches_pauses_downloads_and_links(
     chromium: PathBuf,
     chromedriver: PathBuf,
 ) {
-    let buf = LogBuffer::new();
-    tracing::subscriber::with_default(messages_only(&buf), || {
-        tracing::debug!("debug one");
-        tracing::info!("info two");
-        tracing::warn!("warn three");
-        tracing::error!("error four");
-    });
+    let buf = four_levels();
     buf.append(b"plain five\n");
     let address = serve(memtail::http::router(buf.clone())).await;
     let driver = Driver::start(&chromium, &chromedriver).await;
@@ -954,13 +960,7 @@ async fn the_viewer_keeps_its_view_in_the_url_and_names_what_it_serves(
     chromium: PathBuf,
     chromedriver: PathBuf,
 ) {
-    let buf = LogBuffer::new();
-    tracing::subscriber::with_default(messages_only(&buf), || {
-        tracing::debug!("debug one");
-        tracing::info!("info two");
-        tracing::warn!("warn three");
-        tracing::error!("error four");
-    });
+    let buf = four_levels();
     let app = memtail::http::Config::new()
         .title("billing-api")
         .router(buf.clone());
