@@ -59,10 +59,8 @@ fn bad_request(reason: String) -> Refusal {
 pub(super) const SNAPSHOT_PARAMS: &[&str] = &[
     "since", "last", "n", "level", "target", "grep", "exclude", "format", "token",
 ];
-/// The query parameters of `/events`.
-pub(super) const EVENTS_PARAMS: &[&str] = &[
-    "since", "last", "n", "level", "target", "grep", "exclude", "format", "token",
-];
+/// The query parameters of `/events`: those of `/snapshot` (`format` takes other values).
+pub(super) const EVENTS_PARAMS: &[&str] = SNAPSHOT_PARAMS;
 /// The query parameters of `/ws`.
 pub(super) const WS_PARAMS: &[&str] = &[
     "since", "last", "n", "level", "target", "grep", "exclude", "token",
