@@ -1,7 +1,8 @@
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
 
-use crate::ring::MAX_CAPACITY;
+use crate::core::{check_capacity, check_subscriber_capacity};
+use crate::time::{system_clock, Clock};
 #[cfg(doc)]
 use crate::Entry;
 use crate::LogBuffer;
@@ -32,29 +33,6 @@ pub struct Builder {
     subscriber_capacity: usize,
     /// Where entries' times come from; `None`: entries have no time.
     clock: Option<Clock>,
-}
-
-/// A clock for [`Builder::clock`]: returns the time since the Unix epoch, now.
-///
-/// A plain function (a closure that captures nothing coerces to one), called once per entry.
-/// A clock that counts from elsewhere (`quanta::Instant`, a monotonic clock) must add its offset
-/// to the Unix epoch itself, from a `static` set once.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-///
-/// let clock: memtail::Clock = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-/// assert!(clock() > Duration::from_secs(1_700_000_000));
-/// ```
-pub type Clock = fn() -> Duration;
-
-/// [`Builder::timestamps`]'s clock: `SystemTime::now`.
-pub(crate) fn system_clock() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
 }
 
 impl Builder {
@@ -185,22 +163,138 @@ impl Builder {
     }
 }
 
-#[track_caller]
-pub(crate) fn check_capacity(bytes: usize) {
-    assert!(bytes > 0, "memtail: a capacity must be at least 1 byte");
-    assert!(
-        bytes <= MAX_CAPACITY,
-        "memtail: a capacity of {bytes} bytes cannot be addressed (the largest is {MAX_CAPACITY})"
-    );
+impl LogBuffer {
+    /// The ring's capacity in bytes for [`LogBuffer::new`]: 16 KiB.
+    pub const DEFAULT_CAPACITY: usize = Builder::DEFAULT_CAPACITY;
+
+    /// A buffer of [`LogBuffer::DEFAULT_CAPACITY`] bytes whose subscriptions hold
+    /// [`Builder::DEFAULT_SUBSCRIBER_CAPACITY`] entries.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// assert_eq!(buf.capacity(), 16 * 1024);
+    /// assert!(buf.is_empty());
+    /// ```
+    pub fn new() -> LogBuffer {
+        Builder::new().build()
+    }
+
+    /// A buffer that retains at most `bytes` bytes. Memory is allocated as entries arrive.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0, or larger than 2^56 - 1 (64 PiB; `isize::MAX` on 32-bit targets): no
+    /// process can address that much.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::with_capacity(300);
+    /// assert_eq!(buf.capacity(), 300);
+    /// ```
+    ///
+    /// ```should_panic
+    /// let _ = memtail::LogBuffer::with_capacity(0);
+    /// ```
+    #[track_caller]
+    pub fn with_capacity(bytes: usize) -> LogBuffer {
+        // `Builder::capacity` checks `bytes`, and reports the caller's location.
+        Builder::new().capacity(bytes).build()
+    }
+
+    /// A [`Builder`] to set the capacity and the subscriptions' channel size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::builder().subscriber_capacity(4096).build();
+    /// assert_eq!(buf.subscriber_capacity(), 4096);
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
 }
 
-#[track_caller]
-pub(crate) fn check_subscriber_capacity(entries: usize) {
-    assert!(
-        entries > 0,
-        "memtail: a subscriber capacity must be at least 1 entry"
-    );
+impl Default for LogBuffer {
+    fn default() -> LogBuffer {
+        LogBuffer::new()
+    }
 }
+
+/// The process-wide buffer, with the default capacity, created on first use.
+///
+/// Handy when a library and its host want one shared log without passing a handle around. It lives
+/// as long as the process, so its subscriptions never see a disconnection.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Write;
+///
+/// writeln!(memtail::global(), "from anywhere")?;
+/// assert!(memtail::global().snapshot().ends_with(b"from anywhere\n"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn global() -> &'static LogBuffer {
+    GLOBAL.get_or_init(LogBuffer::new)
+}
+
+static GLOBAL: OnceLock<LogBuffer> = OnceLock::new();
+
+/// Makes the process-wide buffer ([`global`]) from `builder` (a larger capacity, say), before
+/// anything used it.
+///
+/// # Errors
+///
+/// [`AlreadyInitialized`] when the global buffer exists already (made by an earlier call, or by
+/// a first use of [`global`]): it keeps the buffer it has.
+///
+/// # Examples
+///
+/// ```
+/// let log = memtail::init_global(memtail::LogBuffer::builder().capacity(1 << 20)).unwrap();
+/// assert_eq!(log.capacity(), 1 << 20);
+/// assert!(std::ptr::eq(log, memtail::global()));
+/// assert!(memtail::init_global(memtail::LogBuffer::builder()).is_err());
+/// ```
+pub fn init_global(builder: Builder) -> Result<&'static LogBuffer, AlreadyInitialized> {
+    let mut made = false;
+    let buffer = GLOBAL.get_or_init(|| {
+        made = true;
+        builder.build()
+    });
+    if made {
+        Ok(buffer)
+    } else {
+        Err(AlreadyInitialized)
+    }
+}
+
+/// The error of [`init_global`] when the global buffer exists already.
+///
+/// # Examples
+///
+/// ```
+/// let first = memtail::global(); // made with the defaults on first use
+/// let error = memtail::init_global(memtail::LogBuffer::builder().capacity(1 << 20)).unwrap_err();
+/// assert_eq!(error, memtail::AlreadyInitialized);
+/// assert_eq!(memtail::global().capacity(), first.capacity()); // unchanged
+/// assert!(error.to_string().contains("made already"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlreadyInitialized;
+
+impl fmt::Display for AlreadyInitialized {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "the global memtail buffer was made already (by init_global or a first use of global)",
+        )
+    }
+}
+
+impl std::error::Error for AlreadyInitialized {}
 
 impl Default for Builder {
     fn default() -> Builder {

@@ -21,60 +21,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
-use crate::buffer::{Shared, State};
+use crate::core::{Ask, Shared};
 use crate::{Entry, Level, LogBuffer};
-
-/// The most index words one look for errors goes through under the read lock.
-const SCAN_STEP: usize = 4096;
 
 /// How long dropping an [`ErrorContext`] waits for its last round of printing.
 const DROP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// One printer, as the writers see it.
-pub(crate) struct Alarm {
-    id: u64,
-    /// The least severe level (encoded) it prints.
-    least: u8,
-    wake: Sender<()>,
-}
-
-impl State {
-    /// Counts an entry at level `meta`, which is at or above the alarm level.
-    #[inline]
-    pub(crate) fn count_alarm(&mut self, meta: u8) {
-        if let Some(count) = self.alarm_counts.get_mut(usize::from(meta)) {
-            *count += 1;
-        }
-    }
-
-    /// Entries written at `least` or above, as counted while some printer wanted them.
-    fn alarms_at_or_above(&self, least: u8) -> u64 {
-        let from = usize::from(least).min(self.alarm_counts.len());
-        self.alarm_counts[from..].iter().sum()
-    }
-}
-
-impl Shared {
-    /// Wakes the printers that want an entry at level `meta`; one already woken stays so.
-    /// `u8::MAX` wakes them all.
-    #[cold]
-    pub(crate) fn sound_alarm(&self, meta: u8) {
-        for alarm in self.alarms.lock().iter() {
-            if meta >= alarm.least {
-                let _ = alarm.wake.try_send(());
-            }
-        }
-    }
-
-    /// Sets the writers' alarm level to the least one any printer wants.
-    fn set_alarm_level(&self, alarms: &[Alarm], state: &mut State) {
-        state.alarm = alarms
-            .iter()
-            .map(|alarm| alarm.least)
-            .min()
-            .unwrap_or(u8::MAX);
-    }
-}
 
 /// A printer's registration; dropping it unregisters.
 struct Watch {
@@ -84,10 +35,7 @@ struct Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        let mut alarms = self.shared.alarms.lock();
-        alarms.retain(|alarm| alarm.id != self.id);
-        let mut state = self.shared.state.write();
-        self.shared.set_alarm_level(&alarms, &mut state);
+        self.shared.unwatch_alarm(self.id);
     }
 }
 
@@ -206,21 +154,8 @@ impl LogBuffer {
         let shared = Arc::clone(self.shared());
         let least = Level::encode(Some(level));
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
-        let id = shared
-            .next_pressure_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Registered and counted from in one step, so that no error falls between.
-        let (start, baseline) = {
-            let mut alarms = shared.alarms.lock();
-            alarms.push(Alarm {
-                id,
-                least,
-                wake: wake_tx,
-            });
-            let mut state = shared.state.write();
-            shared.set_alarm_level(&alarms, &mut state);
-            (state.ring.next_seq(), state.alarms_at_or_above(least))
-        };
+        let (id, start, baseline) = shared.watch_alarm(least, wake_tx);
         let stats = Arc::new(Mutex::new(ErrorContextStats::default()));
         let printer = Printer {
             watch: Watch {
@@ -419,34 +354,22 @@ impl<W: Write> Printer<W> {
         let closed = loop {
             // A step at a time: the read lock is held for at most `SCAN_STEP` index words, and
             // the errors found are printed before the next step.
-            let mut errors = Vec::new();
-            let end = {
-                let state = self.watch.shared.state.read();
-                let ring = &state.ring;
-                let from = self.scanned.max(ring.first_seq());
-                let mut looked = 0;
-                for (seq, _, meta) in ring.ranges_from(from).take(SCAN_STEP) {
-                    if meta >= self.least {
-                        let (group, ordinal) = ring.group_of(seq).unwrap_or((0, seq));
-                        errors.push((seq, group, ordinal));
-                    }
-                    looked += 1;
+            let scan = self.watch.shared.scan_levels(self.scanned, self.least);
+            let errors = scan.found;
+            self.scanned = scan.scanned;
+            let end = scan.caught_up.map(|(counted, first_retained, closed)| {
+                // Caught up, under the same lock as the writers' count: what it has beyond the
+                // errors seen was evicted unseen.
+                let missed =
+                    (counted - self.baseline).saturating_sub(self.accounted + errors.len() as u64);
+                if missed > 0 {
+                    // Where the evicted errors were is not known: the next context starts no
+                    // earlier than the oldest entry retained (which every error found in this
+                    // step is, or comes after).
+                    self.forgotten = self.forgotten.max(first_retained);
                 }
-                self.scanned = from + looked;
-                (self.scanned == ring.next_seq()).then(|| {
-                    // Caught up, under the same lock as the writers' count: what it has beyond
-                    // the errors seen was evicted unseen.
-                    let counted = state.alarms_at_or_above(self.least) - self.baseline;
-                    let missed = counted.saturating_sub(self.accounted + errors.len() as u64);
-                    if missed > 0 {
-                        // Where the evicted errors were is not known: the next context starts
-                        // no earlier than the oldest entry retained (which every error found
-                        // in this step is, or comes after).
-                        self.forgotten = self.forgotten.max(ring.first_seq());
-                    }
-                    (missed, state.closed)
-                })
-            };
+                (missed, closed)
+            });
             if let Some((missed, _)) = end {
                 // Older than the errors of this step: said before them.
                 self.accounted += missed;
@@ -504,7 +427,7 @@ impl<W: Write> Printer<W> {
                 .max(floor_ordinal)
                 .min(ordinal);
         self.remember(group, seq, ordinal);
-        let (entries, lost) = self.watch.shared.context_of(seq, group, wanted, lowest);
+        let (entries, lost) = context_of(&self.watch.shared, seq, group, wanted, lowest);
         let Some((error, context)) = entries.split_last().filter(|(error, _)| error.seq() == seq)
         else {
             // Evicted between the look and the read.
@@ -542,58 +465,52 @@ impl<W: Write> Printer<W> {
 /// The most groups (requests) whose last error a printer remembers.
 const MAX_GROUPS: usize = 4096;
 
-impl Shared {
-    /// Error `seq` and the `wanted` entries of its `group` before it, oldest first, none before
-    /// `lowest`, as far as the ring retains them; and how many of the `wanted` the ring evicted
-    /// before they could be read. A look through the index for the group's entries holds the
-    /// read lock for at most [`SCAN_STEP`] index words at a time.
-    fn context_of(&self, seq: u64, group: u64, wanted: u64, lowest: u64) -> (Vec<Entry>, u64) {
-        let mut found: Vec<u64> = vec![seq];
-        let mut next = seq;
-        let evicted = loop {
-            let state = self.state.read();
-            let ring = &state.ring;
-            let low = lowest.max(ring.first_seq());
-            let mut looked = 0;
-            while next > low && (found.len() as u64) <= wanted && looked < SCAN_STEP {
-                next -= 1;
-                looked += 1;
-                if ring.group_of(next).map(|(of, _)| of) == Some(group) {
-                    found.push(next);
-                }
-            }
-            if (found.len() as u64) > wanted || next <= low {
-                // Stopped by the ring's oldest entry, not by the group's floor: what is wanted
-                // and not found was evicted (no more than the entries evicted from `lowest` on).
-                let evicted = ring.first_seq().saturating_sub(lowest);
-                break if next <= low { evicted } else { 0 };
-            }
-        };
-        found.reverse();
-        let context_wanted = found.len() - 1;
-        let mut lost = (wanted - context_wanted as u64).min(evicted);
-        // Read in runs of consecutive entries (with no span in the log, one run).
-        let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
-        let mut at = 0;
-        while at < found.len() {
-            let mut run = 1;
-            while at + run < found.len() && found[at + run] == found[at] + run as u64 {
-                run += 1;
-            }
-            let mut read = Vec::new();
-            self.read_from(found[at], run, usize::MAX, &mut read);
-            let wanted_run = &found[at..at + run];
-            entries.extend(
-                read.into_iter()
-                    .filter(|entry| wanted_run.binary_search(&entry.seq()).is_ok()),
-            );
-            at += run;
+/// Error `seq` and the `wanted` entries of its `group` before it, oldest first, none before
+/// `lowest`, as far as the ring retains them; and how many of the `wanted` the ring evicted
+/// before they could be read. A look through the index for the group's entries holds the
+/// read lock for at most [`SCAN_STEP`](crate::core::SCAN_STEP) index words at a time.
+fn context_of(
+    shared: &Shared,
+    seq: u64,
+    group: u64,
+    wanted: u64,
+    lowest: u64,
+) -> (Vec<Entry>, u64) {
+    let mut found: Vec<u64> = vec![seq];
+    let mut next = seq;
+    let evicted = loop {
+        let (stopped, evicted) = shared.find_group(next, group, wanted, lowest, &mut found);
+        next = stopped;
+        if let Some(evicted) = evicted {
+            break evicted;
         }
-        // Evicted between the look and the read (the error itself is the caller's to tell).
-        let context_got = entries.iter().filter(|entry| entry.seq() != seq).count();
-        lost += (context_wanted - context_got) as u64;
-        (entries, lost)
+    };
+    found.reverse();
+    let context_wanted = found.len() - 1;
+    let mut lost = (wanted - context_wanted as u64).min(evicted);
+    // Read in runs of consecutive entries (with no span in the log, one run).
+    let mut entries: Vec<Entry> = Vec::with_capacity(found.len());
+    let mut at = 0;
+    while at < found.len() {
+        let mut run = 1;
+        while at + run < found.len() && found[at + run] == found[at] + run as u64 {
+            run += 1;
+        }
+        let read = shared.read(Ask {
+            entries: run,
+            ..Ask::all_from(found[at])
+        });
+        let wanted_run = &found[at..at + run];
+        entries.extend(
+            read.entries()
+                .filter(|entry| wanted_run.binary_search(&entry.seq()).is_ok()),
+        );
+        at += run;
     }
+    // Evicted between the look and the read (the error itself is the caller's to tell).
+    let context_got = entries.iter().filter(|entry| entry.seq() != seq).count();
+    lost += (context_wanted - context_got) as u64;
+    (entries, lost)
 }
 
 /// One block: the heading, the context, the error.

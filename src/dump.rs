@@ -7,26 +7,22 @@ use std::panic::Location;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-
-use crate::buffer::{copy_out, from_unix_nanos, Shared};
+use crate::core::{Ask, Origin, Shared};
 use crate::ring::Tags;
 use crate::write::Line;
-use crate::{render, Level, LogBuffer};
+use crate::{render, Entry, Level, LogBuffer};
 
 /// How long a dump waits for the buffer's lock before it says it could not have it: long enough
 /// for any writer to finish an append, short enough for a panicking process.
 const LOCK_WAIT: Duration = Duration::from_millis(200);
 
-/// What the ring held when a dump took it: one copy of the retained bytes and where each entry
-/// is in it.
+/// What the ring held when a dump took it.
 struct Taken {
     capacity: usize,
-    bytes: Bytes,
-    /// (sequence number, start, end, time) of each retained entry in `bytes`.
-    entries: Vec<(u64, usize, usize, Option<SystemTime>)>,
+    /// The entries shown, sharing one copy of their bytes.
+    entries: Vec<Entry>,
     evicted: u64,
     cut: u64,
     written: u64,
@@ -87,50 +83,26 @@ impl LogBuffer {
 /// could not be had within `wait` (a panic while it was held). Without `wait`, waits as long as
 /// it takes.
 fn take_for_dump(shared: &Shared, wait: Option<Duration>, limit: Limit) -> Option<Taken> {
-    let state = match wait {
-        // Recursive: a panicking thread that holds a read lock gets another.
-        Some(wait) => shared.state.try_read_recursive_for(wait)?,
-        None => shared.state.read(),
+    let ask = Ask {
+        from: Origin::Newest {
+            entries: limit.entries,
+            within: limit.within,
+        },
+        ..Ask::all_from(0)
     };
-    let ring = &state.ring;
-    let mut from = ring.first_seq();
-    if let Some(entries) = limit.entries {
-        from = from.max(ring.next_seq().saturating_sub(entries as u64));
-    }
-    if let Some(within) = limit.within {
-        let window = u64::try_from(within.as_nanos()).unwrap_or(u64::MAX);
-        // A ring without times is not limited by time; an entry without a time of its own is
-        // shown when the next one with a time is (it may be as recent).
-        if let Some(mut seq) = ring.first_at_or_after(shared.now().saturating_sub(window)) {
-            while seq > ring.first_seq() && ring.time_of(seq - 1).is_none() {
-                seq -= 1;
-            }
-            from = from.max(seq);
-        }
-    }
-    let start = ring
-        .ranges_from(from)
-        .next()
-        .map_or(ring.len(), |(_, range, _)| range.start);
-    let bytes = copy_out(ring, start..ring.len());
-    let entries = ring
-        .ranges_from(from)
-        .map(|(seq, range, _)| {
-            let time = ring.time_of(seq).map(from_unix_nanos);
-            (seq, range.start - start, range.end - start, time)
-        })
-        .collect();
-    let counters = ring.counters();
+    let batch = match wait {
+        Some(wait) => shared.try_read_within(ask, wait)?,
+        None => shared.read(ask),
+    };
     Some(Taken {
-        capacity: shared.capacity,
-        bytes,
-        entries,
-        evicted: counters.entries_evicted,
-        cut: counters.entries_cut,
-        written: ring.next_seq(),
-        dropped: state.subscriber_drops + shared.follower_missed.load(Ordering::Relaxed),
-        retained: ring.entry_count(),
-        first: ring.first_seq(),
+        capacity: shared.capacity(),
+        entries: batch.entries().collect(),
+        evicted: batch.counters.entries_evicted,
+        cut: batch.counters.entries_cut,
+        written: batch.next_seq,
+        dropped: batch.dropped,
+        retained: batch.retained,
+        first: batch.first_retained,
     })
 }
 
@@ -158,8 +130,8 @@ fn write_dump(taken: &Taken, out: &mut impl Write) -> io::Result<u64> {
          {} dropped by followers{limited} ---",
         taken.capacity, taken.written, taken.evicted, taken.cut, taken.dropped
     )?;
-    for &(_, start, end, time) in &taken.entries {
-        render::write_line(&mut out, time, &taken.bytes[start..end])?;
+    for entry in &taken.entries {
+        render::write_line(&mut out, entry.time(), entry)?;
     }
     out.write_all(b"--- end of memtail dump ---\n")?;
     out.flush()?;
@@ -512,29 +484,5 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .contains("no entries retained"));
-    }
-
-    #[test]
-    fn a_panic_dump_does_not_wait_for_a_lock_held_forever() {
-        let buf = LogBuffer::new();
-        buf.append(b"x\n");
-        // As if the panicking thread held the write lock: the dump gives up instead of waiting.
-        let held = buf.shared().state.write();
-        assert!(take_for_dump(
-            buf.shared(),
-            Some(Duration::from_millis(10)),
-            Limit::default()
-        )
-        .is_none());
-        drop(held);
-        // A read lock held by this thread does not stop it.
-        let read = buf.shared().state.read();
-        assert!(take_for_dump(
-            buf.shared(),
-            Some(Duration::from_millis(10)),
-            Limit::default()
-        )
-        .is_some());
-        drop(read);
     }
 }

@@ -62,7 +62,7 @@ impl Entry {
     #[inline]
     pub(crate) fn with_extras(mut self, extras: Extras) -> Entry {
         if let Some(nanos) = extras.time {
-            self.time = Some(crate::buffer::from_unix_nanos(nanos));
+            self.time = Some(crate::time::from_unix_nanos(nanos));
         }
         if extras.target != 0 {
             self.target = crate::target::name(extras.target);

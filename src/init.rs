@@ -129,7 +129,7 @@ impl Init {
     /// If `bytes` is 0 (see [`Builder::capacity`](crate::Builder::capacity)).
     #[track_caller]
     pub fn capacity(mut self, bytes: usize) -> Init {
-        crate::builder::check_capacity(bytes);
+        crate::core::check_capacity(bytes);
         self.capacity = bytes;
         self
     }

@@ -112,6 +112,7 @@
 mod buffer;
 mod builder;
 mod context;
+mod core;
 mod detect;
 mod dump;
 mod entry;
@@ -136,12 +137,13 @@ mod stats;
 mod stream;
 mod subscription;
 mod target;
+mod time;
 #[cfg(feature = "tracing")]
 pub mod tracing;
 mod write;
 
-pub use crate::buffer::{global, init_global, AlreadyInitialized, LogBuffer};
-pub use crate::builder::{Builder, Clock};
+pub use crate::buffer::LogBuffer;
+pub use crate::builder::{global, init_global, AlreadyInitialized, Builder};
 pub use crate::context::{ErrorContext, ErrorContextStats};
 #[cfg(all(unix, feature = "signal"))]
 pub use crate::dump::dump_on_signal;
@@ -155,6 +157,7 @@ pub use crate::stats::Stats;
 #[cfg(feature = "tokio")]
 pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::Subscription;
+pub use crate::time::Clock;
 #[cfg(feature = "tracing")]
 pub use crate::tracing::Layer;
 pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};

@@ -162,7 +162,7 @@ impl Log for Logger {
         if stderr {
             // One write of the whole line, as people read it: its time, then the entry.
             let mut shown = take_scratch();
-            let at = crate::buffer::from_unix_nanos(time);
+            let at = crate::time::from_unix_nanos(time);
             if render::write_line(&mut shown, Some(at), &line).is_ok() {
                 let _ = std::io::stderr().lock().write_all(&shown);
             }

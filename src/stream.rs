@@ -6,8 +6,9 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 
-use crate::builder::check_subscriber_capacity;
-use crate::follower::{Cursor, Read, Start, WaitSlot};
+use crate::core::check_subscriber_capacity;
+use crate::core::WaitSlot;
+use crate::follower::{Cursor, Read, Start};
 use crate::{Entry, LogBuffer, Replay, TryRecvError};
 
 /// A follower of a [`LogBuffer`] for async code: a [`Stream`] of every entry from its position
@@ -172,7 +173,7 @@ impl LogBuffer {
     /// An async follower from `start`, reading at most `batch` entries at a time.
     pub(crate) fn follow_async(&self, start: Start, batch: usize) -> AsyncSubscription {
         let cursor = Cursor::new(self, start, batch);
-        let wait = cursor.shared().waiters.slot();
+        let wait = cursor.shared().wait_slot();
         AsyncSubscription {
             cursor,
             batch: VecDeque::new(),
@@ -346,8 +347,7 @@ impl AsyncSubscription {
         if read.taken > 0 || read.closed {
             return Poll::Ready(read.taken > 0);
         }
-        let waiters = &self.cursor.shared().waiters;
-        waiters.register(&mut self.wait, cx.waker());
+        self.cursor.shared().wait(&mut self.wait, cx.waker());
         // A writer that appended after the read above and before the waker was left did not see
         // it: read again (see `Waiters`).
         let read = self.fill();
@@ -372,7 +372,7 @@ impl AsyncSubscription {
 
 impl Drop for AsyncSubscription {
     fn drop(&mut self) {
-        self.cursor.shared().waiters.forget(&self.wait);
+        self.cursor.shared().stop_waiting(&self.wait);
     }
 }
 
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn a_waiting_follower_leaves_one_waker_and_takes_it_back_when_dropped() {
         let buf = LogBuffer::new();
-        let waiters = &buf.shared().waiters;
+        let shared = buf.shared();
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         let mut followers: Vec<_> = (0..1000).map(|_| buf.events_async()).collect();
         for _ in 0..3 {
@@ -415,20 +415,24 @@ mod tests {
             }
         }
         assert_eq!(
-            waiters.len(),
+            shared.waiting(),
             1000,
             "one waker per follower, however often it waits"
         );
         followers.truncate(10);
-        assert_eq!(waiters.len(), 10, "a dropped follower takes its waker back");
+        assert_eq!(
+            shared.waiting(),
+            10,
+            "a dropped follower takes its waker back"
+        );
 
         buf.append(b"wake up");
-        assert_eq!(waiters.len(), 0, "a writer takes the wakers it wakes");
+        assert_eq!(shared.waiting(), 0, "a writer takes the wakers it wakes");
         for live in &mut followers {
             assert!(matches!(live.poll_recv(&mut cx), Poll::Ready(Some(_))));
             assert!(live.poll_recv(&mut cx).is_pending());
         }
-        assert_eq!(waiters.len(), 10);
+        assert_eq!(shared.waiting(), 10);
         drop(buf);
         assert_eq!(waiters_after_close(&mut followers), 0);
     }
@@ -438,6 +442,6 @@ mod tests {
         for live in followers.iter_mut() {
             assert!(matches!(live.poll_recv(&mut cx), Poll::Ready(None)));
         }
-        followers[0].cursor.shared().waiters.len()
+        followers[0].cursor.shared().waiting()
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
 
-use crate::buffer::Shared;
+use crate::core::Shared;
 use crate::Entry;
 
 /// A follower of a [`LogBuffer`](crate::LogBuffer): receives every entry written after it

@@ -232,7 +232,7 @@ pub(super) fn admit_follower(
         }
     }
     let written = served.buf.stats().entries_written;
-    let mut start = Start::from_request(headers, uri, served.buf.shared().instance, written)?;
+    let mut start = Start::from_request(headers, uri, served.buf.shared().instance(), written)?;
     if let Some(seq) = last_window(served, uri)? {
         // A resumption (`Last-Event-ID`) wins: it says exactly where the client was.
         if headers.get("last-event-id").is_none() {

@@ -219,7 +219,7 @@ use axum::Router;
 
 pub use serve::{Serve, Server, SHUTDOWN_GRACE};
 
-use crate::builder::check_subscriber_capacity;
+use crate::core::check_subscriber_capacity;
 use crate::LogBuffer;
 
 /// The router with the default [`Config`]: loopback hosts only, same-origin streams only, no

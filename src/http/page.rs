@@ -97,7 +97,7 @@ pub(super) async fn snapshot(
     };
     // Without `since`, or with a position of another buffer (a restarted server): everything
     // retained, and nothing reported missed.
-    let instance = served.buf.shared().instance;
+    let instance = served.buf.shared().instance();
     let written = served.buf.stats().entries_written;
     let (since, restarted) = match since_param(&uri) {
         Ok(None) => (None, false),

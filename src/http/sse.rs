@@ -55,7 +55,7 @@ pub(super) async fn events(
     first.put_slice(b"retry: 1000\n\n");
     first.put_slice(&heartbeat);
     let follow = Follow {
-        id_prefix: id_prefix(served.buf.shared().instance),
+        id_prefix: id_prefix(served.buf.shared().instance()),
         filter: start.filter,
         json,
         live,

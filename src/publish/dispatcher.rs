@@ -171,7 +171,7 @@ impl Dispatcher {
     /// The sequence number the next entry written will get.
     fn written_so_far(&self) -> u64 {
         match &self.cursor {
-            Some(cursor) => cursor.shared().position(crate::follower::Start::Now),
+            Some(cursor) => cursor.shared().position(crate::core::Start::Now),
             None => 0,
         }
     }

@@ -22,7 +22,7 @@ use tracing_core::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{Extensions, LookupSpan, SpanRef};
 
-use crate::buffer::InSpan;
+use crate::core::InSpan;
 use crate::ring::Tags;
 use crate::write::{give_back_scratch, take_scratch, Line};
 use crate::{Level, LogBuffer};
