@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use super::dispatcher::{Dispatcher, Settings, Transform};
-use super::Publisher;
+use super::publisher::{Publisher, PublisherStats};
 use crate::follower::Cursor;
 use crate::follower::Start;
 use crate::{Entry, LogBuffer};
@@ -18,20 +18,6 @@ use crate::{Entry, LogBuffer};
 /// it works, it reads what its queue has room for).
 const FOLLOW_BATCH: usize = 1024;
 
-/// How often a publisher takes new entries and publishes, by default: 200 ms.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
-/// A publisher's queue bound in entries, by default.
-pub const DEFAULT_QUEUE: usize = 10_000;
-/// The most entries offered in one [`Publisher::publish`] call, by default.
-pub const DEFAULT_MAX_BATCH: usize = 1_000;
-/// The first retry delay after a failure, by default.
-pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The longest retry delay, by default.
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// How many times the entry at the head of the queue is tried before it is dropped, by default.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
-/// How long dropping a [`PublisherHandle`] waits for the last batch.
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 /// The most [`PublisherHandle::stop`] waits past its timeout for the thread to finish.
 const STOP_GRACE: Duration = Duration::from_millis(50);
 
@@ -41,11 +27,11 @@ const STOP_GRACE: Duration = Duration::from_millis(50);
 ///
 /// | setting | default | constant |
 /// |---|---|---|
-/// | [`interval`](PublisherBuilder::interval) | 200 ms | [`DEFAULT_INTERVAL`] |
-/// | [`queue`](PublisherBuilder::queue) | 10 000 entries | [`DEFAULT_QUEUE`] |
-/// | [`max_batch`](PublisherBuilder::max_batch) | 1 000 entries | [`DEFAULT_MAX_BATCH`] |
-/// | [`backoff`](PublisherBuilder::backoff) | 100 ms up to 30 s | [`DEFAULT_BACKOFF_MIN`], [`DEFAULT_BACKOFF_MAX`] |
-/// | [`max_attempts`](PublisherBuilder::max_attempts) | 10 | [`DEFAULT_MAX_ATTEMPTS`] |
+/// | [`interval`](PublisherBuilder::interval) | 200 ms | [`PublisherBuilder::DEFAULT_INTERVAL`] |
+/// | [`queue`](PublisherBuilder::queue) | 10 000 entries | [`PublisherBuilder::DEFAULT_QUEUE`] |
+/// | [`max_batch`](PublisherBuilder::max_batch) | 1 000 entries | [`PublisherBuilder::DEFAULT_MAX_BATCH`] |
+/// | [`backoff`](PublisherBuilder::backoff) | 100 ms up to 30 s | [`PublisherBuilder::DEFAULT_BACKOFF_MIN`], [`PublisherBuilder::DEFAULT_BACKOFF_MAX`] |
+/// | [`max_attempts`](PublisherBuilder::max_attempts) | 10 | [`PublisherBuilder::DEFAULT_MAX_ATTEMPTS`] |
 /// | [`transform`](PublisherBuilder::transform) | none: entries as written | |
 /// | [`name`](PublisherBuilder::name) | a number: `1`, `2`, … | |
 ///
@@ -77,6 +63,33 @@ pub struct PublisherBuilder<P> {
     name: Option<String>,
 }
 
+/// The defaults, as associated constants.
+///
+/// ```
+/// use std::time::Duration;
+/// use memtail::publish::PublisherBuilder;
+///
+/// assert_eq!(PublisherBuilder::DEFAULT_INTERVAL, Duration::from_millis(200));
+/// assert_eq!(PublisherBuilder::DEFAULT_QUEUE, 10_000);
+/// assert_eq!(PublisherBuilder::DEFAULT_STOP_TIMEOUT, Duration::from_secs(1));
+/// ```
+impl PublisherBuilder<()> {
+    /// How often a publisher takes new entries and publishes, by default: 200 ms.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
+    /// A publisher's queue bound in entries, by default.
+    pub const DEFAULT_QUEUE: usize = 10_000;
+    /// The most entries offered in one [`Publisher::publish`] call, by default.
+    pub const DEFAULT_MAX_BATCH: usize = 1_000;
+    /// The first retry delay after a failure, by default.
+    pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+    /// The longest retry delay, by default.
+    pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(30);
+    /// How many times the entry at the head of the queue is tried before it is dropped, by default.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+    /// How long dropping a [`PublisherHandle`] waits for the last batch.
+    pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+}
+
 impl LogBuffer {
     /// Starts `publisher` with the default settings; see [`LogBuffer::publisher`] to change them.
     ///
@@ -102,12 +115,12 @@ impl LogBuffer {
             buffer: self.clone(),
             publisher,
             settings: Settings {
-                interval: DEFAULT_INTERVAL,
-                queue: DEFAULT_QUEUE,
-                max_batch: DEFAULT_MAX_BATCH,
-                backoff_min: DEFAULT_BACKOFF_MIN,
-                backoff_max: DEFAULT_BACKOFF_MAX,
-                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                interval: PublisherBuilder::DEFAULT_INTERVAL,
+                queue: PublisherBuilder::DEFAULT_QUEUE,
+                max_batch: PublisherBuilder::DEFAULT_MAX_BATCH,
+                backoff_min: PublisherBuilder::DEFAULT_BACKOFF_MIN,
+                backoff_max: PublisherBuilder::DEFAULT_BACKOFF_MAX,
+                max_attempts: PublisherBuilder::DEFAULT_MAX_ATTEMPTS,
             },
             transform: None,
             name: None,
@@ -287,7 +300,7 @@ impl<P> fmt::Debug for PublisherBuilder<P> {
 }
 
 /// A running publisher. [`stop`](PublisherHandle::stop) it to publish what is queued and wait for
-/// its thread; dropping the handle does the same with [`DEFAULT_STOP_TIMEOUT`].
+/// its thread; dropping the handle does the same with [`PublisherBuilder::DEFAULT_STOP_TIMEOUT`].
 #[must_use = "dropping the handle stops the publisher"]
 pub struct PublisherHandle {
     name: String,
@@ -358,7 +371,7 @@ impl PublisherHandle {
 
 impl Drop for PublisherHandle {
     fn drop(&mut self) {
-        self.shutdown(DEFAULT_STOP_TIMEOUT);
+        self.shutdown(PublisherBuilder::DEFAULT_STOP_TIMEOUT);
     }
 }
 
@@ -368,70 +381,5 @@ impl fmt::Debug for PublisherHandle {
             .field("name", &self.name)
             .field("running", &self.thread.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-/// A publisher's counters. Every entry written while the publisher ran is in exactly one of
-/// `delivered`, `queued`, `filtered` and the `dropped_*` counters:
-/// `received + dropped_upstream` entries were written, and
-/// `received = delivered + queued + filtered + dropped_queue_full + dropped_after_attempts +
-/// dropped_permanent + dropped_at_stop`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PublisherStats {
-    /// Entries taken from the buffer (and, at stop, those written before `stop` that it had not
-    /// read yet: they count as `dropped_at_stop`).
-    pub received: u64,
-    /// Entries the publisher acknowledged.
-    pub delivered: u64,
-    /// Entries waiting in the queue now.
-    pub queued: u64,
-    /// Entries the transform turned away.
-    pub filtered: u64,
-    /// Entries lost before the publisher read them: the ring evicted them first, because the
-    /// publisher had fallen more than the ring's capacity behind. The oldest are lost.
-    pub dropped_upstream: u64,
-    /// The oldest entries, dropped because the queue was full while publishing failed.
-    pub dropped_queue_full: u64,
-    /// Entries dropped after failing `max_attempts` times at the head of the queue.
-    pub dropped_after_attempts: u64,
-    /// Entries dropped at once because publishing them failed in a way no retry can mend
-    /// ([`PublishError::is_permanent`](crate::publish::PublishError::is_permanent): a UDP message
-    /// too large to send, say).
-    pub dropped_permanent: u64,
-    /// Entries not delivered when `stop`'s timeout ran out: still queued, or written before the
-    /// stop request and not read from the ring yet.
-    pub dropped_at_stop: u64,
-    /// Publish calls that failed (returned an error, delivered nothing, or panicked).
-    pub failed_attempts: u64,
-    /// Entries sent more than once: sent again after a broken connection because the
-    /// destination had not acknowledged them ([`Publisher::resent`](crate::publish::Publisher::resent)).
-    /// They are counted once in `delivered`; the destination may hold up to this many duplicates.
-    /// Always 0 for transports that never send an entry twice.
-    pub resent: u64,
-    /// Entries the publisher cut to fit what its destination takes in one message
-    /// ([`Publisher::cut`](crate::publish::Publisher::cut); for syslog,
-    /// [`max_message_size`](crate::publish::SyslogPublisher::max_message_size)), each counted
-    /// once. A cut entry is delivered, cut, and counted in `delivered` too.
-    pub cut: u64,
-    /// The text of the last failure (of `publish` or `flush`), if any.
-    pub last_error: Option<String>,
-    /// Whether the publisher's thread has finished.
-    pub stopped: bool,
-}
-
-impl PublisherStats {
-    /// All entries lost, whatever the reason: the `dropped_*` counters together.
-    pub fn dropped(&self) -> u64 {
-        self.dropped_upstream
-            + self.dropped_queue_full
-            + self.dropped_after_attempts
-            + self.dropped_permanent
-            + self.dropped_at_stop
-    }
-
-    /// Entries written while the publisher ran, as far as it knows: everything it took or lost.
-    pub fn written(&self) -> u64 {
-        self.received + self.dropped_upstream
     }
 }

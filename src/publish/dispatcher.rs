@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
-use super::{Publisher, PublisherStats};
+use super::publisher::{Publisher, PublisherStats};
 use crate::follower::{Cursor, PressureWatch};
 use crate::Entry;
 

@@ -11,9 +11,9 @@ use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::publisher::{PublishError, Publisher};
 use super::relp::{Outcome, Patience, Session};
 use super::writer::write_counted;
-use super::{PublishError, Publisher};
 use crate::{Entry, Level};
 
 /// How long connecting to a TCP syslog daemon may take.
@@ -48,7 +48,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// - [`relp`](SyslogPublisher::relp): RELP, rsyslog's Reliable Event Logging Protocol. An entry
 ///   is delivered when the daemon has acknowledged it. After a broken connection the entries not
 ///   acknowledged are sent again (at least once: the daemon may have kept some of them, and
-///   [`PublisherStats::resent`](super::PublisherStats::resent) counts them).
+///   [`PublisherStats::resent`](crate::publish::PublisherStats::resent) counts them).
 /// - [`tcp`](SyslogPublisher::tcp): octet-counted framing (RFC 6587), so embedded newlines are
 ///   safe. Delivered means handed to the kernel: plain TCP has no acknowledgement, so messages
 ///   in flight when the daemon goes away can be lost without a trace. The connection is made on
@@ -192,7 +192,7 @@ impl SyslogPublisher {
     /// [`write_timeout`](SyslogPublisher::write_timeout)), a new one is opened on the next try
     /// and every entry not acknowledged is sent again: delivery is at least once, the daemon may
     /// have kept some of them before it went away, and
-    /// [`PublisherStats::resent`](super::PublisherStats::resent) says how many were sent again
+    /// [`PublisherStats::resent`](crate::publish::PublisherStats::resent) says how many were sent again
     /// (at most one window per broken session, plus refused entries retried).
     ///
     /// rsyslog's `imrelp` cuts a message longer than its `maxDataSize` (by default, with
@@ -330,7 +330,7 @@ impl SyslogPublisher {
     /// The longest message sent, in bytes, header included
     /// ([`DEFAULT_MAX_MESSAGE_SIZE`](SyslogPublisher::DEFAULT_MAX_MESSAGE_SIZE), 8 000, by
     /// default), on every transport. A longer entry is cut to fit (at a character boundary),
-    /// sent, and counted once in [`PublisherStats::cut`](super::PublisherStats::cut): one entry
+    /// sent, and counted once in [`PublisherStats::cut`](crate::publish::PublisherStats::cut): one entry
     /// is always one message, never two, and never part of the next. Set it no higher than what
     /// the daemon takes in one piece (rsyslog: somewhat less than `global(maxMessageSize=...)`,
     /// 8 KiB by default, and below `imtcp`'s `MaxFrameSize`, 200 000; for UDP, a datagram, 65 507

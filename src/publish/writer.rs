@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{PublishError, Publisher};
+use super::publisher::{PublishError, Publisher};
 use crate::Entry;
 
 /// Writes each batch's entries, as they are, to an [`io::Write`]: stderr, a socket, a `Vec`.
