@@ -82,6 +82,10 @@ use crate::{Level, LogBuffer};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod inotify;
+mod wake;
+
+use self::wake::Wake;
+pub use self::wake::Watching;
 
 /// How much a follower reads at a time.
 const READ_CHUNK: usize = 64 * 1024;
@@ -157,17 +161,6 @@ pub struct Follow {
     target: Option<String>,
 }
 
-/// How a file follower learns that the file changed: see [`Follower::watching`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Watching {
-    /// The kernel says so (inotify), and the follower checks every
-    /// [`reconcile_interval`](Follow::reconcile_interval) anyway.
-    Notifications,
-    /// The follower checks every [`poll_interval`](Follow::poll_interval).
-    Polling,
-}
-
 impl Default for Follow {
     fn default() -> Follow {
         Follow::new()
@@ -210,7 +203,7 @@ impl Follow {
     /// let buf = memtail::LogBuffer::new();
     /// let follower = memtail::follow::Follow::new().last_lines(2).file(&path, &buf);
     /// follower.wait_ready(std::time::Duration::from_secs(10));
-    /// follower.stop(); // flushes the unfinished "c"
+    /// follower.stop(std::time::Duration::from_secs(5)); // flushes the unfinished "c"
     /// assert_eq!(buf.snapshot(), "b\nc");
     /// # std::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
@@ -293,7 +286,7 @@ impl Follow {
     ///     .file(&path, &buf);
     /// follower.wait_ready(std::time::Duration::from_secs(10));
     /// std::fs::write(&path, "[error] disk full\n    at write()\n")?;
-    /// follower.stop(); // reads what was written until now
+    /// follower.stop(std::time::Duration::from_secs(5)); // reads what was written until now
     /// let entries = buf.entries();
     /// assert_eq!(entries[0].level(), Some(memtail::Level::Error));
     /// assert_eq!(entries[1].level(), None);
@@ -358,6 +351,7 @@ impl Follow {
             .spawn({
                 let shared = Arc::clone(&shared);
                 move || {
+                    let _finished = Finished(Arc::clone(&shared));
                     shared.ready();
                     let mut chunk = vec![0; READ_CHUNK];
                     loop {
@@ -408,6 +402,9 @@ pub struct FollowStats {
     pub files_missed: u64,
     /// Errors met (the newest is [`Follower::last_error`]).
     pub errors: u64,
+    /// Whether the follower's thread had finished when [`Follower::stop`] returned (always
+    /// false in [`Follower::stats`] of a running follower).
+    pub stopped: bool,
 }
 
 /// A running follower. Dropping it stops a file follower's thread (after a last read and the
@@ -600,27 +597,50 @@ impl Follower {
 
     /// Waits until a reader is exhausted (or fails) and its last line is appended; returns the
     /// final counters. A file follower never ends by itself: for it, `wait` is
-    /// [`stop`](Follower::stop).
+    /// [`stop`](Follower::stop) with [`Follower::DROP_WAIT`].
     pub fn wait(mut self) -> FollowStats {
         if self.stop.is_some() {
-            return self.stop();
+            return self.stop(Follower::DROP_WAIT);
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.stats()
+        FollowStats {
+            stopped: true,
+            ..self.stats()
+        }
     }
 
-    /// Stops the thread and waits for it, flushing an unfinished last line; returns the final
-    /// counters. A file follower reads what was appended until now first. A reader stops after
-    /// the read under way returns.
-    pub fn stop(mut self) -> FollowStats {
+    /// Stops the thread and waits for it, at most `timeout`, flushing an unfinished last line;
+    /// returns the final counters, with `stopped` true. A file follower reads what was appended
+    /// until now first. A reader stops after the read under way returns: if that (or a read
+    /// from a file system that hangs) takes longer than `timeout`, `stop` returns the counters
+    /// of that moment with `stopped` false, and the thread ends on its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let buf = memtail::LogBuffer::new();
+    /// let follower = memtail::follow::Follow::new().reader(&b"one\ntwo"[..], &buf);
+    /// let stats = follower.stop(Duration::from_secs(5));
+    /// assert!(stats.stopped);
+    /// ```
+    pub fn stop(mut self, timeout: Duration) -> FollowStats {
         self.signal_stop();
         self.stop.take();
+        let mut stopped = true;
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            stopped = self.wait_finished(timeout);
+            if stopped {
+                let _ = thread.join();
+            }
         }
-        self.stats()
+        FollowStats {
+            stopped,
+            ..self.stats()
+        }
     }
 }
 
@@ -896,17 +916,6 @@ impl FileId {
             ino: created,
         }
     }
-}
-
-/// Why a wait ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Wake {
-    Stop,
-    /// Bytes were written to the file (and nothing else happened, as far as notifications say).
-    Appended,
-    /// Something happened: look at the path too.
-    Changed,
-    Timeout,
 }
 
 /// How the follower's thread waits: on the kernel (Linux), or on the stop channel for a poll

@@ -10,6 +10,8 @@ use memtail::follow::{follow_file, follow_reader, Follow, Follower, Watching};
 use memtail::{LogBuffer, Subscription};
 
 const DEADLINE: Duration = Duration::from_secs(20);
+/// How long a test waits for a follower to stop.
+const STOP_WAIT: Duration = Duration::from_secs(20);
 
 struct Dir(PathBuf);
 
@@ -93,7 +95,7 @@ fn appended_lines_arrive_one_entry_each_from_the_end() {
     append(&path, "one\ntwo\n");
     append(&path, "three\n");
     assert_eq!(next(&live, 3), ["one\n", "two\n", "three\n"]);
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.lines, stats.bytes_read), (3, 14));
     nothing_more(&live);
 }
@@ -113,7 +115,7 @@ fn last_lines_counts_like_tail_n_and_an_unfinished_line_waits_for_its_end() {
     assert_eq!(next(&live, 1), ["3\n"]);
     append(&path, "5\n");
     assert_eq!(next(&live, 1), ["45\n"]);
-    follower.stop();
+    follower.stop(STOP_WAIT);
     nothing_more(&live);
 }
 
@@ -132,7 +134,7 @@ fn a_partial_line_becomes_an_entry_after_the_idle_time() {
     assert_eq!(next(&live, 1), ["Password: "]);
     append(&path, "(hidden)\n");
     assert_eq!(next(&live, 1), ["(hidden)\n"]);
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.lines, stats.partial_flushes), (2, 1));
     nothing_more(&live);
 }
@@ -162,7 +164,7 @@ fn truncation(follow: Follow, name: &str) {
     truncate(&path);
     append(&path, "fresh\n");
     assert_eq!(next(&live, 1), ["fresh\n"]);
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!(stats.truncations, 1);
     nothing_more(&live);
 }
@@ -193,7 +195,7 @@ fn lines_written_just_before_a_copytruncate_are_read_from_the_copy() {
     fs::copy(&path, dir.file("app.log.1")).unwrap();
     truncate(&path);
     append(&path, "after the truncation\n");
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     let got = arrived(&live);
     assert_eq!(
         got,
@@ -236,7 +238,7 @@ fn a_file_truncated_and_written_again_before_the_follower_looked_is_read_from_it
         let (live, follower) = start(&buf, &path, follow);
         truncate(&path);
         append(&path, new);
-        let stats = follower.stop();
+        let stats = follower.stop(STOP_WAIT);
         let got = arrived(&live);
         let want: Vec<String> = new.split_inclusive('\n').map(str::to_owned).collect();
         assert_eq!(got, want, "{name}");
@@ -276,7 +278,7 @@ fn rotation(follow: Follow, name: &str) {
         next(&live, 4),
         ["old 2\n", "old 3, cut short", "new 1\n", "new 2\n"]
     );
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.rotations, stats.partial_flushes), (1, 1));
     nothing_more(&live);
 }
@@ -289,7 +291,7 @@ fn a_file_created_later_is_read_from_its_start() {
     let (live, follower) = start(&buf, &path, Follow::new());
     append(&path, "first\nsecond\n");
     assert_eq!(next(&live, 2), ["first\n", "second\n"]);
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.rotations, stats.errors), (0, 0));
     nothing_more(&live);
 }
@@ -306,7 +308,7 @@ fn deletion_waits_for_a_new_file() {
     fs::remove_file(&path).unwrap();
     append(&path, "after\n");
     assert_eq!(next(&live, 1), ["after\n"]);
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.rotations, stats.errors), (1, 0));
     nothing_more(&live);
 }
@@ -323,7 +325,7 @@ fn a_line_longer_than_the_capacity_keeps_its_first_bytes() {
     let entries = next(&live, 2);
     assert_eq!(entries[0], long[..64]);
     assert_eq!(entries[1], "short\n");
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!(stats.bytes_cut, 201 - 64);
     nothing_more(&live);
 }
@@ -402,7 +404,7 @@ fn announce_notes_truncation_and_replacement_in_the_log() {
             "app: three\n"
         ]
     );
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.truncations, stats.rotations), (1, 1));
     // Notices are not lines of the file.
     assert_eq!(stats.lines, 3);
@@ -436,7 +438,7 @@ fn a_fifo_is_read_as_a_stream_from_one_writer_to_the_next() {
         );
     }
     // Stopping does not wait for a writer either.
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     assert_eq!((stats.lines, stats.truncations, stats.errors), (4, 0, 0));
     nothing_more(&live);
 }
@@ -450,7 +452,7 @@ fn stop_within(follower: Follower, limit: Duration) -> memtail::follow::FollowSt
             std::process::abort();
         }
     });
-    let stats = follower.stop();
+    let stats = follower.stop(STOP_WAIT);
     let _ = done.send(());
     stats
 }

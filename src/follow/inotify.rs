@@ -15,7 +15,7 @@ use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
 use rustix::io::Errno;
 
-use super::{Wake, Watching};
+use super::wake::{Wake, Watching};
 
 /// Wakes the follower's thread: written once, when the follower stops.
 #[derive(Clone)]

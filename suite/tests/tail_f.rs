@@ -20,6 +20,8 @@ use memtail_suite::{need_program, system_test, Missing};
 
 /// Set in the writer process this test starts: `INDEX:PATH` (the sequence and the file).
 const WRITER: &str = "MEMTAIL_TAIL_F_WRITER";
+/// How long the comparison waits for a follower to stop.
+const STOP_WAIT: Duration = Duration::from_secs(20);
 
 fn main() {
     if let Some(task) = std::env::var_os(WRITER) {
@@ -272,8 +274,8 @@ fn race(tail: &Path, index: usize, attempt: usize, name: &str, steps: &[Step]) -
         let written = lines_of(index, steps);
         // Settled once both have seen a last marker, written after everything else.
         mark(&path);
-        let stats: FollowStats = follower.stop();
-        let polled_stats = poller.stop();
+        let stats: FollowStats = follower.stop(STOP_WAIT);
+        let polled_stats = poller.stop(STOP_WAIT);
         drop(gnu);
 
         let wanted: HashSet<&str> = written.iter().map(String::as_str).collect();
