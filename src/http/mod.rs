@@ -296,13 +296,6 @@ impl Config {
     pub const DEFAULT_MAX_FOLLOWERS: usize = 256;
     /// The most entries a stream reads from the ring and sends at once, by default.
     pub const DEFAULT_FOLLOWER_BATCH: usize = 1024;
-    /// What [`DEFAULT_FOLLOWER_BATCH`](Config::DEFAULT_FOLLOWER_BATCH) was called when streams
-    /// had queues.
-    #[deprecated(
-        since = "0.1.0",
-        note = "streams read the ring by position; use DEFAULT_FOLLOWER_BATCH"
-    )]
-    pub const DEFAULT_FOLLOWER_QUEUE: usize = Config::DEFAULT_FOLLOWER_BATCH;
     /// How long a stream that has sent everything waits before it sends again, by default.
     pub const DEFAULT_COALESCE: Duration = Duration::from_millis(5);
     /// `/snapshot` answers sent at once by default.
@@ -433,21 +426,6 @@ impl Config {
         check_subscriber_capacity(entries);
         self.follower_batch = entries;
         self
-    }
-
-    /// What [`follower_batch`](Config::follower_batch) was called when each stream had a queue
-    /// that dropped the newest entries when full; it now sets the batch.
-    ///
-    /// # Panics
-    ///
-    /// If `entries` is 0.
-    #[deprecated(
-        since = "0.1.0",
-        note = "streams read the ring by position and have no queue; use follower_batch"
-    )]
-    #[track_caller]
-    pub fn follower_queue(self, entries: usize) -> Config {
-        self.follower_batch(entries)
     }
 
     /// How long a stream that has sent everything waits before it reads the ring again, so
