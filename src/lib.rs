@@ -129,6 +129,7 @@ mod level;
 pub mod log;
 #[cfg(feature = "publish")]
 pub mod publish;
+mod recv;
 pub mod render;
 mod replay;
 mod ring;
@@ -152,15 +153,15 @@ pub use crate::entry::Entry;
 #[cfg(feature = "tracing")]
 pub use crate::init::{init, Init, InitError};
 pub use crate::level::{Level, ParseLevelError};
+pub use crate::recv::{RecvError, RecvTimeoutError, TryRecvError};
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
 #[cfg(feature = "tokio")]
 pub use crate::stream::AsyncSubscription;
-pub use crate::subscription::Subscription;
+pub use crate::subscription::{Iter, Subscription, TryIter};
 pub use crate::time::Clock;
 #[cfg(feature = "tracing")]
 pub use crate::tracing::Layer;
-pub use crossbeam_channel::{RecvError, RecvTimeoutError, TryRecvError};
 /// Signals for [`dump_on_signal`] (from `signal-hook`).
 #[cfg(all(unix, feature = "signal"))]
 pub use signal_hook::consts::{SIGUSR1, SIGUSR2};

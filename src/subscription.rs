@@ -3,10 +3,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::Receiver;
 
 use crate::core::Shared;
-use crate::Entry;
+use crate::{Entry, RecvError, RecvTimeoutError, TryRecvError};
 
 /// A follower of a [`LogBuffer`](crate::LogBuffer): receives every entry written after it
 /// subscribed, in sequence order, over its own bounded channel.
@@ -76,7 +76,7 @@ impl Subscription {
     /// writer.join().unwrap();
     /// ```
     pub fn recv(&self) -> Result<Entry, RecvError> {
-        self.rx.recv()
+        self.rx.recv().map_err(|_| RecvError)
     }
 
     /// Takes the next entry if one is queued, without waiting.
@@ -100,7 +100,10 @@ impl Subscription {
     /// assert_eq!(sub.try_recv(), Err(TryRecvError::Disconnected));
     /// ```
     pub fn try_recv(&self) -> Result<Entry, TryRecvError> {
-        self.rx.try_recv()
+        self.rx.try_recv().map_err(|error| match error {
+            crossbeam_channel::TryRecvError::Empty => TryRecvError::Empty,
+            crossbeam_channel::TryRecvError::Disconnected => TryRecvError::Disconnected,
+        })
     }
 
     /// Waits at most `timeout` for the next entry.
@@ -121,7 +124,10 @@ impl Subscription {
     /// assert_eq!(sub.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Entry, RecvTimeoutError> {
-        self.rx.recv_timeout(timeout)
+        self.rx.recv_timeout(timeout).map_err(|error| match error {
+            crossbeam_channel::RecvTimeoutError::Timeout => RecvTimeoutError::Timeout,
+            crossbeam_channel::RecvTimeoutError::Disconnected => RecvTimeoutError::Disconnected,
+        })
     }
 
     /// A blocking iterator over entries; it ends once every handle to the buffer is gone.
@@ -137,8 +143,8 @@ impl Subscription {
     /// let seqs: Vec<u64> = sub.iter().map(|e| e.seq()).collect();
     /// assert_eq!(seqs, [0, 1]);
     /// ```
-    pub fn iter(&self) -> crossbeam_channel::Iter<'_, Entry> {
-        self.rx.iter()
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(self.rx.iter())
     }
 
     /// An iterator over the entries queued now; it never waits.
@@ -153,8 +159,8 @@ impl Subscription {
     /// assert_eq!(sub.try_iter().count(), 2);
     /// assert_eq!(sub.try_iter().count(), 0);
     /// ```
-    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, Entry> {
-        self.rx.try_iter()
+    pub fn try_iter(&self) -> TryIter<'_> {
+        TryIter(self.rx.try_iter())
     }
 
     /// How many entries this subscription lost because its channel was full when they were written.
@@ -198,9 +204,15 @@ impl Subscription {
 
     /// The underlying receiver, for `crossbeam_channel::select!` over several sources.
     ///
+    /// Behind the `crossbeam` feature: with it, memtail's API names a type of crossbeam-channel
+    /// 0.5, so that a program that enables it moves to a later crossbeam-channel when memtail
+    /// does. Without it, [`recv_timeout`](Subscription::recv_timeout) in a loop, or a thread per
+    /// source forwarding into one channel of your own, waits on several sources.
+    ///
     /// # Examples
     ///
     /// ```
+    /// # #[cfg(feature = "crossbeam")] {
     /// use crossbeam_channel::{after, select};
     /// use std::time::Duration;
     ///
@@ -211,7 +223,10 @@ impl Subscription {
     ///     recv(sub.receiver()) -> entry => assert_eq!(&entry.unwrap()[..], b"tick"),
     ///     recv(after(Duration::from_secs(5))) -> _ => panic!("no entry"),
     /// }
+    /// # }
     /// ```
+    #[cfg(feature = "crossbeam")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "crossbeam")))]
     pub fn receiver(&self) -> &Receiver<Entry> {
         &self.rx
     }
@@ -243,7 +258,7 @@ impl Drop for Subscription {
 
 impl<'a> IntoIterator for &'a Subscription {
     type Item = Entry;
-    type IntoIter = crossbeam_channel::Iter<'a, Entry>;
+    type IntoIter = Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -256,5 +271,40 @@ impl fmt::Debug for Subscription {
             .field("queued", &self.rx.len())
             .field("dropped", &self.dropped())
             .finish_non_exhaustive()
+    }
+}
+
+/// A blocking iterator over a [`Subscription`]'s entries: see [`Subscription::iter`].
+pub struct Iter<'a>(crossbeam_channel::Iter<'a, Entry>);
+
+impl Iterator for Iter<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        self.0.next()
+    }
+}
+
+impl fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").finish_non_exhaustive()
+    }
+}
+
+/// An iterator over the entries a [`Subscription`] has queued now: see
+/// [`Subscription::try_iter`].
+pub struct TryIter<'a>(crossbeam_channel::TryIter<'a, Entry>);
+
+impl Iterator for TryIter<'_> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        self.0.next()
+    }
+}
+
+impl fmt::Debug for TryIter<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryIter").finish_non_exhaustive()
     }
 }
