@@ -73,9 +73,9 @@ fn main() {
         follower.wait_ready(Duration::from_secs(10));
         let app = Config::new().router(buf.clone());
         let epoch = Instant::now();
-        // When each line reaches the buffer, by a subscriber in the process.
+        // When each line reaches the buffer, by a follower in the process.
         let expected = rate * SECONDS;
-        let arrivals = buf.events_with_capacity(expected as usize + 1024);
+        let mut arrivals = buf.tail(memtail::Start::Now);
         let to_buffer = std::thread::spawn(move || {
             let mut latencies = Vec::with_capacity(expected as usize);
             while let Ok(entry) = arrivals.recv_timeout(Duration::from_secs(30)) {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "tracing")]
 use crate::core::InSpan;
-use crate::core::{check_subscriber_capacity, Ask, Batch, Origin, Shared};
+use crate::core::{Ask, Origin, Shared};
 use crate::ring::Tags;
 use crate::time::{unix_nanos, Clock};
 use crate::{Entry, Level, Replay, Stats, Subscription};
@@ -304,69 +304,8 @@ impl LogBuffer {
     /// assert_eq!(&sub.recv().unwrap()[..], b"after");
     /// ```
     pub fn events(&self) -> Subscription {
-        self.events_with_capacity(self.shared.subscriber_capacity())
-    }
-
-    /// [`events`](LogBuffer::events) with a channel of `entries` instead of the buffer's
-    /// subscriber capacity: for a follower that drains in bursts.
-    ///
-    /// # Panics
-    ///
-    /// If `entries` is 0.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let buf = memtail::LogBuffer::new();
-    /// let sub = buf.events_with_capacity(10_000);
-    /// assert_eq!(sub.capacity(), 10_000);
-    /// ```
-    #[track_caller]
-    pub fn events_with_capacity(&self, entries: usize) -> Subscription {
-        check_subscriber_capacity(entries);
-        self.subscribe(entries, None).1
-    }
-
-    /// The retained entries and a subscription to everything after them, taken under one lock:
-    /// the backlog followed by the live entries has no gap and no duplicate.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let buf = memtail::LogBuffer::new();
-    /// buf.append(b"old");
-    /// let (backlog, live) = buf.tail();
-    /// buf.append(b"new");
-    /// assert_eq!(backlog[0].seq(), 0);
-    /// assert_eq!(live.recv().unwrap().seq(), 1);
-    /// ```
-    pub fn tail(&self) -> (Vec<Entry>, Subscription) {
-        let (replay, sub) = self.tail_since(0);
-        (replay.into_entries(), sub)
-    }
-
-    /// [`since(seq)`](LogBuffer::since) and a subscription to everything after it, taken under one
-    /// lock: how a reader that already has the entries before `seq` resumes without a gap or a
-    /// duplicate (an SSE client's `Last-Event-ID`, for example). The subscription receives every
-    /// entry from [`Replay::next_seq`] on, even when `seq` was still in the future.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let buf = memtail::LogBuffer::new();
-    /// for line in ["a", "b", "c"] {
-    ///     buf.append(line.as_bytes());
-    /// }
-    /// // The reader has seen entries 0 and 1.
-    /// let (replay, live) = buf.tail_since(2);
-    /// buf.append(b"d");
-    /// assert_eq!(replay.entries()[0].seq(), 2);
-    /// assert_eq!(live.recv().unwrap().seq(), 3);
-    /// ```
-    pub fn tail_since(&self, seq: u64) -> (Replay, Subscription) {
-        let (read, sub) = self.subscribe(self.shared.subscriber_capacity(), Some(seq));
-        let replay = read.map_or_else(|| Replay::new(Vec::new(), 0, seq), Batch::into_replay);
-        (replay, sub)
+        let new = self.shared.subscribe(self.shared.subscriber_capacity());
+        Subscription::new(new.rx, new.dropped, new.id, Arc::downgrade(&self.shared))
     }
 
     /// The buffer's counters, read together.
@@ -388,14 +327,6 @@ impl LogBuffer {
     /// ```
     pub fn stats(&self) -> Stats {
         self.shared.stats()
-    }
-
-    /// A subscription with a channel of `capacity`, and the retained entries from `backlog` on,
-    /// taken under one lock.
-    fn subscribe(&self, capacity: usize, backlog: Option<u64>) -> (Option<Batch>, Subscription) {
-        let (read, new) = self.shared.subscribe(capacity, backlog.map(Ask::all_from));
-        let sub = Subscription::new(new.rx, new.dropped, new.id, Arc::downgrade(&self.shared));
-        (read, sub)
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {

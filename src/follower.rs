@@ -1,18 +1,16 @@
 //! A follower: a position in the ring, and nothing else.
 //!
-//! Async subscriptions, the HTTP streams and publishers follow the buffer this way. A follower
+//! A [`Tail`](crate::Tail), the HTTP streams and publishers follow the buffer this way. A follower
 //! reads every retained entry from its position on, a bounded batch at a time, under the read
 //! lock; when the ring evicted entries before the follower read them, the read says exactly how
 //! many (the oldest are lost, as with `/dev/kmsg` or `tokio::sync::broadcast`'s `Lagged`). The
-//! writer does no work per follower: it appends, and wakes the waiting ones (see [`Waiters`]).
-
-// Async followers use all of it; publishers (feature `publish`) a part; without either, nothing.
-#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+//! writer does no work per follower: it appends, and wakes the waiting ones (see
+//! `core/wait.rs`).
 
 use std::sync::Arc;
 
-pub(crate) use crate::core::Start;
 use crate::core::{Ask, Origin, Shared, BATCH_BYTES};
+pub(crate) use crate::Start;
 use crate::{Entry, LogBuffer};
 
 /// A position in the ring: the sequence number of the next entry to read.
@@ -101,8 +99,12 @@ impl Cursor {
         self.batch
     }
 
+    /// Sets the most entries one read takes (at least 1).
+    pub(crate) fn set_batch(&mut self, batch: usize) {
+        self.batch = batch.max(1);
+    }
+
     /// Entries that could be read now.
-    #[cfg(feature = "tokio")]
     pub(crate) fn available(&self) -> u64 {
         self.shared.available(self.next)
     }

@@ -14,14 +14,13 @@
 //! use memtail::LogBuffer;
 //!
 //! let mut buf = LogBuffer::with_capacity(64 * 1024);
-//! let (backlog, live) = buf.tail();
-//! assert!(backlog.is_empty());
+//! let mut live = buf.tail(memtail::Start::Oldest);
 //!
 //! writeln!(buf, "GET /health 200")?;
 //! writeln!(buf, "GET /users 500")?;
 //!
 //! // Followers receive every entry, in order, with its sequence number.
-//! let first = live.recv()?;
+//! let first = live.blocking_recv().unwrap();
 //! assert_eq!((first.seq(), &first[..]), (0, &b"GET /health 200\n"[..]));
 //!
 //! // The ring keeps the recent bytes; `since` replays from a sequence number.
@@ -41,13 +40,12 @@
 //!   every read starts at an entry boundary. An entry longer than the capacity keeps its first
 //!   `capacity` bytes.
 //! - **Two ways to follow, and writers wait for neither.**
-//!   - *Subscriptions* ([`events`](LogBuffer::events), [`tail`](LogBuffer::tail)) each have their
-//!     own bounded channel (64 entries by default). When a subscriber's channel is full, the new
+//!   - *Subscriptions* ([`events`](LogBuffer::events)) each have their own bounded channel (64 entries by default). When a subscriber's channel is full, the new
 //!     entry is dropped for that subscriber alone. An entry is copied into [`bytes::Bytes`] once,
 //!     only if some subscriber has room for it, and each subscriber gets a reference-counted
 //!     clone: a few nanoseconds per subscriber per write.
-//!   - *Followers* (async subscriptions, feature `tokio`; the HTTP streams, feature `http`;
-//!     publishers, feature `publish`) are positions in the ring, a sequence number each. A
+//!   - *Followers* ([`tail`](LogBuffer::tail), for sync and async code; the HTTP streams,
+//!     feature `http`; publishers, feature `publish`) are positions in the ring, a sequence number each. A
 //!     follower reads what the ring retains from its position on, a bounded batch at a time;
 //!     when the ring evicted entries before the follower read them, it loses the oldest and
 //!     learns exactly how many. A writer does no work per follower: a write costs the same with
@@ -66,9 +64,9 @@
 //!   follower, once it has received everything with no write under way: received + dropped =
 //!   entries written since it began following (for a follower that began at an earlier sequence
 //!   number, since that number: entries already evicted when it began count as dropped).
-//! - **No gap at the seam.** [`LogBuffer::tail`] and [`LogBuffer::tail_since`] take the backlog and
-//!   the subscription under one lock, and their async forms start following where the backlog
-//!   ends: no entry is missing or repeated between the two.
+//! - **No gap at the seam.** A [`Tail`] from [`Start::Oldest`] receives the backlog and then the
+//!   live entries through one position; one from [`Start::At`] a [`Replay::next_seq`] starts where
+//!   a [`since`](LogBuffer::since) ended: no entry is missing or repeated between the two.
 //! - **Followers anywhere keep these guarantees.** A browser or client of the HTTP streams is told
 //!   the exact number of entries it missed, where it missed them, whether they were evicted before
 //!   it resumed or because it read too slowly.
@@ -77,9 +75,8 @@
 //!
 //! - `publish` (on by default, no dependency): publishers that ship the log elsewhere in batches,
 //!   with bounded queues, acknowledgements and retries. See the `memtail::publish` module.
-//! - `tokio`: async following with no thread per follower: `LogBuffer::events_async`,
-//!   `tail_async` and `tail_since_async` give an `AsyncSubscription`, a `futures_core::Stream` of
-//!   entries that works on any executor (the feature is named for the runtime `http` uses).
+//! - `tokio`: [`Tail`] is a `futures_core::Stream` of entries too, on any executor (the feature
+//!   is named for the runtime `http` uses; `Tail::recv` is async without it).
 //! - `http`: `memtail::http::router`, an axum router that serves the log to browsers: a viewer
 //!   page, a plain-text snapshot, Server-Sent Events and WebSocket, safe by default. Enables
 //!   `tokio` and `tracing`.
@@ -97,6 +94,9 @@
 //!   directives, the same entries as the layer, and standard error too if you like.
 //! - `signal` (unix): `memtail::dump_on_signal`, the ring on standard error when the process
 //!   gets a signal (`kill -USR1`).
+//! - `crossbeam`: `Subscription::receiver`, the crossbeam-channel 0.5 receiver underneath, for
+//!   `crossbeam_channel::select!` (it makes that crate's version part of memtail's API for the
+//!   program that enables it).
 //!
 //! # Supported Rust versions
 //!
@@ -134,9 +134,8 @@ pub mod render;
 mod replay;
 mod ring;
 mod stats;
-#[cfg(feature = "tokio")]
-mod stream;
 mod subscription;
+mod tail;
 mod target;
 mod time;
 #[cfg(feature = "tracing")]
@@ -146,6 +145,7 @@ mod write;
 pub use crate::buffer::LogBuffer;
 pub use crate::builder::{global, init_global, AlreadyInitialized, Builder};
 pub use crate::context::{ErrorContext, ErrorContextStats};
+pub use crate::core::Start;
 #[cfg(all(unix, feature = "signal"))]
 pub use crate::dump::dump_on_signal;
 pub use crate::dump::{dump_on_panic, dump_on_panic_to, PanicHook};
@@ -156,9 +156,8 @@ pub use crate::level::{Level, ParseLevelError};
 pub use crate::recv::{RecvError, RecvTimeoutError, TryRecvError};
 pub use crate::replay::Replay;
 pub use crate::stats::Stats;
-#[cfg(feature = "tokio")]
-pub use crate::stream::AsyncSubscription;
 pub use crate::subscription::{Iter, Subscription, TryIter};
+pub use crate::tail::Tail;
 pub use crate::time::Clock;
 #[cfg(feature = "tracing")]
 pub use crate::tracing::Layer;

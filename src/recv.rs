@@ -1,5 +1,5 @@
 //! The errors of receiving from a [`Subscription`](crate::Subscription) or an
-//! [`AsyncSubscription`](crate::LogBuffer::events_async): memtail's own, so that the channel
+//! [`Tail`](crate::Tail): memtail's own, so that the channel
 //! underneath can change without changing them.
 
 use std::error::Error;

@@ -44,12 +44,13 @@ pub struct Stats {
     /// Entries queued now for subscriptions, summed over all of them: what followers hold but
     /// have not taken yet. At most `subscribers` × their channel sizes.
     pub subscriber_queued: u64,
-    /// Followers now: positions in the ring that read it at their own pace (async subscriptions,
+    /// Followers now: positions in the ring that read it at their own pace ([`Tail`](crate::Tail)s,
     /// HTTP streams, publishers). A writer does no work for them.
     pub followers: u64,
     /// Entries that followers, summed over all of them, past and present, lost because the ring
     /// evicted them before the follower read them (the oldest are lost, never the newest). A
-    /// follower that starts at an earlier sequence number (`events_since_async`, an SSE stream
-    /// resumed with `Last-Event-ID`) counts the entries already evicted then.
+    /// follower that starts at an earlier sequence number (a [`Tail`](crate::Tail) from
+    /// [`Start::At`](crate::Start::At), an SSE stream resumed with `Last-Event-ID`) counts the
+    /// entries already evicted then.
     pub follower_missed: u64,
 }

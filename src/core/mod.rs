@@ -137,16 +137,27 @@ pub(crate) struct Subscribed {
     pub(crate) id: u64,
 }
 
-/// Where a follower starts.
-#[cfg_attr(not(all(feature = "publish", feature = "http")), allow(dead_code))]
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Start {
+/// Where a [`Tail`](crate::Tail) starts following: see [`LogBuffer::tail`](crate::LogBuffer::tail).
+///
+/// # Examples
+///
+/// ```
+/// use memtail::Start;
+///
+/// let buf = memtail::LogBuffer::new();
+/// buf.append(b"old");
+/// assert_eq!(buf.tail(Start::Oldest).next_seq(), 0);
+/// assert_eq!(buf.tail(Start::Now).next_seq(), 1);
+/// assert_eq!(buf.tail(Start::At(7)).next_seq(), 1); // the future: the next entry written
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Start {
     /// With the next entry written.
     Now,
-    /// With the oldest entry retained now.
+    /// With the oldest entry retained now: the backlog, then the live entries.
     Oldest,
     /// With entry `seq` (or with the next one written, when `seq` is still in the future);
-    /// entries from `seq` on that were evicted already are reported missed by the first read.
+    /// entries from `seq` on that were evicted already are counted as dropped by the first read.
     At(u64),
 }
 
@@ -434,7 +445,6 @@ impl Shared {
         let (seq, range) = state.ring.append_tagged(entry, tags)?;
         // Followers read the ring by position: the writer's only work for them is to see, under
         // the lock, whether one waits (see `wait.rs` for why that load cannot miss one).
-        #[cfg(feature = "tokio")]
         let wake = self.waiters.any();
         // An error printer costs the writers one comparison, and a wake-up per error.
         let alarm = meta >= state.alarm;
@@ -456,7 +466,6 @@ impl Shared {
         }
         // Waking a task can take a while (its executor may have to unpark a thread): do it after
         // releasing the lock, so that other writers do not wait for it.
-        #[cfg(feature = "tokio")]
         if wake {
             self.waiters.wake_all();
         }
@@ -604,18 +613,11 @@ impl Shared {
 
     // ---- subscribers ----
 
-    /// A new subscription with a channel of `capacity` entries, and, when `backlog` is given,
-    /// the read it asks for, taken under the same lock: the read followed by what the
-    /// subscription receives has no gap and no duplicate.
-    pub(crate) fn subscribe(
-        &self,
-        capacity: usize,
-        backlog: Option<Ask>,
-    ) -> (Option<Batch>, Subscribed) {
+    /// A new subscription with a channel of `capacity` entries.
+    pub(crate) fn subscribe(&self, capacity: usize) -> Subscribed {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut state = self.state.write();
-        let read = backlog.map(|ask| self.read_in(&state, ask));
         let id = state.next_subscriber_id;
         state.next_subscriber_id += 1;
         state.subscribers.push(Slot {
@@ -625,7 +627,7 @@ impl Shared {
             gone: false,
         });
         state.rewatch();
-        (read, Subscribed { rx, dropped, id })
+        Subscribed { rx, dropped, id }
     }
 
     pub(crate) fn unsubscribe(&self, id: u64) {
@@ -662,7 +664,6 @@ impl Shared {
     }
 
     /// Entries a follower at `from` could read now.
-    #[cfg(feature = "tokio")]
     pub(crate) fn available(&self, from: u64) -> u64 {
         let state = self.state.read();
         state
@@ -671,20 +672,17 @@ impl Shared {
             .saturating_sub(from.max(state.ring.first_seq()))
     }
 
-    /// A place on the waiters' list for one async follower.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    /// A place on the waiters' list for one follower.
     pub(crate) fn wait_slot(&self) -> WaitSlot {
         self.waiters.slot()
     }
 
     /// Leaves `waker` for the next writer. The caller then looks at the ring once more.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn wait(&self, slot: &mut WaitSlot, waker: &Waker) {
         self.waiters.register(slot, waker);
     }
 
     /// Takes back the waker a dropped follower may have left.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn stop_waiting(&self, slot: &WaitSlot) {
         self.waiters.forget(slot);
     }
@@ -1009,7 +1007,7 @@ mod tests {
         let shared = Shared::new(1000, 4, None);
         let (id, nudges) = shared.watch_pressure();
         assert!(shared.state.read().watched);
-        let (_, subscribed) = shared.subscribe(4, None);
+        let subscribed = shared.subscribe(4);
         shared.unsubscribe(subscribed.id);
         // Subscribers are all gone; the publisher still watches.
         assert!(shared.state.read().watched);

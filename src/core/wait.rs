@@ -1,6 +1,5 @@
 //! The async followers waiting for the next entry: a list of wakers, and the argument for why
 //! no wake-up is lost.
-#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::{sleep_until, Instant};
 
-use crate::AsyncSubscription;
+use crate::Tail;
 
 pub(super) struct Coalesce {
     every: Duration,
@@ -30,7 +30,7 @@ impl Coalesce {
     }
 
     /// After a batch was handed on: when `live` has caught up, the next read waits.
-    pub(super) fn sent(&mut self, live: &AsyncSubscription) {
+    pub(super) fn sent(&mut self, live: &Tail) {
         if !self.every.is_zero() && live.is_empty() {
             self.until = Some(Instant::now() + self.every);
         }

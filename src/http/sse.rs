@@ -17,7 +17,7 @@ use super::guard::{admit_follower, query_param, refuse, FollowerGuard, Refusal, 
 use super::pace::Coalesce;
 use super::Served;
 use crate::follower::Start as Position;
-use crate::{AsyncSubscription, Entry};
+use crate::{Entry, Tail};
 
 /// The largest piece of the response handed to the HTTP server at once. hyper queues at most 16
 /// pieces per connection before it stops asking for more, so a client that does not read pins at
@@ -43,7 +43,8 @@ pub(super) async fn events(
     };
     let live = served
         .buf
-        .follow_async(start.position(), served.config.follower_batch);
+        .tail(start.position())
+        .batch_size(served.config.follower_batch);
     let every = served.config.keep_alive;
     // A heartbeat says how often the next ones come, so that a client can tell a dead
     // connection from a quiet log: one at once, then one every `keep_alive` the stream is idle.
@@ -205,7 +206,7 @@ struct Follow {
     filter: Filter,
     /// `?format=json`: each entry's data is one JSON object, as `/snapshot?format=ndjson` has.
     json: bool,
-    live: AsyncSubscription,
+    live: Tail,
     keep_alive: Interval,
     /// `event: heartbeat`, with the interval in milliseconds as its data.
     heartbeat: Bytes,

@@ -14,7 +14,7 @@ use super::guard::Filter;
 use super::guard::{admit_follower, refuse, FollowerGuard, WS_PARAMS};
 use super::pace::Coalesce;
 use super::Served;
-use crate::{AsyncSubscription, Entry, Replay};
+use crate::{Entry, Replay, Tail};
 
 /// How long a closing handshake may take before the connection is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -46,7 +46,8 @@ pub(super) async fn ws(
     };
     let live = served
         .buf
-        .follow_async(start.position(), served.config.follower_batch);
+        .tail(start.position())
+        .batch_size(served.config.follower_batch);
     let coalesce = Coalesce::new(served.config.coalesce);
     let ping = served.config.keep_alive;
     let restarted = start.restarted;
@@ -72,7 +73,7 @@ pub(super) async fn ws(
 
 /// One WebSocket stream's state.
 struct Stream {
-    live: AsyncSubscription,
+    live: Tail,
     coalesce: Coalesce,
     ping: Duration,
     restarted: bool,

@@ -259,10 +259,11 @@ fn run(capacity: usize, ops: Vec<Op>) {
             }
             Op::Subscribe => model.subscribe(buf.events()),
             Op::Tail => {
-                let (backlog, live) = buf.tail();
+                // The backlog, then a subscription (one thread: nothing is written between).
+                let backlog = buf.entries();
                 let seqs: Vec<u64> = backlog.iter().map(|e| e.seq()).collect();
                 assert_eq!(seqs, model.retained.iter().copied().collect::<Vec<_>>());
-                model.subscribe(live);
+                model.subscribe(buf.events());
             }
             Op::Cancel(i) => {
                 if !model.subscribers.is_empty() {
