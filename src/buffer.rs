@@ -244,7 +244,7 @@ impl LogBuffer {
     /// The retained entries appended at `time` or later (by the clock when each was appended),
     /// with the next sequence number: "the last five minutes" is
     /// `since_time(SystemTime::now() - Duration::from_secs(300))`. `None` for a buffer that
-    /// does not record times ([`Builder::timestamps`]).
+    /// does not record times ([`Builder::timestamps`](crate::Builder::timestamps)).
     ///
     /// An entry's time is never earlier than the one before it (a clock that steps back, or
     /// writers that read it in one order and take the lock in the other, give the later entry

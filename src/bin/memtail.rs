@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use memtail::follow::{Follow, Follower};
+use memtail::http::wire::{json_quote, EntryJson, SseParser};
 use memtail::http::Config;
 use memtail::LogBuffer;
 
@@ -945,48 +946,6 @@ fn sendable(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// The string `key` of a JSON object `{"seq":N,"level":...,"text":"...","time":"..."}`, as
-/// `/events?format=json` sends each entry; `None` when it has none, or not a string. (Inside a
-/// string a quote is escaped, so `"key":"` is found only where it is a key.)
-fn json_string(data: &str, key: &str) -> Option<String> {
-    let pattern = format!("\"{key}\":\"");
-    let at = data.find(&pattern)? + pattern.len();
-    let mut chars = data[at..].chars();
-    let hex4 = |chars: &mut std::str::Chars<'_>| -> Option<u32> {
-        let digits: String = chars.by_ref().take(4).collect();
-        u32::from_str_radix(&digits, 16).ok()
-    };
-    let mut text = String::new();
-    loop {
-        match chars.next()? {
-            '"' => return Some(text),
-            '\\' => match chars.next()? {
-                'n' => text.push('\n'),
-                'r' => text.push('\r'),
-                't' => text.push('\t'),
-                'b' => text.push('\u{8}'),
-                'f' => text.push('\u{c}'),
-                'u' => {
-                    let high = hex4(&mut chars)?;
-                    let c = if (0xd800..0xdc00).contains(&high) {
-                        // A surrogate pair: `\uD83D\uDE00`.
-                        if chars.next()? != '\\' || chars.next()? != 'u' {
-                            return None;
-                        }
-                        let low = hex4(&mut chars)?.checked_sub(0xdc00)?;
-                        char::from_u32(0x10000 + ((high - 0xd800) << 10) + low)
-                    } else {
-                        char::from_u32(high)
-                    };
-                    text.push(c.unwrap_or('\u{fffd}'));
-                }
-                other => text.push(other),
-            },
-            c => text.push(c),
-        }
-    }
-}
-
 /// The innermost cause: "Connection refused (os error 111)" rather than every layer's wording.
 fn root_cause(error: &dyn std::error::Error) -> String {
     let mut cause = error;
@@ -1127,45 +1086,16 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// `text` as a JSON string, quoted, with every control character escaped.
-fn json_quote(text: &str) -> String {
-    let mut quoted = String::with_capacity(text.len() + 2);
-    quoted.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => quoted.push_str("\\\""),
-            '\\' => quoted.push_str("\\\\"),
-            '\n' => quoted.push_str("\\n"),
-            '\r' => quoted.push_str("\\r"),
-            '\t' => quoted.push_str("\\t"),
-            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
-            c => quoted.push(c),
-        }
-    }
-    quoted.push('"');
-    quoted
-}
-
-/// The number `key` of a JSON object as the server sends each entry (`"seq":42`).
-fn json_number(data: &str, key: &str) -> Option<u64> {
-    let pattern = format!("\"{key}\":");
-    let at = data.find(&pattern)? + pattern.len();
-    let digits: String = data[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// An entry from one line of `/snapshot?format=ndjson` or one `/events?format=json` event.
+/// An entry from one line of `/snapshot?format=ndjson` or one `/events?format=json` event (an
+/// event that is not such an object is shown as it came).
 fn shown_from_json(data: String, cut: bool) -> Shown {
-    match json_string(&data, "text") {
-        Some(text) => Shown {
-            seq: json_number(&data, "seq"),
-            time: json_string(&data, "time"),
-            level: json_string(&data, "level"),
-            target: json_string(&data, "target"),
-            text,
+    match EntryJson::parse(&data) {
+        Some(entry) => Shown {
+            seq: entry.seq,
+            time: entry.time,
+            level: entry.level,
+            target: entry.target,
+            text: entry.text,
             cut,
         },
         None => Shown {
@@ -1255,122 +1185,6 @@ fn events_url(given: &str) -> Result<reqwest::Url, Failure> {
         url.set_path(&format!("{path}/events"));
     }
     Ok(url)
-}
-
-/// A Server-Sent Events parser, as the specification reads lines and fields, bounded whatever
-/// the server sends: a line longer than [`MAX_LINE`] keeps its first bytes (the rest is skipped
-/// up to its end), an event's data stops growing at [`MAX_EVENT`], and either marks the event
-/// as cut. Each byte received is looked at once.
-#[derive(Default)]
-struct SseParser {
-    pending: Vec<u8>,
-    /// Bytes of `pending` already looked at for a line break.
-    scanned: usize,
-    /// Skipping the rest of a line that was too long.
-    skipping: bool,
-    event: Event,
-    has_data: bool,
-}
-
-/// The longest line kept, in bytes.
-const MAX_LINE: usize = 1 << 20;
-/// The most data one event keeps, in bytes.
-const MAX_EVENT: usize = 4 << 20;
-
-#[derive(Default, Debug)]
-struct Event {
-    name: String,
-    id: Option<String>,
-    data: String,
-    /// Some of the event was not kept (a line or the whole beyond the caps).
-    cut: bool,
-}
-
-impl SseParser {
-    fn push(&mut self, mut bytes: &[u8]) -> Vec<Event> {
-        let mut events = Vec::new();
-        if self.skipping {
-            // The rest of a line too long to keep: up to its end.
-            match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
-                Some(at) => {
-                    self.skipping = false;
-                    bytes = &bytes[at..];
-                }
-                None => return events,
-            }
-        }
-        self.pending.extend_from_slice(bytes);
-        let mut start = 0;
-        loop {
-            let from = self.scanned.max(start);
-            let Some(at) = self.pending[from..]
-                .iter()
-                .position(|&b| b == b'\n' || b == b'\r')
-            else {
-                self.scanned = self.pending.len();
-                break;
-            };
-            let end = from + at;
-            // A CR at the very end might be the first half of a CRLF: wait for more.
-            if self.pending[end] == b'\r' && end + 1 == self.pending.len() {
-                self.scanned = end;
-                break;
-            }
-            let line = String::from_utf8_lossy(&self.pending[start..end]).into_owned();
-            let crlf = self.pending[end] == b'\r' && self.pending.get(end + 1) == Some(&b'\n');
-            start = end + if crlf { 2 } else { 1 };
-            self.line(&line, &mut events);
-        }
-        self.pending.drain(..start);
-        self.scanned -= start.min(self.scanned);
-        if self.pending.len() > MAX_LINE {
-            // A line with no end in sight: what fits is read as the line, the rest skipped.
-            // (A character cut in two shows as U+FFFD.)
-            let line = String::from_utf8_lossy(&self.pending[..MAX_LINE]).into_owned();
-            self.line(&line, &mut events);
-            self.event.cut = true;
-            self.pending.clear();
-            self.scanned = 0;
-            self.skipping = true;
-        }
-        events
-    }
-
-    fn line(&mut self, line: &str, events: &mut Vec<Event>) {
-        if line.is_empty() {
-            let event = std::mem::take(&mut self.event);
-            if std::mem::take(&mut self.has_data) {
-                events.push(event);
-            }
-            return;
-        }
-        if line.starts_with(':') {
-            return;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "event" => self.event.name = value.chars().take(64).collect(),
-            // Kept only as far as it could be sent back (memtail's ids are 26 bytes at most).
-            "id" => self.event.id = Some(value.chars().take(129).collect()),
-            "data" => {
-                let room = MAX_EVENT.saturating_sub(self.event.data.len() + 1);
-                if self.has_data && room > 0 {
-                    self.event.data.push('\n');
-                }
-                let mut take = value.len().min(room);
-                while !value.is_char_boundary(take) {
-                    take -= 1;
-                }
-                if take < value.len() {
-                    self.event.cut = true;
-                }
-                self.event.data.push_str(&value[..take]);
-                self.has_data = true;
-            }
-            _ => {}
-        }
-    }
 }
 
 /// Log text made safe for a terminal: escape sequences (CSI, OSC, ...), other C0 and C1 control
@@ -1466,25 +1280,6 @@ mod tests {
     }
 
     #[test]
-    fn json_texts() {
-        let data = r#"{"seq":3,"level":null,"text":"a\rb \"q\" \\ \u001b[31m \ud83d\ude00 é"}"#;
-        assert_eq!(
-            json_string(data, "text").unwrap(),
-            "a\rb \"q\" \\ \x1b[31m 😀 é"
-        );
-        assert_eq!(json_string(data, "level"), None);
-        assert_eq!(json_string("plain text", "text"), None);
-        assert_eq!(json_string(r#"{"text":"unterminated"#, "text"), None);
-        assert_eq!(json_string(r#"{"text":"\ud800x"}"#, "text"), None);
-        let data = r#"{"seq":1,"level":"WARN","text":"x \"time\":\"no\"","time":"2026-12-04T14:39:53.123456Z"}"#;
-        assert_eq!(
-            json_string(data, "time").unwrap(),
-            "2026-12-04T14:39:53.123456Z"
-        );
-        assert_eq!(json_string(data, "level").unwrap(), "WARN");
-    }
-
-    #[test]
     fn a_password_in_the_url_is_not_shown() {
         let url = reqwest::Url::parse("http://admin:hunter2@h:1/events").unwrap();
         let shown = redacted(&url);
@@ -1514,34 +1309,9 @@ mod tests {
     }
 
     #[test]
-    fn a_line_without_end_is_cut_and_the_parser_stays_bounded() {
-        let mut parser = SseParser::default();
-        let mut events = parser.push(b"id: 1\ndata: ");
-        let piece = vec![b'x'; 64 * 1024];
-        for _ in 0..64 {
-            events.extend(parser.push(&piece));
-            assert!(parser.pending.len() <= MAX_LINE + piece.len());
-        }
-        // The end of the line, at last, and of the event; then an ordinary one.
-        events.extend(parser.push(b"xxx\n\nid: 2\ndata: next\n\n"));
-        assert_eq!(events.len(), 2);
-        assert!(events[0].cut);
-        assert_eq!(events[0].data.len(), MAX_LINE - "data: ".len());
-        assert_eq!((events[1].data.as_str(), events[1].cut), ("next", false));
-        // An event of many lines stops growing at its cap.
-        let mut parser = SseParser::default();
-        let line = format!("data: {}\n", "y".repeat(1000));
-        let mut events = Vec::new();
-        for _ in 0..5000 {
-            events.extend(parser.push(line.as_bytes()));
-        }
-        events.extend(parser.push(b"\n"));
-        assert!(events[0].cut);
-        assert!(events[0].data.len() <= MAX_EVENT);
-        // An id is kept only as far as it could be sent back.
+    fn an_id_too_long_to_send_back_is_not_sent_back() {
         let mut parser = SseParser::default();
         let events = parser.push(format!("id: {}\ndata: x\n\n", "1".repeat(200)).as_bytes());
-        assert_eq!(events[0].id.as_deref().map(str::len), Some(129));
         assert!(!sendable(events[0].id.as_deref().unwrap()));
     }
 
@@ -1577,23 +1347,6 @@ mod tests {
         assert!(parse_listen("nonsense").is_err());
         assert!(parse_listen("127.0.0.1:99999").is_err());
         assert!(parse_listen(":80").is_err());
-    }
-
-    #[test]
-    fn sse_lines() {
-        let mut parser = SseParser::default();
-        let mut events = parser.push(b"retry: 1000\n\nid: 4\ndata: a\r");
-        assert!(events.is_empty());
-        events.extend(parser.push(b"\ndata: b\n\n: keep-alive\n\nevent: missed\ndata: 3\n\n"));
-        assert_eq!(events.len(), 2);
-        assert_eq!(
-            (events[0].id.as_deref(), events[0].data.as_str()),
-            (Some("4"), "a\nb")
-        );
-        assert_eq!(
-            (events[1].name.as_str(), events[1].data.as_str()),
-            ("missed", "3")
-        );
     }
 
     #[test]

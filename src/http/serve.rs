@@ -11,8 +11,6 @@ use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
 
-use super::Config;
+use super::config::Config;
+use super::permit::{Place, Places};
+use super::shutdown::{begun, not_zero, Shutdown};
 use crate::LogBuffer;
 
 /// How long the accept loop rests after an error that is not about one connection (out of file
@@ -33,34 +33,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a graceful shutdown waits for open connections to finish (a client that does not
 /// read its final event, say) before it closes them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-/// Tells the streams of a config's routers that a graceful shutdown began: shared by a
-/// [`Config`] and its clones.
-#[derive(Clone, Debug)]
-pub(super) struct Shutdown(Arc<tokio::sync::watch::Sender<bool>>);
-
-impl Shutdown {
-    pub(super) fn new() -> Shutdown {
-        Shutdown(Arc::new(tokio::sync::watch::Sender::new(false)))
-    }
-
-    fn begin(&self) {
-        self.0.send_replace(true);
-    }
-
-    /// What a stream waits on: [`begun`] returns once the shutdown began (at once if it has).
-    pub(super) fn subscribe(&self) -> tokio::sync::watch::Receiver<bool> {
-        self.0.subscribe()
-    }
-}
-
-/// Returns once the shutdown `watch` tells of began (at once if it had), never otherwise.
-pub(super) async fn begun(watch: &mut tokio::sync::watch::Receiver<bool>) {
-    if watch.wait_for(|begun| *begun).await.is_err() {
-        // Every config that could begin it is gone: it never will.
-        std::future::pending::<()>().await;
-    }
-}
 
 /// The server [`Config::serve`] and [`Config::serve_app`] make: await it to serve (until an
 /// error that is not about one connection), or first give it a signal to stop at with
@@ -394,15 +366,6 @@ impl std::fmt::Debug for Server {
     }
 }
 
-/// Panics, naming the option, when `duration` is zero.
-#[track_caller]
-pub(super) fn not_zero(duration: Duration, option: &str) {
-    assert!(
-        !duration.is_zero(),
-        "memtail::http::Config::{option}: zero duration"
-    );
-}
-
 #[derive(Clone, Copy)]
 struct Limits {
     header_read_timeout: Duration,
@@ -428,7 +391,7 @@ async fn serve_with(parts: Parts) -> io::Result<()> {
         shutdown,
         mut signal,
     } = parts;
-    let open = Arc::new(AtomicUsize::new(0));
+    let open = Places::new(limits.max_connections);
     // Every connection's task, to wait for them at shutdown; finished ones are reaped as the
     // loop goes.
     let mut connections = tokio::task::JoinSet::new();
@@ -451,7 +414,7 @@ async fn serve_with(parts: Parts) -> io::Result<()> {
             }
         };
         // Over the cap: closed at once, before reading a byte.
-        let Some(slot) = Slot::take(&open, limits.max_connections) else {
+        let Some(slot) = open.take() else {
             drop(tcp);
             continue;
         };
@@ -500,25 +463,6 @@ fn about_one_connection(error: &io::Error) -> bool {
     )
 }
 
-/// One of the `max_connections` places, held by a connection's socket until it closes.
-struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            (n < max).then_some(n + 1)
-        })
-        .ok()?;
-        Some(Slot(Arc::clone(open)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// A connection's socket that fails with `TimedOut` when it is waited on and no byte has moved
 /// either way for the idle timeout, and holds the connection's slot.
 struct Connection {
@@ -527,11 +471,11 @@ struct Connection {
     /// When a byte last moved.
     last: Instant,
     timer: Pin<Box<Sleep>>,
-    _slot: Slot,
+    _slot: Place,
 }
 
 impl Connection {
-    fn new(tcp: TcpStream, idle: Duration, slot: Slot) -> Connection {
+    fn new(tcp: TcpStream, idle: Duration, slot: Place) -> Connection {
         let now = Instant::now();
         Connection {
             tcp,

@@ -6,14 +6,17 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 
-use super::guard::Filter;
-use super::guard::{admit_follower, refuse, FollowerGuard, WS_PARAMS};
+use super::admit::{Admitted, Ws};
 use super::pace::Coalesce;
-use super::Served;
+use super::permit::Place;
+use super::query::Filter;
+use super::refusal::refuse;
+use super::shutdown::begun;
+use super::state::Served;
 use crate::{Entry, Replay, Tail};
 
 /// How long a closing handshake may take before the connection is dropped.
@@ -28,15 +31,11 @@ pub(super) const MAX_CLIENT_MESSAGE: usize = 1024;
 const READ_BUFFER: usize = 4096;
 
 pub(super) async fn ws(
+    admitted: Admitted<Ws>,
     State(served): State<Arc<Served>>,
-    headers: HeaderMap,
-    uri: Uri,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let (guard, start) = match admit_follower(&served, &headers, &uri, WS_PARAMS) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return refusal.into_response(),
-    };
+    let Admitted { query, place, .. } = admitted;
     let Ok(upgrade) = upgrade else {
         return refuse(
             StatusCode::UPGRADE_REQUIRED,
@@ -46,12 +45,12 @@ pub(super) async fn ws(
     };
     let live = served
         .buf
-        .tail(start.position())
+        .tail(query.begin.position())
         .batch_size(served.config.follower_batch);
     let coalesce = Coalesce::new(served.config.coalesce);
     let ping = served.config.keep_alive;
-    let restarted = start.restarted;
-    let filter = start.filter;
+    let restarted = query.begin.restarted;
+    let filter = query.filter;
     let shutdown = served.config.shutdown.subscribe();
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
@@ -65,7 +64,7 @@ pub(super) async fn ws(
                 restarted,
                 filter,
                 shutdown,
-                _guard: guard,
+                _place: place,
             };
             serve(socket, stream)
         })
@@ -80,7 +79,7 @@ struct Stream {
     filter: Filter,
     /// Told when a graceful shutdown begins: the stream closes with code 1001 (going away).
     shutdown: tokio::sync::watch::Receiver<bool>,
-    _guard: FollowerGuard,
+    _place: Place,
 }
 
 async fn serve(mut socket: WebSocket, stream: Stream) {
@@ -91,7 +90,7 @@ async fn serve(mut socket: WebSocket, stream: Stream) {
         restarted,
         filter,
         mut shutdown,
-        _guard,
+        _place,
     } = stream;
     // The position asked for was another buffer's (a restarted server): say so, before this
     // buffer's entries from its oldest.
@@ -136,7 +135,7 @@ async fn serve(mut socket: WebSocket, stream: Stream) {
                 heard = tokio::time::Instant::now();
                 coalesce.sent(&live);
             }
-            () = super::serve::begun(&mut shutdown) => {
+            () = begun(&mut shutdown) => {
                 let frame = axum::extract::ws::CloseFrame {
                     code: axum::extract::ws::close_code::AWAY,
                     reason: "the server is shutting down".into(),

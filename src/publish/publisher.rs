@@ -51,7 +51,7 @@ pub trait Publisher: Send + 'static {
     }
 
     /// How many entries this publisher has sent more than once so far. A transport that
-    /// delivers at least once (like [`SyslogPublisher::relp`]) sends again what the destination
+    /// delivers at least once (like [`SyslogPublisher::relp`](super::SyslogPublisher::relp)) sends again what the destination
     /// had not acknowledged when a connection broke; the destination may have kept the first
     /// copy, so this many entries may be there twice. Read after each call to `publish` into
     /// [`PublisherStats::resent`]. 0 by default.

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::publisher::{PublishError, Publisher};
 use super::relp::{Outcome, Patience, Session};
 use super::writer::write_counted;
+use crate::entry::without_line_end;
 use crate::{Entry, Level};
 
 /// How long connecting to a TCP syslog daemon may take.
@@ -458,7 +459,7 @@ impl SyslogPublisher {
         };
         out.extend_from_slice(stamp.as_bytes());
         out.extend_from_slice(self.header.as_bytes());
-        out.extend_from_slice(trim_newline(entry));
+        out.extend_from_slice(without_line_end(entry));
         if out.len() > self.max_message_size {
             // At a character boundary: back over UTF-8 continuation bytes.
             let mut end = self.max_message_size;
@@ -800,11 +801,6 @@ fn still_open(stream: &TcpStream) -> bool {
         Err(error) => error.kind() == io::ErrorKind::WouldBlock,
     };
     stream.set_nonblocking(false).is_ok() && open
-}
-
-fn trim_newline(entry: &[u8]) -> &[u8] {
-    let entry = entry.strip_suffix(b"\n").unwrap_or(entry);
-    entry.strip_suffix(b"\r").unwrap_or(entry)
 }
 
 /// A header field: printable US-ASCII without spaces (RFC 5424 §6), at most `max` characters, or
