@@ -278,6 +278,7 @@ impl fmt::Debug for Entry {
 /// `text` without its final line ending: `\r\n`, `\n` or `\r`, whichever it ends with. The one
 /// rule for every reader that shows an entry as a line of its own (SSE data, JSON `text`, the
 /// patterns of `?grep=`, a syslog message).
+#[cfg(any(feature = "http", feature = "publish"))]
 pub(crate) fn without_line_end(text: &[u8]) -> &[u8] {
     text.strip_suffix(b"\r\n")
         .or_else(|| text.strip_suffix(b"\n"))
