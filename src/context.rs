@@ -15,13 +15,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::core::{Ask, Shared};
+use crate::worker::Worker;
 use crate::{Entry, Level, LogBuffer};
 
 /// How long dropping an [`ErrorContext`] waits for its last round of printing.
@@ -174,19 +174,14 @@ impl LogBuffer {
             stats: Arc::clone(&stats),
         };
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
-        let thread = thread::Builder::new()
-            .name("memtail-on-error".into())
-            .spawn(move || {
-                printer.run(&wake_rx, &stop_rx);
-                drop(done_tx);
-            })
-            .expect("memtail: could not start the on-error thread");
+        let worker = Worker::spawn("memtail-on-error".into(), move || {
+            printer.run(&wake_rx, &stop_rx);
+        })
+        .expect("memtail: could not start the on-error thread");
         ErrorContext {
             stats,
             stop: Some(stop_tx),
-            done: done_rx,
-            thread: Some(thread),
+            worker: Some(worker),
         }
     }
 }
@@ -199,9 +194,7 @@ pub struct ErrorContext {
     stats: Arc<Mutex<ErrorContextStats>>,
     /// Dropped to stop the thread.
     stop: Option<Sender<()>>,
-    /// Disconnected when the thread has finished.
-    done: Receiver<()>,
-    thread: Option<JoinHandle<()>>,
+    worker: Option<Worker>,
 }
 
 impl ErrorContext {
@@ -244,11 +237,11 @@ impl ErrorContext {
     }
 
     fn shutdown(&mut self, timeout: Duration) -> ErrorContextStats {
-        let Some(thread) = self.thread.take() else {
+        let Some(worker) = self.worker.take() else {
             return self.stats();
         };
         drop(self.stop.take());
-        join_until(thread, &self.done, Instant::now() + timeout);
+        worker.join_until(Instant::now() + timeout);
         self.stats()
     }
 }
@@ -262,22 +255,9 @@ impl Drop for ErrorContext {
 impl fmt::Debug for ErrorContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ErrorContext")
-            .field("running", &self.thread.is_some())
+            .field("running", &self.worker.is_some())
             .field("stats", &self.stats())
             .finish_non_exhaustive()
-    }
-}
-
-/// Waits until a background thread has finished (`done` disconnects when it does) and joins it,
-/// or until `deadline`, leaving it to finish on its own; returns whether it finished.
-pub(crate) fn join_until(thread: JoinHandle<()>, done: &Receiver<()>, deadline: Instant) -> bool {
-    match done.recv_deadline(deadline) {
-        // A panic in it was already turned into counters, or is told by `stopped`.
-        Err(RecvTimeoutError::Disconnected) | Ok(()) => {
-            let _ = thread.join();
-            true
-        }
-        Err(RecvTimeoutError::Timeout) => false,
     }
 }
 

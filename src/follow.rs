@@ -71,13 +71,13 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 
 use crate::ring::Tags;
+use crate::worker::Worker;
 use crate::{Level, LogBuffer};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -326,15 +326,10 @@ impl Follow {
         let lines = Lines::new(&self, buf.clone());
         let (waiter, kernel_stop) = Waiter::new(&path, self.polling, stop_rx);
         shared.state.lock().watching = waiter.watching();
-        let thread = std::thread::Builder::new()
-            .name("memtail-follow".into())
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || {
-                    let _finished = Finished(Arc::clone(&shared));
-                    FileFollower::new(path, self, lines, shared, waiter).run();
-                }
-            });
+        let thread = Worker::spawn("memtail-follow".into(), {
+            let shared = Arc::clone(&shared);
+            move || FileFollower::new(path, self, lines, shared, waiter).run()
+        });
         let mut follower = Follower::new(thread, Some(stop_tx), shared);
         follower.kernel_stop = kernel_stop;
         follower
@@ -346,31 +341,28 @@ impl Follow {
     pub fn reader<R: Read + Send + 'static>(self, mut reader: R, buf: &LogBuffer) -> Follower {
         let shared = Arc::new(Shared::default());
         let mut lines = Lines::new(&self, buf.clone());
-        let thread = std::thread::Builder::new()
-            .name("memtail-follow".into())
-            .spawn({
-                let shared = Arc::clone(&shared);
-                move || {
-                    let _finished = Finished(Arc::clone(&shared));
-                    shared.ready();
-                    let mut chunk = vec![0; READ_CHUNK];
-                    loop {
-                        match reader.read(&mut chunk) {
-                            Ok(0) => break,
-                            Ok(n) => lines.push(&chunk[..n], &shared),
-                            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                            Err(error) => {
-                                shared.error(error);
-                                break;
-                            }
-                        }
-                        if shared.stopping() {
+        let thread = Worker::spawn("memtail-follow".into(), {
+            let shared = Arc::clone(&shared);
+            move || {
+                shared.ready();
+                let mut chunk = vec![0; READ_CHUNK];
+                loop {
+                    match reader.read(&mut chunk) {
+                        Ok(0) => break,
+                        Ok(n) => lines.push(&chunk[..n], &shared),
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(error) => {
+                            shared.error(error);
                             break;
                         }
                     }
-                    lines.flush(&shared);
+                    if shared.stopping() {
+                        break;
+                    }
                 }
-            });
+                lines.flush(&shared);
+            }
+        });
         Follower::new(thread, None, shared)
     }
 }
@@ -413,7 +405,7 @@ pub struct FollowStats {
 /// its own.
 #[must_use = "dropping the Follower stops following"]
 pub struct Follower {
-    thread: Option<JoinHandle<()>>,
+    thread: Option<Worker>,
     /// Dropped to wake a file follower's thread at once; `None` for a reader.
     stop: Option<Sender<()>>,
     /// Signalled to wake a file follower's thread that waits on the kernel.
@@ -436,8 +428,6 @@ struct SharedState {
     stats: FollowStats,
     last_error: Option<Arc<io::Error>>,
     ready: bool,
-    /// The thread has ended (or unwound).
-    finished: bool,
     stopping: bool,
     watching: Watching,
 }
@@ -448,20 +438,9 @@ impl Default for SharedState {
             stats: FollowStats::default(),
             last_error: None,
             ready: false,
-            finished: false,
             stopping: false,
             watching: Watching::Polling,
         }
-    }
-}
-
-/// Says, when the follower's thread ends however it ends, that it has.
-struct Finished(Arc<Shared>);
-
-impl Drop for Finished {
-    fn drop(&mut self) {
-        self.0.state.lock().finished = true;
-        self.0.ready.notify_all();
     }
 }
 
@@ -487,11 +466,7 @@ impl Shared {
 }
 
 impl Follower {
-    fn new(
-        thread: io::Result<JoinHandle<()>>,
-        stop: Option<Sender<()>>,
-        shared: Arc<Shared>,
-    ) -> Follower {
+    fn new(thread: io::Result<Worker>, stop: Option<Sender<()>>, shared: Arc<Shared>) -> Follower {
         let thread = match thread {
             Ok(thread) => Some(thread),
             Err(error) => {
@@ -513,23 +488,6 @@ impl Follower {
 
     /// How long dropping a file follower waits for its thread, at most.
     pub const DROP_WAIT: Duration = Duration::from_secs(5);
-
-    /// Waits at most `timeout` for the thread to end; whether it has.
-    fn wait_finished(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state.lock();
-        while !state.finished {
-            if self
-                .shared
-                .ready
-                .wait_until(&mut state, deadline)
-                .timed_out()
-            {
-                return state.finished;
-            }
-        }
-        true
-    }
 
     /// How this follower learns that its file changed: [`Watching::Notifications`] on Linux
     /// (inotify) unless [`Follow::polling`] was asked for or the kernel refused a watch,
@@ -571,9 +529,7 @@ impl Follower {
 
     /// Whether the follower's thread is still at work (a reader's ends with the reader).
     pub fn is_running(&self) -> bool {
-        self.thread
-            .as_ref()
-            .is_some_and(|thread| !thread.is_finished())
+        self.thread.as_ref().is_some_and(Worker::is_running)
     }
 
     /// Waits at most `timeout` until the follower has taken its starting position (for a file
@@ -603,7 +559,7 @@ impl Follower {
             return self.stop(Follower::DROP_WAIT);
         }
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            thread.join();
         }
         FollowStats {
             stopped: true,
@@ -632,10 +588,7 @@ impl Follower {
         self.stop.take();
         let mut stopped = true;
         if let Some(thread) = self.thread.take() {
-            stopped = self.wait_finished(timeout);
-            if stopped {
-                let _ = thread.join();
-            }
+            stopped = thread.join_until(Instant::now() + timeout);
         }
         FollowStats {
             stopped,
@@ -650,8 +603,8 @@ impl Drop for Follower {
         let is_file = self.stop.take().is_some();
         if let Some(thread) = self.thread.take() {
             // A reader's thread may be blocked in `read`: it ends on its own when that returns.
-            if is_file && self.wait_finished(Follower::DROP_WAIT) {
-                let _ = thread.join();
+            if is_file {
+                thread.join_until(Instant::now() + Follower::DROP_WAIT);
             }
         }
     }

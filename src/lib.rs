@@ -140,6 +140,7 @@ mod target;
 mod time;
 #[cfg(feature = "tracing")]
 pub mod tracing;
+mod worker;
 mod write;
 
 pub use crate::buffer::LogBuffer;

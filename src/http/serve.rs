@@ -24,6 +24,7 @@ use tokio::time::{Instant, Sleep};
 use super::config::Config;
 use super::permit::{Place, Places};
 use super::shutdown::{begun, not_zero, Shutdown};
+use crate::worker::Worker;
 use crate::LogBuffer;
 
 /// How long the accept loop rests after an error that is not about one connection (out of file
@@ -253,9 +254,7 @@ pub struct Server {
     local_addr: SocketAddr,
     /// Dropped (or sent on) to stop the server.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    /// Disconnected when the thread has finished.
-    done: crossbeam_channel::Receiver<()>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    worker: Option<Worker>,
 }
 
 /// How long dropping a [`Server`] waits for its thread.
@@ -301,28 +300,23 @@ impl Config {
             .enable_all()
             .build()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (finished, done) = crossbeam_channel::bounded::<()>(0);
-        let thread = std::thread::Builder::new()
-            .name("memtail-http".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = self.serve(buf, listener) => {}
-                        _ = stopped => {}
-                    }
-                });
-                // Every connection's task goes with the runtime.
-                drop(runtime);
-                drop(finished);
-            })?;
+        let worker = Worker::spawn("memtail-http".into(), move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(listener) else {
+                    return;
+                };
+                tokio::select! {
+                    _ = self.serve(buf, listener) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Every connection's task goes with the runtime.
+            drop(runtime);
+        })?;
         Ok(Server {
             local_addr,
             stop: Some(stop),
-            done,
-            thread: Some(thread),
+            worker: Some(worker),
         })
     }
 }
@@ -340,13 +334,13 @@ impl Server {
     }
 
     fn shutdown(&mut self, timeout: Duration) -> bool {
-        let Some(thread) = self.thread.take() else {
+        let Some(worker) = self.worker.take() else {
             return true;
         };
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        crate::context::join_until(thread, &self.done, std::time::Instant::now() + timeout)
+        worker.join_until(std::time::Instant::now() + timeout)
     }
 }
 
@@ -361,7 +355,7 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("local_addr", &self.local_addr)
-            .field("running", &self.thread.is_some())
+            .field("running", &self.worker.is_some())
             .finish()
     }
 }

@@ -1,17 +1,17 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 
 use super::dispatcher::{Dispatcher, Settings, Transform};
 use super::publisher::{Publisher, PublisherStats};
 use crate::follower::Cursor;
 use crate::follower::Start;
+use crate::worker::Worker;
 use crate::{Entry, LogBuffer};
 
 /// The most entries a publisher reads from the ring at once while its destination fails (while
@@ -256,7 +256,6 @@ impl<P: Publisher> PublisherBuilder<P> {
         let cursor = Cursor::new(&self.buffer, Start::Now, FOLLOW_BATCH);
         let shared = Arc::new(Mutex::new(PublisherStats::default()));
         let (control_tx, control_rx) = crossbeam_channel::bounded(1);
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(0);
         let dispatcher = Dispatcher::new(
             Box::new(self.publisher),
             cursor,
@@ -265,19 +264,13 @@ impl<P: Publisher> PublisherBuilder<P> {
             Arc::clone(&shared),
             control_rx,
         );
-        let thread = thread::Builder::new()
-            .name(format!("memtail-publish-{name}"))
-            .spawn(move || {
-                dispatcher.run();
-                drop(done_tx);
-            })
+        let worker = Worker::spawn(format!("memtail-publish-{name}"), move || dispatcher.run())
             .expect("memtail: could not start a publisher thread");
         PublisherHandle {
             name,
             stats: shared,
             control: control_tx,
-            done: done_rx,
-            thread: Some(thread),
+            worker: Some(worker),
         }
     }
 }
@@ -306,8 +299,7 @@ pub struct PublisherHandle {
     name: String,
     stats: Arc<Mutex<PublisherStats>>,
     control: Sender<Instant>,
-    done: Receiver<()>,
-    thread: Option<JoinHandle<()>>,
+    worker: Option<Worker>,
 }
 
 impl PublisherHandle {
@@ -354,17 +346,17 @@ impl PublisherHandle {
     }
 
     fn shutdown(&mut self, timeout: Duration) -> PublisherStats {
-        let Some(thread) = self.thread.take() else {
+        let Some(worker) = self.worker.take() else {
             return self.stats();
         };
         let deadline = Instant::now() + timeout;
         // The channel holds one stop request and only this handle sends, so this cannot fail
-        // unless the thread is already gone, which `done` reports below.
+        // unless the thread is already gone, which the join below finds at once.
         let _ = self.control.try_send(deadline);
         // The thread gives up publishing at `deadline`; a little grace lets it count what is left,
         // flush and finish.
         let grace = (timeout / 4).min(STOP_GRACE);
-        crate::context::join_until(thread, &self.done, deadline + grace);
+        worker.join_until(deadline + grace);
         self.stats()
     }
 }
@@ -379,7 +371,7 @@ impl fmt::Debug for PublisherHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublisherHandle")
             .field("name", &self.name)
-            .field("running", &self.thread.is_some())
+            .field("running", &self.worker.is_some())
             .finish_non_exhaustive()
     }
 }
