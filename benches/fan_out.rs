@@ -39,7 +39,7 @@ fn stalled(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for n in FOLLOWERS {
         let buf = LogBuffer::with_capacity(RING);
-        let followers: Vec<_> = (0..n).map(|_| buf.tail(memtail::Start::Now)).collect();
+        let followers: Vec<_> = (0..n).map(|_| buf.tail_from(memtail::Start::Now)).collect();
         group.bench_with_input(BenchmarkId::new("memtail", n), &n, |b, _| {
             b.iter(|| memtail_write(&buf))
         });
@@ -77,7 +77,7 @@ fn live(c: &mut Criterion) {
         let drained = Arc::new(Drained::default());
         let tasks: Vec<_> = (0..n)
             .map(|_| {
-                let mut live = buf.tail(memtail::Start::Now);
+                let mut live = buf.tail_from(memtail::Start::Now);
                 let drained = Arc::clone(&drained);
                 runtime.spawn(async move {
                     let mut received = 0;

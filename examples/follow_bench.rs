@@ -75,7 +75,7 @@ fn main() {
         let epoch = Instant::now();
         // When each line reaches the buffer, by a follower in the process.
         let expected = rate * SECONDS;
-        let mut arrivals = buf.tail(memtail::Start::Now);
+        let mut arrivals = buf.tail_from(memtail::Start::Now);
         let to_buffer = std::thread::spawn(move || {
             let mut latencies = Vec::with_capacity(expected as usize);
             while let Ok(entry) = arrivals.recv_timeout(Duration::from_secs(30)) {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 #[cfg(feature = "tracing")]
 use crate::core::InSpan;
-use crate::core::{Ask, Origin, Shared};
+use crate::core::{Ask, Batch, Origin, Shared};
 use crate::ring::Tags;
 use crate::time::{unix_nanos, Clock};
 use crate::{Entry, Level, Replay, Stats, Subscription};
@@ -304,8 +304,39 @@ impl LogBuffer {
     /// assert_eq!(&sub.recv().unwrap()[..], b"after");
     /// ```
     pub fn events(&self) -> Subscription {
-        let new = self.shared.subscribe(self.shared.subscriber_capacity());
-        Subscription::new(new.rx, new.dropped, new.id, Arc::downgrade(&self.shared))
+        self.subscribe(None).1
+    }
+
+    /// The retained entries and a subscription to everything after them, taken under one lock:
+    /// the backlog followed by the live entries has no gap and no duplicate.
+    ///
+    /// The subscription is a channel, as [`events`](LogBuffer::events)' is. For a follower
+    /// that loses nothing while the ring holds it, see [`tail_from`](LogBuffer::tail_from).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let buf = memtail::LogBuffer::new();
+    /// buf.append(b"old");
+    /// let (backlog, live) = buf.tail();
+    /// buf.append(b"new");
+    /// assert_eq!(backlog[0].seq(), 0);
+    /// assert_eq!(live.recv().unwrap().seq(), 1);
+    /// ```
+    pub fn tail(&self) -> (Vec<Entry>, Subscription) {
+        let (backlog, sub) = self.subscribe(Some(Ask::all_from(0)));
+        let backlog = backlog.map_or_else(Vec::new, |batch| batch.entries().collect());
+        (backlog, sub)
+    }
+
+    /// A subscription with the buffer's subscriber capacity, and the read `backlog` asks for,
+    /// taken under one lock.
+    fn subscribe(&self, backlog: Option<Ask>) -> (Option<Batch>, Subscription) {
+        let (read, new) = self
+            .shared
+            .subscribe(self.shared.subscriber_capacity(), backlog);
+        let sub = Subscription::new(new.rx, new.dropped, new.id, Arc::downgrade(&self.shared));
+        (read, sub)
     }
 
     /// The buffer's counters, read together.

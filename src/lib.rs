@@ -14,7 +14,7 @@
 //! use memtail::LogBuffer;
 //!
 //! let mut buf = LogBuffer::with_capacity(64 * 1024);
-//! let mut live = buf.tail(memtail::Start::Oldest);
+//! let mut live = buf.tail_from(memtail::Start::Oldest);
 //!
 //! writeln!(buf, "GET /health 200")?;
 //! writeln!(buf, "GET /users 500")?;
@@ -40,11 +40,12 @@
 //!   every read starts at an entry boundary. An entry longer than the capacity keeps its first
 //!   `capacity` bytes.
 //! - **Two ways to follow, and writers wait for neither.**
-//!   - *Subscriptions* ([`events`](LogBuffer::events)) each have their own bounded channel (64 entries by default). When a subscriber's channel is full, the new
+//!   - *Subscriptions* ([`events`](LogBuffer::events), [`tail`](LogBuffer::tail)) each have their
+//!     own bounded channel (64 entries by default). When a subscriber's channel is full, the new
 //!     entry is dropped for that subscriber alone. An entry is copied into [`bytes::Bytes`] once,
 //!     only if some subscriber has room for it, and each subscriber gets a reference-counted
 //!     clone: a few nanoseconds per subscriber per write.
-//!   - *Followers* ([`tail`](LogBuffer::tail), for sync and async code; the HTTP streams,
+//!   - *Followers* ([`tail_from`](LogBuffer::tail_from), for sync and async code; the HTTP streams,
 //!     feature `http`; publishers, feature `publish`) are positions in the ring, a sequence number each. A
 //!     follower reads what the ring retains from its position on, a bounded batch at a time;
 //!     when the ring evicted entries before the follower read them, it loses the oldest and
@@ -94,9 +95,6 @@
 //!   directives, the same entries as the layer, and standard error too if you like.
 //! - `signal` (unix): `memtail::dump_on_signal`, the ring on standard error when the process
 //!   gets a signal (`kill -USR1`).
-//! - `crossbeam`: `Subscription::receiver`, the crossbeam-channel 0.5 receiver underneath, for
-//!   `crossbeam_channel::select!` (it makes that crate's version part of memtail's API for the
-//!   program that enables it).
 //!
 //! # Supported Rust versions
 //!

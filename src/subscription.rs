@@ -204,15 +204,14 @@ impl Subscription {
 
     /// The underlying receiver, for `crossbeam_channel::select!` over several sources.
     ///
-    /// Behind the `crossbeam` feature: with it, memtail's API names a type of crossbeam-channel
-    /// 0.5, so that a program that enables it moves to a later crossbeam-channel when memtail
-    /// does. Without it, [`recv_timeout`](Subscription::recv_timeout) in a loop, or a thread per
-    /// source forwarding into one channel of your own, waits on several sources.
+    /// The one place memtail's API names a crossbeam-channel type (0.5): `select!` takes only
+    /// crossbeam's receivers. Everything else a subscription gives is memtail's own
+    /// ([`RecvError`], [`TryRecvError`], [`RecvTimeoutError`], [`Iter`], [`TryIter`]), so a program
+    /// that does not call this is not tied to crossbeam-channel's version.
     ///
     /// # Examples
     ///
     /// ```
-    /// # #[cfg(feature = "crossbeam")] {
     /// use crossbeam_channel::{after, select};
     /// use std::time::Duration;
     ///
@@ -223,10 +222,7 @@ impl Subscription {
     ///     recv(sub.receiver()) -> entry => assert_eq!(&entry.unwrap()[..], b"tick"),
     ///     recv(after(Duration::from_secs(5))) -> _ => panic!("no entry"),
     /// }
-    /// # }
     /// ```
-    #[cfg(feature = "crossbeam")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "crossbeam")))]
     pub fn receiver(&self) -> &Receiver<Entry> {
         &self.rx
     }

@@ -17,7 +17,7 @@ use crate::{Entry, LogBuffer, RecvTimeoutError, Replay, Start, TryRecvError};
 /// [`recv_timeout`](Tail::recv_timeout)) and async code ([`recv`](Tail::recv), and with the
 /// `tokio` feature a `futures_core::Stream`), with no thread and no queue of its own.
 ///
-/// Made by [`LogBuffer::tail`], from now, from the oldest entry retained or from a sequence
+/// Made by [`LogBuffer::tail_from`], from now, from the oldest entry retained or from a sequence
 /// number ([`Start`]). It is a *position* in the ring, a sequence number: it reads the retained
 /// entries from there on, one batch at a time (at most [`capacity`](Tail::capacity) entries and
 /// 64 KiB per read), so its memory is one batch however much is written, and a writer does no
@@ -45,7 +45,7 @@ use crate::{Entry, LogBuffer, RecvTimeoutError, Replay, Start, TryRecvError};
 ///
 /// let buf = LogBuffer::with_capacity(1 << 20);
 /// buf.append(b"before\n");
-/// let mut tail = buf.tail(Start::Oldest);
+/// let mut tail = buf.tail_from(Start::Oldest);
 /// for n in 0..400 {
 ///     buf.append(format!("burst {n}\n").as_bytes());
 /// }
@@ -63,7 +63,7 @@ use crate::{Entry, LogBuffer, RecvTimeoutError, Replay, Start, TryRecvError};
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let buf = memtail::LogBuffer::new();
-/// let mut live = buf.tail(memtail::Start::Now);
+/// let mut live = buf.tail_from(memtail::Start::Now);
 /// buf.append(b"ready\n");
 ///
 /// let entry = live.recv().await.unwrap();
@@ -88,7 +88,9 @@ pub struct Tail {
 
 impl LogBuffer {
     /// A follower by position, from `start`: every entry from there on, to receive in sync or
-    /// async code. See [`Tail`].
+    /// async code. See [`Tail`]. Unlike [`tail`](LogBuffer::tail)'s subscription, which drops
+    /// the newest entries when its channel is full, it loses entries only when it falls a whole
+    /// ring behind (the oldest, counted).
     ///
     /// [`Start::Oldest`] gives the retained entries and then the live ones through the one
     /// follower, with no gap and no duplicate at the seam; [`Start::At`] resumes after the
@@ -105,18 +107,18 @@ impl LogBuffer {
     /// for line in ["aaa", "bbb", "ccc", "ddd"] {
     ///     buf.append(line.as_bytes()); // "ddd" evicts "aaa" and "bbb"
     /// }
-    /// let mut from_one = buf.tail(Start::At(1));
+    /// let mut from_one = buf.tail_from(Start::At(1));
     /// let batch = from_one.try_recv_batch().unwrap();
     /// assert_eq!(batch.missed(), 1); // entry 1 was evicted
     /// let seqs: Vec<u64> = batch.entries().iter().map(|e| e.seq()).collect();
     /// assert_eq!(seqs, [2, 3]);
     ///
-    /// let mut now = buf.tail(Start::Now);
+    /// let mut now = buf.tail_from(Start::Now);
     /// buf.append(b"eee");
     /// assert_eq!(now.try_recv().unwrap().seq(), 4);
-    /// assert_eq!(buf.tail(Start::Oldest).try_recv().unwrap().seq(), 2);
+    /// assert_eq!(buf.tail_from(Start::Oldest).try_recv().unwrap().seq(), 2);
     /// ```
-    pub fn tail(&self, start: Start) -> Tail {
+    pub fn tail_from(&self, start: Start) -> Tail {
         let cursor = Cursor::new(self, start, self.subscriber_capacity());
         let wait = cursor.shared().wait_slot();
         Tail {
@@ -156,7 +158,7 @@ impl Tail {
     ///
     /// ```
     /// let buf = memtail::LogBuffer::new();
-    /// let live = buf.tail(memtail::Start::Now).batch_size(4096);
+    /// let live = buf.tail_from(memtail::Start::Now).batch_size(4096);
     /// assert_eq!(live.capacity(), 4096);
     /// ```
     #[track_caller]
@@ -173,7 +175,7 @@ impl Tail {
     ///
     /// ```
     /// let buf = memtail::LogBuffer::new();
-    /// let mut tail = buf.tail(memtail::Start::Now);
+    /// let mut tail = buf.tail_from(memtail::Start::Now);
     /// let writer = std::thread::spawn({
     ///     let buf = buf.clone();
     ///     move || { buf.append(b"from another thread"); }
@@ -203,7 +205,7 @@ impl Tail {
     /// use memtail::RecvTimeoutError;
     ///
     /// let buf = memtail::LogBuffer::new();
-    /// let mut tail = buf.tail(memtail::Start::Now);
+    /// let mut tail = buf.tail_from(memtail::Start::Now);
     /// assert_eq!(tail.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
     /// buf.append(b"one");
     /// assert_eq!(&tail.recv_timeout(Duration::from_secs(5)).unwrap()[..], b"one");
@@ -220,7 +222,7 @@ impl Tail {
     ///
     /// ```
     /// let buf = memtail::LogBuffer::new();
-    /// let mut tail = buf.tail(memtail::Start::Now);
+    /// let mut tail = buf.tail_from(memtail::Start::Now);
     /// buf.append(b"a");
     /// buf.append(b"b");
     /// let batch = tail.blocking_recv_batch().unwrap();
@@ -318,7 +320,7 @@ impl Tail {
     /// use memtail::TryRecvError;
     ///
     /// let buf = memtail::LogBuffer::new();
-    /// let mut live = buf.tail(memtail::Start::Now);
+    /// let mut live = buf.tail_from(memtail::Start::Now);
     /// assert_eq!(live.try_recv(), Err(TryRecvError::Empty));
     /// buf.append(b"one");
     /// assert_eq!(&live.try_recv().unwrap()[..], b"one");
@@ -343,7 +345,7 @@ impl Tail {
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let buf = memtail::LogBuffer::new();
-    /// let mut live = buf.tail(memtail::Start::Now);
+    /// let mut live = buf.tail_from(memtail::Start::Now);
     /// for line in ["a", "b", "c"] {
     ///     buf.append(line.as_bytes());
     /// }
@@ -381,7 +383,7 @@ impl Tail {
     ///
     /// ```
     /// let buf = memtail::LogBuffer::with_capacity(10);
-    /// let mut live = buf.tail(memtail::Start::Now);
+    /// let mut live = buf.tail_from(memtail::Start::Now);
     /// for line in ["aaa", "bbb", "ccc", "ddd"] {
     ///     buf.append(line.as_bytes()); // "ddd" evicts "aaa" and "bbb"
     /// }
@@ -512,7 +514,9 @@ mod tests {
         let buf = LogBuffer::new();
         let shared = buf.shared();
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let mut followers: Vec<_> = (0..1000).map(|_| buf.tail(crate::Start::Now)).collect();
+        let mut followers: Vec<_> = (0..1000)
+            .map(|_| buf.tail_from(crate::Start::Now))
+            .collect();
         for _ in 0..3 {
             for live in &mut followers {
                 assert!(live.poll_recv(&mut cx).is_pending());

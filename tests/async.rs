@@ -17,7 +17,7 @@ async fn every_entry_arrives_in_order_across_many_waits() {
     const ENTRIES: u64 = 50_000;
     // A ring that holds them all (about 340 KB): whatever the scheduling, nothing is evicted.
     let buf = LogBuffer::with_capacity(1 << 20);
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     let writer = std::thread::spawn({
         let buf = buf.clone();
         move || {
@@ -45,7 +45,7 @@ async fn every_entry_arrives_in_order_across_many_waits() {
 async fn a_slow_follower_loses_the_oldest_and_counts_exactly_without_slowing_writers() {
     const PER_WRITER: u64 = 20_000;
     let buf = LogBuffer::builder().subscriber_capacity(8).build();
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     let writers: Vec<_> = (0..2)
         .map(|_| {
             let buf = buf.clone();
@@ -78,7 +78,7 @@ async fn a_follower_that_falls_behind_learns_the_exact_loss_at_the_place_it_happ
     // 100 entries of 100 bytes into a 1000-byte ring: a follower that reads after every 30
     // entries finds the ring evicted some of them each time.
     let buf = LogBuffer::with_capacity(1000);
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     let line = [b'x'; 100];
     let (mut received, mut missed, mut expected) = (0u64, 0u64, 0u64);
     for round in 0..10 {
@@ -111,7 +111,7 @@ async fn a_batch_is_bounded_in_entries_and_bytes() {
         .capacity(1 << 20)
         .subscriber_capacity(100)
         .build();
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     for _ in 0..1000 {
         buf.append(&[b's'; 10]);
     }
@@ -119,7 +119,7 @@ async fn a_batch_is_bounded_in_entries_and_bytes() {
     assert_eq!(batch.entries().len(), 100, "at most `capacity` entries");
     assert_eq!(live.len(), 900);
 
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     for _ in 0..10 {
         buf.append(&[b'm'; 20_000]);
     }
@@ -130,7 +130,7 @@ async fn a_batch_is_bounded_in_entries_and_bytes() {
         "at most 64 KiB: 3 entries of 20 000 bytes"
     );
 
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     buf.append(&vec![b'L'; 100_000]);
     buf.append(b"after");
     let batch = live.recv_batch().await.unwrap();
@@ -146,7 +146,7 @@ async fn a_batch_is_bounded_in_entries_and_bytes() {
 #[tokio::test]
 async fn receiving_one_by_one_and_in_batches_mixes_without_loss() {
     let buf = LogBuffer::builder().subscriber_capacity(4).build();
-    let mut live = buf.tail(Start::At(0));
+    let mut live = buf.tail_from(Start::At(0));
     for n in 0..10u8 {
         buf.append(&[n]);
     }
@@ -165,7 +165,7 @@ async fn receiving_one_by_one_and_in_batches_mixes_without_loss() {
 #[tokio::test]
 async fn waiting_for_a_batch_is_cancel_safe() {
     let buf = LogBuffer::new();
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     for _ in 0..100 {
         // A batch that loses the race against a ready timer takes nothing.
         tokio::select! {
@@ -187,7 +187,7 @@ async fn waiting_for_a_batch_is_cancel_safe() {
 async fn a_follower_from_the_future_starts_with_the_next_entry() {
     let buf = LogBuffer::new();
     buf.append(b"zero");
-    let mut live = buf.tail(Start::At(1_000));
+    let mut live = buf.tail_from(Start::At(1_000));
     buf.append(b"one");
     let batch = live.recv_batch().await.unwrap();
     assert_eq!((batch.missed(), batch.entries()[0].seq()), (0, 1));
@@ -196,7 +196,7 @@ async fn a_follower_from_the_future_starts_with_the_next_entry() {
 #[tokio::test]
 async fn a_waiting_follower_wakes_when_the_buffer_goes_away() {
     let buf = LogBuffer::new();
-    let mut live = buf.tail(Start::Now);
+    let mut live = buf.tail_from(Start::Now);
     let waiting = tokio::spawn(async move { live.recv().await.map(|entry| entry.seq()) });
     // Let the task start waiting, then drop the last handle from another thread.
     tokio::task::yield_now().await;
@@ -209,7 +209,7 @@ async fn a_waiting_follower_wakes_when_the_buffer_goes_away() {
 async fn queued_entries_outlive_the_buffer() {
     let buf = LogBuffer::new();
     let backlog = buf.since(0);
-    let mut live = buf.tail(Start::At(backlog.next_seq()));
+    let mut live = buf.tail_from(Start::At(backlog.next_seq()));
     assert!(backlog.entries().is_empty());
     buf.append(b"last words");
     drop(buf);
@@ -223,7 +223,7 @@ async fn a_thousand_followers_need_no_thread_and_dropping_one_stops_it() {
     let buf = LogBuffer::new();
     let tasks: Vec<_> = (0..1000)
         .map(|_| {
-            let mut live = buf.tail(Start::Now);
+            let mut live = buf.tail_from(Start::Now);
             tokio::spawn(async move {
                 let mut seqs = Vec::new();
                 while let Some(entry) = live.recv().await {
@@ -246,7 +246,7 @@ async fn a_thousand_followers_need_no_thread_and_dropping_one_stops_it() {
     }
 
     let buf = LogBuffer::new();
-    let live = buf.tail(Start::Now);
+    let live = buf.tail_from(Start::Now);
     assert_eq!(buf.stats().followers, 1);
     drop(live);
     assert_eq!(buf.stats().followers, 0);
@@ -261,7 +261,7 @@ async fn a_tail_from_where_since_ended_resumes_without_gap() {
         buf.append(line.as_bytes());
     }
     let replay = buf.since(1);
-    let mut live = buf.tail(Start::At(replay.next_seq()));
+    let mut live = buf.tail_from(Start::At(replay.next_seq()));
     assert_eq!(replay.missed(), 1, "entry 1 was evicted");
     let seqs: Vec<u64> = replay.entries().iter().map(|entry| entry.seq()).collect();
     assert_eq!(seqs, [2, 3]);
@@ -283,7 +283,7 @@ async fn many_followers_racing_two_writers_miss_no_wake_up() {
         .build();
     let followers: Vec<_> = (0..FOLLOWERS)
         .map(|_| {
-            let mut live = buf.tail(Start::Now);
+            let mut live = buf.tail_from(Start::Now);
             tokio::spawn(async move {
                 let (mut received, mut last) = (0u64, None);
                 while received + live.dropped() < 2 * PER_WRITER {

@@ -22,7 +22,7 @@ fn at(seconds: u64) -> SystemTime {
 fn a_clock_stepped_back_while_the_ring_empties_does_not_take_times_back() {
     let buf = LogBuffer::builder().capacity(64).clock(test_clock).build();
     let live = buf.events();
-    let mut follower = buf.tail(memtail::Start::Now);
+    let mut follower = buf.tail_from(memtail::Start::Now);
     NOW.store(2_000_000_100, Ordering::Relaxed);
     buf.append(b"before the step\n");
     // The clock steps back a billion seconds, and this entry evicts everything before it.

@@ -137,7 +137,8 @@ pub(crate) struct Subscribed {
     pub(crate) id: u64,
 }
 
-/// Where a [`Tail`](crate::Tail) starts following: see [`LogBuffer::tail`](crate::LogBuffer::tail).
+/// Where a [`Tail`](crate::Tail) starts following: see
+/// [`LogBuffer::tail_from`](crate::LogBuffer::tail_from).
 ///
 /// # Examples
 ///
@@ -146,9 +147,9 @@ pub(crate) struct Subscribed {
 ///
 /// let buf = memtail::LogBuffer::new();
 /// buf.append(b"old");
-/// assert_eq!(buf.tail(Start::Oldest).next_seq(), 0);
-/// assert_eq!(buf.tail(Start::Now).next_seq(), 1);
-/// assert_eq!(buf.tail(Start::At(7)).next_seq(), 1); // the future: the next entry written
+/// assert_eq!(buf.tail_from(Start::Oldest).next_seq(), 0);
+/// assert_eq!(buf.tail_from(Start::Now).next_seq(), 1);
+/// assert_eq!(buf.tail_from(Start::At(7)).next_seq(), 1); // the future: the next entry written
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Start {
@@ -613,11 +614,18 @@ impl Shared {
 
     // ---- subscribers ----
 
-    /// A new subscription with a channel of `capacity` entries.
-    pub(crate) fn subscribe(&self, capacity: usize) -> Subscribed {
+    /// A new subscription with a channel of `capacity` entries, and, when `backlog` is given,
+    /// the read it asks for, taken under the same lock: the read followed by what the
+    /// subscription receives has no gap and no duplicate.
+    pub(crate) fn subscribe(
+        &self,
+        capacity: usize,
+        backlog: Option<Ask>,
+    ) -> (Option<Batch>, Subscribed) {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let mut state = self.state.write();
+        let read = backlog.map(|ask| self.read_in(&state, ask));
         let id = state.next_subscriber_id;
         state.next_subscriber_id += 1;
         state.subscribers.push(Slot {
@@ -627,7 +635,7 @@ impl Shared {
             gone: false,
         });
         state.rewatch();
-        Subscribed { rx, dropped, id }
+        (read, Subscribed { rx, dropped, id })
     }
 
     pub(crate) fn unsubscribe(&self, id: u64) {
@@ -1007,7 +1015,7 @@ mod tests {
         let shared = Shared::new(1000, 4, None);
         let (id, nudges) = shared.watch_pressure();
         assert!(shared.state.read().watched);
-        let subscribed = shared.subscribe(4);
+        let (_, subscribed) = shared.subscribe(4, None);
         shared.unsubscribe(subscribed.id);
         // Subscribers are all gone; the publisher still watches.
         assert!(shared.state.read().watched);

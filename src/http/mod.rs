@@ -88,7 +88,7 @@
 //! viewer ask for this, and colour each line by its `level`).
 //!
 //! - With no position, the stream starts with the retained entries (what
-//!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives).
+//!   [`LogBuffer::tail`](crate::LogBuffer::tail) gives, followed by position from there).
 //! - `?since=ID` starts at entry `ID`; a `Last-Event-ID: ID` header (what a browser's
 //!   `EventSource` sends when it reconnects) resumes after it, and wins over `since`. `ID` is an
 //!   event id or a bare sequence number (taken to be this buffer's). When some of the asked

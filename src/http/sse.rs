@@ -34,7 +34,7 @@ pub(super) async fn events(
     let json = query.format == Format::Json;
     let live = served
         .buf
-        .tail(query.begin.position())
+        .tail_from(query.begin.position())
         .batch_size(served.config.follower_batch);
     let every = served.config.keep_alive;
     // A heartbeat says how often the next ones come, so that a client can tell a dead

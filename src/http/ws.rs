@@ -45,7 +45,7 @@ pub(super) async fn ws(
     };
     let live = served
         .buf
-        .tail(query.begin.position())
+        .tail_from(query.begin.position())
         .batch_size(served.config.follower_batch);
     let coalesce = Coalesce::new(served.config.coalesce);
     let ping = served.config.keep_alive;

@@ -259,11 +259,10 @@ fn run(capacity: usize, ops: Vec<Op>) {
             }
             Op::Subscribe => model.subscribe(buf.events()),
             Op::Tail => {
-                // The backlog, then a subscription (one thread: nothing is written between).
-                let backlog = buf.entries();
+                let (backlog, live) = buf.tail();
                 let seqs: Vec<u64> = backlog.iter().map(|e| e.seq()).collect();
                 assert_eq!(seqs, model.retained.iter().copied().collect::<Vec<_>>());
-                model.subscribe(buf.events());
+                model.subscribe(live);
             }
             Op::Cancel(i) => {
                 if !model.subscribers.is_empty() {

@@ -73,14 +73,14 @@ fn a_waker_that_logs_when_cloned_woken_or_dropped_deadlocks_nothing() {
     with_deadline(Duration::from_secs(60), || {
         let buf = LogBuffer::with_capacity(1 << 20);
         // Another follower waits, so that every write wakes the waiters.
-        let mut other = buf.tail(memtail::Start::Now);
+        let mut other = buf.tail_from(memtail::Start::Now);
         let noop = Waker::noop();
         assert!(pin!(other.recv())
             .poll(&mut Context::from_waker(noop))
             .is_pending());
 
         let (waker, counts) = logging_waker(&buf);
-        let mut follower = buf.tail(memtail::Start::Now);
+        let mut follower = buf.tail_from(memtail::Start::Now);
         let mut cx = Context::from_waker(&waker);
         // Leaving its waker clones it, which logs, which wakes the waiters (this one among them
         // when it is on the list, which wakes and logs again): it must come back, not hang.
