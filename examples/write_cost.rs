@@ -20,7 +20,10 @@ fn write(buf: &memtail::LogBuffer, line: &[u8]) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let writes: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let writes: usize = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let stalled: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(0);
     let buf = memtail::LogBuffer::builder()
         .capacity(1 << 20)
