@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -241,7 +241,7 @@ impl ErrorContext {
             return self.stats();
         };
         drop(self.stop.take());
-        worker.join_until(Instant::now() + timeout);
+        worker.join_until(crate::worker::deadline(timeout));
         self.stats()
     }
 }

@@ -536,7 +536,7 @@ impl Follower {
     /// that exists: after its last lines were read, at its end); true once it has. Lines appended
     /// after that are never missed.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::worker::deadline(timeout);
         let mut state = self.shared.state.lock();
         while !state.ready {
             if self
@@ -588,7 +588,7 @@ impl Follower {
         self.stop.take();
         let mut stopped = true;
         if let Some(thread) = self.thread.take() {
-            stopped = thread.join_until(Instant::now() + timeout);
+            stopped = thread.join_until(crate::worker::deadline(timeout));
         }
         FollowStats {
             stopped,

@@ -6,9 +6,18 @@
 
 use std::io;
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+/// `timeout` from now; a timeout too long to add (`Duration::MAX`, "wait as long as it
+/// takes") gives a moment a century away instead of a panic.
+pub(crate) fn deadline(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
 
 /// A thread that says when it has finished, however it finishes (returning or unwinding). A
 /// handle keeps it in an `Option` and takes it to stop: a second stop (the drop after `stop`)
@@ -60,8 +69,6 @@ impl Worker {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -85,5 +92,12 @@ mod tests {
     fn a_thread_that_panics_has_finished_too() {
         let worker = Worker::spawn("memtail-test".into(), || panic!("on purpose")).unwrap();
         assert!(worker.join_until(Instant::now() + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn a_timeout_too_long_to_add_is_no_panic() {
+        assert!(deadline(Duration::MAX) > Instant::now() + Duration::from_secs(3600));
+        let worker = Worker::spawn("memtail-test".into(), || {}).unwrap();
+        assert!(worker.join_until(deadline(Duration::MAX)));
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use memtail::follow::{Follow, Follower};
-use memtail::http::wire::{json_quote, EntryJson, SseParser};
+use memtail::http::wire::{json_quote, without_line_end, EntryJson, SseParser};
 use memtail::http::Config;
 use memtail::LogBuffer;
 
@@ -1017,7 +1017,7 @@ impl<W: Write> Output<W> {
                 text.push(' ');
             }
         }
-        text.push_str(entry.text.strip_suffix('\n').unwrap_or(&entry.text));
+        text.push_str(without_line_end(&entry.text));
         let shown = if self.raw {
             text
         } else {
@@ -1046,7 +1046,7 @@ impl<W: Write> Output<W> {
         let seq = entry
             .seq
             .map_or_else(|| "null".to_owned(), |seq| seq.to_string());
-        let text = entry.text.strip_suffix('\n').unwrap_or(&entry.text);
+        let text = without_line_end(&entry.text);
         let mut line = format!(
             "{{\"seq\":{seq},\"time\":{},\"level\":{},\"target\":{},\"text\":{}",
             string(entry.time.as_deref()),

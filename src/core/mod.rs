@@ -494,8 +494,8 @@ impl Shared {
         let ring = &state.ring;
         let from = match ask.from {
             Origin::Seq(seq) => seq,
-            // A ring without times: nothing (`records_times` says why).
-            Origin::Time(nanos) => ring.first_at_or_after(nanos).unwrap_or(u64::MAX),
+            // A ring without times: nothing, from the next entry (`records_times` says why).
+            Origin::Time(nanos) => ring.first_at_or_after(nanos).unwrap_or(ring.next_seq()),
             Origin::Newest { entries, within } => self.newest(ring, entries, within),
         };
         let missed = ring.first_seq().saturating_sub(from);

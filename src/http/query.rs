@@ -112,6 +112,12 @@ impl Query {
         uri: &Uri,
         buf: &LogBuffer,
     ) -> Result<Query, Refusal> {
+        // A snapshot's `n` is checked first, as it always was; a stream's after its filters.
+        let early_count = if route.streams() {
+            None
+        } else {
+            Some(count_param(uri)?)
+        };
         let resume = if route.streams() {
             headers.get("last-event-id")
         } else {
@@ -154,7 +160,10 @@ impl Query {
             };
         }
         let filter = Filter::from_uri(uri)?;
-        let count = count_param(uri)?;
+        let count = match early_count {
+            Some(count) => count,
+            None => count_param(uri)?,
+        };
         if let (Some(n), None, true) = (count, resume, route.streams()) {
             // The newest `n` (of those the filters keep) from where the stream would start.
             let replay = buf.since(begin.since().unwrap_or(0));

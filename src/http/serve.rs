@@ -340,7 +340,7 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        worker.join_until(std::time::Instant::now() + timeout)
+        worker.join_until(crate::worker::deadline(timeout))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::entry::without_line_end;
+use crate::entry::without_line_end as line_bytes;
 use crate::Entry;
 
 /// `id: INSTANCE-`: what every event id of the buffer `instance` starts with.
@@ -52,7 +52,7 @@ pub(super) fn push_entry(out: &mut BytesMut, id_prefix: &[u8], entry: &Entry) {
 
 /// `data:` lines for `text`, one per line of it, after dropping one final line break.
 fn push_data(out: &mut BytesMut, text: &[u8]) {
-    let text = without_line_end(text);
+    let text = line_bytes(text);
     let mut rest = text;
     loop {
         out.put_slice(b"data: ");
@@ -140,7 +140,7 @@ fn json_object(out: &mut Vec<u8>, entry: &Entry) {
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"text\":");
-        let text = String::from_utf8_lossy(without_line_end(entry));
+        let text = String::from_utf8_lossy(line_bytes(entry));
         push_json_string(out, &text);
         if let Some(time) = entry.time() {
             out.extend_from_slice(
@@ -192,6 +192,24 @@ pub fn json_quote(text: &str) -> String {
     quoted
 }
 
+/// `text` without its final line ending (`\r\n`, `\n` or `\r`): the one rule memtail uses
+/// wherever an entry is shown as a line (SSE data, JSON `text`, `?grep=`, syslog messages).
+///
+/// # Examples
+///
+/// ```
+/// use memtail::http::wire::without_line_end;
+///
+/// assert_eq!(without_line_end("ready\r\n"), "ready");
+/// assert_eq!(without_line_end("a\n\n"), "a\n");
+/// assert_eq!(without_line_end("no end"), "no end");
+/// ```
+pub fn without_line_end(text: &str) -> &str {
+    let kept = line_bytes(text.as_bytes()).len();
+    // Only ASCII line breaks were cut: `kept` is a character boundary.
+    &text[..kept]
+}
+
 /// A Server-Sent Events parser, as the specification reads lines and fields, bounded whatever
 /// the server sends (what `memtail tail` reads `/events` with): a line longer than
 /// [`MAX_LINE`] keeps its first bytes (the rest is skipped up to its end), an event's data stops
@@ -217,6 +235,8 @@ pub struct SseParser {
     scanned: usize,
     /// Skipping the rest of a line that was too long.
     skipping: bool,
+    /// That line ended with a CR at the end of a piece: an LF first in the next is part of it.
+    skip_lf: bool,
     event: SseEvent,
     has_data: bool,
 }
@@ -252,12 +272,25 @@ impl SseParser {
     /// (`retry:` alone) are not returned.
     pub fn push(&mut self, mut bytes: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        if std::mem::take(&mut self.skip_lf) {
+            // The LF of a CRLF that ended a line too long to keep, cut between two pieces.
+            bytes = bytes.strip_prefix(b"\n").unwrap_or(bytes);
+        }
         if self.skipping {
-            // The rest of a line too long to keep: up to its end.
+            // The rest of a line too long to keep, and the line break that ends it (which ends
+            // that line, not the event).
             match bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
                 Some(at) => {
                     self.skipping = false;
-                    bytes = &bytes[at..];
+                    let crlf = bytes[at] == b'\r';
+                    bytes = &bytes[at + 1..];
+                    if crlf {
+                        match bytes.first() {
+                            Some(b'\n') => bytes = &bytes[1..],
+                            Some(_) => {}
+                            None => self.skip_lf = true,
+                        }
+                    }
                 }
                 None => return events,
             }
@@ -588,5 +621,34 @@ mod tests {
             (events[1].name.as_str(), events[1].data.as_str()),
             ("missed", "3")
         );
+    }
+
+    #[test]
+    fn the_line_break_after_a_cut_line_ends_the_line_not_the_event() {
+        for (end, split) in [
+            ("\n", false),
+            ("\r\n", false),
+            ("\r\n", true),
+            ("\r", false),
+        ] {
+            let mut parser = SseParser::new();
+            let mut events = parser.push(b"id: 7\ndata: ");
+            events.extend(parser.push(&vec![b'x'; MAX_LINE + 10]));
+            let rest = format!("{end}data: more\n\n");
+            if split {
+                // The CR ends one piece, the LF starts the next.
+                events.extend(parser.push(&rest.as_bytes()[..1]));
+                events.extend(parser.push(&rest.as_bytes()[1..]));
+            } else {
+                events.extend(parser.push(rest.as_bytes()));
+            }
+            assert_eq!(events.len(), 1, "one event ({end:?}, split {split})");
+            assert_eq!(events[0].id.as_deref(), Some("7"));
+            assert!(events[0].cut);
+            assert!(
+                events[0].data.ends_with("\nmore"),
+                "the next line is the same event's"
+            );
+        }
     }
 }

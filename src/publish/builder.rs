@@ -349,14 +349,14 @@ impl PublisherHandle {
         let Some(worker) = self.worker.take() else {
             return self.stats();
         };
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::worker::deadline(timeout);
         // The channel holds one stop request and only this handle sends, so this cannot fail
         // unless the thread is already gone, which the join below finds at once.
         let _ = self.control.try_send(deadline);
         // The thread gives up publishing at `deadline`; a little grace lets it count what is left,
         // flush and finish.
         let grace = (timeout / 4).min(STOP_GRACE);
-        worker.join_until(deadline + grace);
+        worker.join_until(deadline.checked_add(grace).unwrap_or(deadline));
         self.stats()
     }
 }
