@@ -82,8 +82,7 @@ pub struct Tail {
     missed: u64,
     wait: WaitSlot,
     /// The waker that unparks the thread that blocks last, kept to be left again.
-    thread: Option<Waker>,
-    thread_id: Option<thread::ThreadId>,
+    thread: Option<(thread::ThreadId, Waker)>,
 }
 
 impl LogBuffer {
@@ -127,7 +126,6 @@ impl LogBuffer {
             missed: 0,
             wait,
             thread: None,
-            thread_id: None,
         }
     }
 }
@@ -279,11 +277,11 @@ impl Tail {
     fn thread_waker(&mut self) -> Waker {
         let current = thread::current();
         match &self.thread {
-            Some(waker) if self.thread_id == Some(current.id()) => waker.clone(),
+            Some((id, waker)) if *id == current.id() => waker.clone(),
             _ => {
-                self.thread_id = Some(current.id());
+                let id = current.id();
                 let waker = Waker::from(Arc::new(Unpark(current)));
-                self.thread = Some(waker.clone());
+                self.thread = Some((id, waker.clone()));
                 waker
             }
         }

@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use memtail::follow::{Follow, Follower};
-use memtail::http::wire::{json_quote, without_line_end, EntryJson, SseParser};
+use memtail::http::wire::{
+    self, json_quote, parse_duration, without_line_end, EntryJson, PatternError, SseParser,
+    PATTERN_MAX,
+};
 use memtail::http::Config;
 use memtail::LogBuffer;
 
@@ -211,12 +214,8 @@ fn parse_since(text: &str) -> Result<Since, String> {
             .map(Since::Seq)
             .map_err(|_| "a sequence number too large".to_owned());
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let fits = !number.is_empty()
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && number.len() <= 9
-        && matches!(unit, "s" | "m" | "h" | "d");
-    if fits {
+    // A window as the server takes it (`?last=`), written with its unit.
+    if parse_duration(text).is_some() {
         Ok(Since::Window(text.to_owned()))
     } else {
         Err("expected a duration like 90s, 5m, 2h or 1d, or a sequence number".to_owned())
@@ -226,19 +225,14 @@ fn parse_since(text: &str) -> Result<Since, String> {
 /// Checks a `--grep` or `--exclude` pattern here, with the server's bounds, so that a mistake
 /// is said before connecting.
 fn check_pattern(flag: &str, pattern: &str) -> Result<(), Failure> {
-    if pattern.is_empty() || pattern.len() > 1024 {
-        return Err(fail(2, format!("{flag}: a pattern is 1 to 1024 bytes")));
-    }
-    regex::bytes::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
-        .build()
-        .map(|_| ())
-        .map_err(|error| {
-            let error = error.to_string();
-            let last = error.lines().last().unwrap_or("").trim().to_owned();
-            fail(2, format!("{flag} {pattern:?}: {last}"))
-        })
+    wire::check_pattern(pattern).map_err(|error| match error {
+        PatternError::Size => fail(2, format!("{flag}: a pattern is 1 to {PATTERN_MAX} bytes")),
+        PatternError::Invalid(why) => fail(2, format!("{flag} {pattern:?}: {why}")),
+        _ => fail(
+            2,
+            format!("{flag} {pattern:?}: not a pattern the server takes"),
+        ),
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode, Uri};
 
 use super::refusal::{bad_request, refuse, Refusal};
+use super::wire::{compile_pattern, parse_duration, PatternError, PATTERN_MAX};
 use crate::entry::without_line_end;
 use crate::{Entry, Level, LogBuffer};
 
@@ -245,30 +246,16 @@ fn count_param(uri: &Uri) -> Result<Option<usize>, Refusal> {
     }
 }
 
-/// The longest pattern `?grep=` and `?exclude=` take.
-const PATTERN_MAX: usize = 1024;
-/// The most memory one compiled pattern (and its lazy DFA) may take: a hostile pattern
-/// (`(a{1000}){1000}`) is refused, not built.
-const PATTERN_MEMORY: usize = 1 << 20;
-
 /// Compiles a `?grep=` or `?exclude=` pattern, bounded in size.
 fn pattern(name: &str, text: &str) -> Result<regex::bytes::Regex, Refusal> {
-    if text.is_empty() || text.len() > PATTERN_MAX {
-        return Err(bad_request(format!(
+    compile_pattern(text).map_err(|error| match error {
+        PatternError::Size => bad_request(format!(
             "{name} must be a regular expression of 1 to {PATTERN_MAX} bytes"
-        )));
-    }
-    regex::bytes::RegexBuilder::new(text)
-        .size_limit(PATTERN_MEMORY)
-        .dfa_size_limit(PATTERN_MEMORY)
-        .build()
-        .map_err(|error| {
-            let error = error.to_string();
-            let last = error.lines().last().unwrap_or("").trim().to_owned();
-            bad_request(format!(
-                "{name} is not a regular expression memtail takes: {last}"
-            ))
-        })
+        )),
+        PatternError::Invalid(why) => bad_request(format!(
+            "{name} is not a regular expression memtail takes: {why}"
+        )),
+    })
 }
 
 /// The `last` query parameter (`?last=5m`): the sequence number of the first entry appended
@@ -284,7 +271,7 @@ fn last_window(buf: &LogBuffer, uri: &Uri) -> Result<Option<u64>, Refusal> {
             "give since or last, not both",
         ));
     }
-    let window = parse_window(&text).ok_or_else(|| {
+    let window = parse_duration(&text).ok_or_else(|| {
         refuse(
             StatusCode::BAD_REQUEST,
             "last must be a duration like 90s, 5m, 2h or 1d (a bare number is seconds)",
@@ -301,25 +288,6 @@ fn last_window(buf: &LogBuffer, uri: &Uri) -> Result<Option<u64>, Refusal> {
              memtail::LogBuffer::builder().timestamps(true))",
         )
     })
-}
-
-/// `500ms`, `90s`, `5m`, `2h`, `1d`, or a bare number of seconds.
-pub(super) fn parse_window(text: &str) -> Option<std::time::Duration> {
-    let text = text.trim();
-    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number.parse().ok()?;
-    let millis = match unit.to_ascii_lowercase().as_str() {
-        "ms" => 1,
-        "" | "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_millis(
-        number.checked_mul(millis)?,
-    ))
 }
 
 /// The `level` query parameter: the least severe level an answer keeps (entries with no level
@@ -462,7 +430,7 @@ fn in_buffer((of, seq): (Option<u32>, u64), instance: u32, written: u64) -> bool
 /// A position as clients send it back: `INSTANCE-SEQ` (an event id: the buffer's instance in 8
 /// hexadecimal digits, a dash, the entry's sequence number) or a bare `SEQ`, which is taken to be
 /// of this buffer.
-pub(super) fn parse_position(text: &str) -> Option<(Option<u32>, u64)> {
+fn parse_position(text: &str) -> Option<(Option<u32>, u64)> {
     let text = text.trim();
     let decimal = |digits: &str| {
         (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))

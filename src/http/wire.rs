@@ -472,6 +472,85 @@ fn json_number(data: &str, key: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// The longest pattern `?grep=` and `?exclude=` take, in bytes.
+pub const PATTERN_MAX: usize = 1024;
+/// The most memory one compiled pattern (and its lazy DFA) may take: a hostile pattern
+/// (`(a{1000}){1000}`) is refused, not built.
+const PATTERN_MEMORY: usize = 1 << 20;
+
+/// Why a pattern is not one `?grep=` and `?exclude=` take: see [`check_pattern`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// Empty, or longer than [`PATTERN_MAX`] bytes.
+    Size,
+    /// Not a regular expression the server compiles within its bounds; the reason, in a line.
+    Invalid(String),
+}
+
+/// Checks a pattern as the server checks `?grep=` and `?exclude=` (regular expressions of the
+/// `regex` crate, at most [`PATTERN_MAX`] bytes, compiled within 1 MiB): what `memtail tail`
+/// says before connecting.
+///
+/// # Examples
+///
+/// ```
+/// use memtail::http::wire::{check_pattern, PatternError};
+///
+/// assert_eq!(check_pattern("timeout|refused"), Ok(()));
+/// assert_eq!(check_pattern(""), Err(PatternError::Size));
+/// assert!(matches!(check_pattern("(a{1000}){1000}"), Err(PatternError::Invalid(_))));
+/// ```
+pub fn check_pattern(text: &str) -> Result<(), PatternError> {
+    compile_pattern(text).map(|_| ())
+}
+
+/// [`check_pattern`], keeping what it compiled.
+pub(super) fn compile_pattern(text: &str) -> Result<regex::bytes::Regex, PatternError> {
+    if text.is_empty() || text.len() > PATTERN_MAX {
+        return Err(PatternError::Size);
+    }
+    regex::bytes::RegexBuilder::new(text)
+        .size_limit(PATTERN_MEMORY)
+        .dfa_size_limit(PATTERN_MEMORY)
+        .build()
+        .map_err(|error| {
+            let error = error.to_string();
+            PatternError::Invalid(error.lines().last().unwrap_or("").trim().to_owned())
+        })
+}
+
+/// A window of time as `?last=` takes it: `500ms`, `90s`, `5m` (or `5min`), `2h`, `1d`, or a
+/// bare number of seconds; `None` for anything else, or a window too long to count.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use memtail::http::wire::parse_duration;
+///
+/// assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+/// assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+/// assert_eq!(parse_duration("5x"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let millis = match unit.to_ascii_lowercase().as_str() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(
+        number.checked_mul(millis)?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
