@@ -240,23 +240,11 @@ impl Tail {
             if !self.batch.is_empty() {
                 return Ok(());
             }
-            let read = self.fill();
-            if read.taken > 0 {
-                return Ok(());
-            }
-            if read.closed {
-                return Err(RecvTimeoutError::Disconnected);
-            }
             let waker = self.thread_waker();
-            self.cursor.shared().wait(&mut self.wait, &waker);
-            // A writer that appended after the read above and before the waker was left did not
-            // see it: read again (see `core/wait.rs`).
-            let read = self.fill();
-            if read.taken > 0 {
-                return Ok(());
-            }
-            if read.closed {
-                return Err(RecvTimeoutError::Disconnected);
+            match self.poll_fill(&waker) {
+                Poll::Ready(true) => return Ok(()),
+                Poll::Ready(false) => return Err(RecvTimeoutError::Disconnected),
+                Poll::Pending => {}
             }
             // A wake-up that came before `park` makes it return at once; a spurious one goes
             // round the loop again.
@@ -298,7 +286,7 @@ impl Tail {
     /// Polls for the next entry: what [`recv`](Tail::recv) and the `Stream` implementation
     /// do.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Entry>> {
-        match self.poll_fill(cx) {
+        match self.poll_fill(cx.waker()) {
             Poll::Ready(true) => Poll::Ready(self.pop()),
             Poll::Ready(false) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -358,7 +346,7 @@ impl Tail {
 
     /// Polls for a batch: what [`recv_batch`](Tail::recv_batch) does.
     pub fn poll_recv_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<Replay>> {
-        match self.poll_fill(cx) {
+        match self.poll_fill(cx.waker()) {
             Poll::Ready(true) => Poll::Ready(Some(self.take_batch())),
             Poll::Ready(false) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -442,7 +430,7 @@ impl Tail {
 
     /// Makes sure the batch holds entries: `Ready(true)` when it does, `Ready(false)` at the end,
     /// `Pending` with the waker left for the next writer.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+    fn poll_fill(&mut self, waker: &Waker) -> Poll<bool> {
         if !self.batch.is_empty() {
             return Poll::Ready(true);
         }
@@ -450,9 +438,9 @@ impl Tail {
         if read.taken > 0 || read.closed {
             return Poll::Ready(read.taken > 0);
         }
-        self.cursor.shared().wait(&mut self.wait, cx.waker());
+        self.cursor.shared().wait(&mut self.wait, waker);
         // A writer that appended after the read above and before the waker was left did not see
-        // it: read again (see `Waiters`).
+        // it: read again (see `core/wait.rs`).
         let read = self.fill();
         if read.taken > 0 || read.closed {
             return Poll::Ready(read.taken > 0);
