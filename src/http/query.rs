@@ -124,7 +124,8 @@ impl Query {
         } else {
             None
         };
-        let written = buf.stats().entries_written;
+        // Entries written so far: the ring's next sequence number.
+        let written = buf.shared().len_and_next().1;
         let instance = buf.shared().instance();
         let asked = match resume {
             Some(last) => {
